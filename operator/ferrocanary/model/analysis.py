@@ -1,0 +1,314 @@
+"""Analysis settings: which KPIs are judged against which targets, at what confidence, for how long.
+
+Parsed from a RustCanary's ``spec.analysis`` (camelCase keys, as in the CRD). Every key is optional;
+the defaults are the KPI table of ARCHITECTURE.md: p99 latency <= 0.60x, requests per CPU-second
+>= 1.50x, cost per request <= 0.70x, zero memory faults, and guard rails on the error rate and the
+p50 latency. Bad values raise ValueError naming the field (e.g. ``spec.analysis.kpis[1].target``)
+so the operator can put the message straight into the resource's status.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class Direction(StrEnum):
+    """Which side of the target is better for the candidate."""
+
+    LOWER = "lower"
+    HIGHER = "higher"
+
+
+class KpiKind(StrEnum):
+    """What a KPI measures (the ``type`` key in the spec)."""
+
+    LATENCY_QUANTILE = "latencyQuantile"
+    THROUGHPUT_PER_CPU = "throughputPerCpu"
+    COST_PER_REQUEST = "costPerRequest"
+    MEMORY_FAULTS = "memoryFaults"
+
+
+class GuardKind(StrEnum):
+    """What a guard rail measures (the ``type`` key in the spec)."""
+
+    ERROR_RATE = "errorRate"
+    LATENCY_QUANTILE = "latencyQuantile"
+
+
+_DIRECTION_OF: dict[KpiKind, Direction] = {
+    KpiKind.LATENCY_QUANTILE: Direction.LOWER,
+    KpiKind.THROUGHPUT_PER_CPU: Direction.HIGHER,
+    KpiKind.COST_PER_REQUEST: Direction.LOWER,
+    KpiKind.MEMORY_FAULTS: Direction.LOWER,
+}
+
+# A frozen dataclass cannot compute a default from another field, so a sentinel marks "derive it".
+_DERIVED: Any = None
+
+
+@dataclass(frozen=True)
+class KpiTarget:
+    """One improvement target. Ratios are candidate/baseline; memory faults: the allowed fault count."""
+
+    name: str
+    kind: KpiKind
+    target: float
+    quantile: float | None = None
+    direction: Direction = _DERIVED  # derived from kind when not given
+
+    def __post_init__(self) -> None:
+        if self.direction is None:
+            object.__setattr__(self, "direction", _DIRECTION_OF[self.kind])
+        if self.kind is KpiKind.LATENCY_QUANTILE and (self.quantile is None or not 0.0 < self.quantile < 1.0):
+            raise ValueError(f"KPI {self.name}: quantile must be in (0, 1), got {self.quantile!r}")
+        if self.kind is KpiKind.MEMORY_FAULTS:
+            if not (math.isfinite(self.target) and self.target >= 0):
+                raise ValueError(f"KPI {self.name}: allowed fault count must be >= 0, got {self.target!r}")
+        elif not (math.isfinite(self.target) and self.target > 0):
+            raise ValueError(f"KPI {self.name}: target ratio must be > 0, got {self.target!r}")
+
+
+@dataclass(frozen=True)
+class GuardRail:
+    """A harm check: the candidate must not be worse than ``max_ratio`` x the baseline."""
+
+    name: str
+    kind: GuardKind
+    quantile: float | None = None
+    max_ratio: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.kind is GuardKind.LATENCY_QUANTILE and (
+            self.quantile is None or not 0.0 < self.quantile < 1.0
+        ):
+            raise ValueError(f"guard {self.name}: quantile must be in (0, 1), got {self.quantile!r}")
+        if not (math.isfinite(self.max_ratio) and self.max_ratio > 0):
+            raise ValueError(f"guard {self.name}: maxRatio must be > 0, got {self.max_ratio!r}")
+
+
+@dataclass(frozen=True)
+class Pricing:
+    """List prices for the cost KPI and the monthly projection (defaults: a common on-demand price)."""
+
+    cpu_hour: float = 0.04048  # $ per vCPU-hour
+    memory_gib_hour: float = 0.004445  # $ per GiB-hour
+    monthly_requests: float | None = None  # None: project from the observed total request rate
+
+
+DEFAULT_KPIS: tuple[KpiTarget, ...] = (
+    KpiTarget("p99-latency", KpiKind.LATENCY_QUANTILE, 0.60, quantile=0.99),
+    KpiTarget("throughput-per-cpu", KpiKind.THROUGHPUT_PER_CPU, 1.50),
+    KpiTarget("cost-per-request", KpiKind.COST_PER_REQUEST, 0.70),
+    KpiTarget("memory-faults", KpiKind.MEMORY_FAULTS, 0.0),
+)
+
+DEFAULT_GUARDS: tuple[GuardRail, ...] = (
+    GuardRail("error-rate", GuardKind.ERROR_RATE),
+    GuardRail("p50-latency", GuardKind.LATENCY_QUANTILE, quantile=0.50),
+)
+
+
+@dataclass(frozen=True)
+class AnalysisSettings:
+    """Everything the judge needs besides the data. Durations in seconds."""
+
+    interval_seconds: float = 60.0
+    warmup_seconds: float = 120.0  # dropped after every traffic weight change
+    max_duration_seconds: float = 7200.0
+    confidence: float = 0.95  # per KPI; promotion is an intersection-union test at this level
+    guard_confidence: float = 0.99  # over all guard rails together (Bonferroni)
+    min_blocks: int = 20  # J_min: no decision before this many usable blocks
+    min_tail_count: int = 50  # observations above each quantile, per arm, before deciding on it
+    max_bucket_growth: float = 1.1  # largest bucket edge ratio tolerated across p50..p99.9
+    information_horizon_seconds: float = 1800.0  # where the confidence sequence is tightest
+    kpis: tuple[KpiTarget, ...] = DEFAULT_KPIS
+    guards: tuple[GuardRail, ...] = DEFAULT_GUARDS
+    pricing: Pricing = field(default_factory=Pricing)
+
+    def __post_init__(self) -> None:
+        for name in ("confidence", "guard_confidence"):
+            value = getattr(self, name)
+            if not 0.5 <= value < 1.0:
+                raise ValueError(f"{name} must be in [0.5, 1), got {value!r}")
+        if self.interval_seconds <= 0 or self.max_duration_seconds <= 0 or self.warmup_seconds < 0:
+            raise ValueError("interval and maxDuration must be > 0 and warmup >= 0")
+        if self.max_bucket_growth <= 1.0:
+            raise ValueError(f"max_bucket_growth must be > 1, got {self.max_bucket_growth!r}")
+        names = [k.name for k in self.kpis] + [g.name for g in self.guards]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"KPI and guard names must be unique: {', '.join(duplicates)}")
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+
+
+def parse_duration(text: str | float | int, field: str = "duration") -> float:
+    """Seconds from "90s", "1m", "2h", "1h30m", "250ms", or a plain number of seconds."""
+    if isinstance(text, bool):
+        raise ValueError(f"{field}: expected a duration, got {text!r}")
+    if isinstance(text, int | float):
+        seconds = float(text)
+    elif isinstance(text, str):
+        compact = text.strip()
+        try:
+            seconds = float(compact)
+        except ValueError:
+            parts = _DURATION_PART.findall(compact)
+            if not parts or "".join(n + u for n, u in parts) != compact:
+                raise ValueError(f"{field}: not a duration: {text!r} (use e.g. 90s, 1m, 1h30m)") from None
+            scale = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+            seconds = sum(float(n) * scale[u] for n, u in parts)
+    else:
+        raise ValueError(f"{field}: expected a duration, got {type(text).__name__}")
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"{field}: duration must be finite and >= 0, got {text!r}")
+    return seconds
+
+
+def _number(value: Any, field: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(float(value)):
+        raise ValueError(f"{field}: expected a finite number, got {value!r}")
+    return float(value)
+
+
+def _quantile_from_name(name: str) -> float | None:
+    match = re.fullmatch(r"p(\d+(?:\.\d+)?)(?:-.*)?", name)
+    return float(match.group(1)) / 100.0 if match else None
+
+
+def _kpi(data: Any, where: str) -> KpiTarget:
+    if not isinstance(data, Mapping):
+        raise ValueError(f"{where}: expected an object")
+    name = data.get("name")
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"{where}.name: required (a non-empty string)")
+    try:
+        kind = KpiKind(str(data.get("type")))
+    except ValueError:
+        known = ", ".join(k.value for k in KpiKind)
+        raise ValueError(f"{where}.type: unknown KPI type {data.get('type')!r}; known: {known}") from None
+    if "target" not in data:
+        raise ValueError(f"{where}.target: required")
+    target = _number(data["target"], f"{where}.target")
+    quantile = None
+    if kind is KpiKind.LATENCY_QUANTILE:
+        quantile = (
+            _number(data["quantile"], f"{where}.quantile")
+            if "quantile" in data
+            else _quantile_from_name(name)
+        )
+        if quantile is None or not 0.0 < quantile < 1.0:
+            raise ValueError(
+                f"{where}.quantile: required in (0, 1) for type latencyQuantile, got {quantile!r}"
+            )
+    try:
+        return KpiTarget(name, kind, target, quantile=quantile)
+    except ValueError as exc:
+        raise ValueError(f"{where}.target: {exc}") from None
+
+
+def _guard(data: Any, where: str) -> GuardRail:
+    if not isinstance(data, Mapping):
+        raise ValueError(f"{where}: expected an object")
+    name = data.get("name")
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"{where}.name: required (a non-empty string)")
+    try:
+        kind = GuardKind(str(data.get("type")))
+    except ValueError:
+        known = ", ".join(k.value for k in GuardKind)
+        raise ValueError(f"{where}.type: unknown guard type {data.get('type')!r}; known: {known}") from None
+    quantile = None
+    if kind is GuardKind.LATENCY_QUANTILE:
+        quantile = (
+            _number(data["quantile"], f"{where}.quantile")
+            if "quantile" in data
+            else _quantile_from_name(name)
+        )
+        if quantile is None or not 0.0 < quantile < 1.0:
+            raise ValueError(
+                f"{where}.quantile: required in (0, 1) for type latencyQuantile, got {quantile!r}"
+            )
+    max_ratio = _number(data.get("maxRatio", 1.0), f"{where}.maxRatio")
+    if max_ratio <= 0:
+        raise ValueError(f"{where}.maxRatio: must be > 0, got {max_ratio!r}")
+    return GuardRail(name, kind, quantile=quantile, max_ratio=max_ratio)
+
+
+def _list(value: Any, where: str) -> Sequence[Any]:
+    if isinstance(value, str | bytes) or not isinstance(value, Sequence):
+        raise ValueError(f"{where}: expected a list")
+    return value
+
+
+def _pricing(data: Any, where: str) -> Pricing:
+    if not isinstance(data, Mapping):
+        raise ValueError(f"{where}: expected an object")
+    default = Pricing()
+    cpu = _number(data.get("cpuHour", default.cpu_hour), f"{where}.cpuHour")
+    mem = _number(data.get("memoryGiBHour", default.memory_gib_hour), f"{where}.memoryGiBHour")
+    monthly = data.get("monthlyRequests")
+    monthly_value = None if monthly is None else _number(monthly, f"{where}.monthlyRequests")
+    for key, value in (("cpuHour", cpu), ("memoryGiBHour", mem), ("monthlyRequests", monthly_value)):
+        if value is not None and value < 0:
+            raise ValueError(f"{where}.{key}: must be >= 0, got {value!r}")
+    return Pricing(cpu, mem, monthly_value)
+
+
+def settings_from_spec(analysis: Mapping[str, Any] | None) -> AnalysisSettings:
+    """AnalysisSettings from ``spec.analysis``; missing keys keep their defaults, unknown keys are ignored
+    (the same object also carries the rollout policy's keys)."""
+    where = "spec.analysis"
+    if analysis is None:
+        return AnalysisSettings()
+    if not isinstance(analysis, Mapping):
+        raise ValueError(f"{where}: expected an object")
+    default = AnalysisSettings()
+    values: dict[str, Any] = {}
+    for key, attr in (
+        ("interval", "interval_seconds"),
+        ("warmup", "warmup_seconds"),
+        ("maxDuration", "max_duration_seconds"),
+        ("informationHorizon", "information_horizon_seconds"),
+    ):
+        if key in analysis:
+            values[attr] = parse_duration(analysis[key], f"{where}.{key}")
+    if values.get("interval_seconds", default.interval_seconds) <= 0:
+        raise ValueError(f"{where}.interval: must be > 0")
+    if values.get("max_duration_seconds", default.max_duration_seconds) <= 0:
+        raise ValueError(f"{where}.maxDuration: must be > 0")
+    for key, attr in (("confidence", "confidence"), ("guardConfidence", "guard_confidence")):
+        if key in analysis:
+            level = _number(analysis[key], f"{where}.{key}")
+            if not 0.5 <= level < 1.0:
+                raise ValueError(f"{where}.{key}: must be in [0.5, 1), got {level!r}")
+            values[attr] = level
+    for key, attr in (("minBlocks", "min_blocks"), ("minTailCount", "min_tail_count")):
+        if key in analysis:
+            count = _number(analysis[key], f"{where}.{key}")
+            if count < 1 or count != int(count):
+                raise ValueError(f"{where}.{key}: must be a positive integer, got {analysis[key]!r}")
+            values[attr] = int(count)
+    if "maxBucketGrowth" in analysis:
+        growth = _number(analysis["maxBucketGrowth"], f"{where}.maxBucketGrowth")
+        if growth <= 1.0:
+            raise ValueError(f"{where}.maxBucketGrowth: must be > 1, got {growth!r}")
+        values["max_bucket_growth"] = growth
+    if "kpis" in analysis:
+        items = _list(analysis["kpis"], f"{where}.kpis")
+        values["kpis"] = tuple(_kpi(item, f"{where}.kpis[{i}]") for i, item in enumerate(items))
+    if "guards" in analysis:
+        items = _list(analysis["guards"], f"{where}.guards")
+        values["guards"] = tuple(_guard(item, f"{where}.guards[{i}]") for i, item in enumerate(items))
+    if "pricing" in analysis:
+        values["pricing"] = _pricing(analysis["pricing"], f"{where}.pricing")
+    try:
+        return AnalysisSettings(**values)
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from None
