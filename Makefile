@@ -1,0 +1,59 @@
+# The README's commands. `make setup` is the shared, idempotent first half of both.
+# Everything is installed by the project itself and cached by version under ~/.cache/ferrocanary.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+CACHE := $(HOME)/.cache/ferrocanary
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+PYTEST_ARGS ?=
+
+.PHONY: setup venv toolchain workload lint typecheck imports unit integration test demo bench clean
+
+setup: venv toolchain workload
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	PIP_CACHE_DIR=$(CACHE)/pip $(PY) -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+venv: $(STAMP)
+
+# Go builds of the control plane, kwok, helm, etcd; Prometheus from Debian. Cached by version.
+toolchain: venv
+	$(VENV)/bin/ferrocanary local build
+
+# The reference workload's Rust extension (maturin), installed into the venv.
+workload: venv
+	@if [ -x workloads/build.sh ]; then workloads/build.sh $(PY); fi
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check operator tests
+
+typecheck: venv
+	$(VENV)/bin/mypy
+
+imports: venv
+	cd operator && ../$(VENV)/bin/lint-imports --config ../.importlinter
+
+unit: venv
+	$(PY) -m pytest -m "not integration" $(PYTEST_ARGS)
+
+integration: setup
+	$(PY) -m pytest -m integration $(PYTEST_ARGS)
+
+test: setup lint typecheck imports
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+demo: setup
+	$(VENV)/bin/ferrocanary local up
+	$(VENV)/bin/ferrocanary local status
+
+bench: setup
+	$(VENV)/bin/ferrocanary bench judge --quick --json
+
+clean:
+	-$(VENV)/bin/ferrocanary local down
+	rm -rf $(VENV)

@@ -1,0 +1,1 @@
+"""Benchmark harnesses that print their figures as JSON (judge simulation, workload load test)."""

@@ -1,0 +1,1 @@
+"""The ``ferrocanary`` command line: one module per subcommand, registered in ``main``."""

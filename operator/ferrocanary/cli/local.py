@@ -1,0 +1,155 @@
+"""``ferrocanary local``: build, start, inspect and stop the one-machine sandbox.
+
+    ferrocanary local build            build the toolchain (first time: Go builds, 10-20 minutes)
+    ferrocanary local up [--name N]    start etcd, the control plane, kwok, Prometheus (idempotent)
+    eval "$(ferrocanary local env)"    KUBECONFIG, PROMETHEUS_URL and PATH for this shell
+    ferrocanary local status [--json]  each component's health
+    ferrocanary local down [--name N]  stop every process by pid, remove the state (harmless twice)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from typing import Any
+
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ferrocanary.local import processes
+from ferrocanary.local.sandbox import Sandbox, SandboxError
+from ferrocanary.local.toolchain import Toolchain, ToolchainError
+
+_err = Console(stderr=True)
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "local", help="a real control plane and Prometheus on this machine",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    build = actions.add_parser("build", help="build and cache the toolchain (idempotent)")
+    build.add_argument("--json", action="store_true", help="print what was built as JSON")
+    build.set_defaults(func=_build)
+
+    up = actions.add_parser("up", help="start a sandbox (builds the toolchain first if needed)")
+    _name(up)
+    up.add_argument("--apiserver-port", type=int, help="fixed port for kube-apiserver (default: a free one)")
+    up.add_argument("--prometheus-port", type=int, help="fixed port for Prometheus (default: a free one)")
+    up.set_defaults(func=_up)
+
+    env = actions.add_parser("env", help="print shell exports for a running sandbox")
+    _name(env)
+    env.set_defaults(func=_env)
+
+    status = actions.add_parser("status", help="show each component's health")
+    _name(status)
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(func=_status)
+
+    down = actions.add_parser("down", help="stop a sandbox and remove its state")
+    _name(down)
+    down.set_defaults(func=_down)
+
+
+def _name(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--name", default="default", help="sandbox name (default: %(default)s)")
+
+
+def ensure_toolchain(toolchain: Toolchain) -> list[str]:
+    """Build whatever is missing, with a spinner per component; return the names built."""
+    missing = toolchain.missing()
+    if not missing:
+        return []
+    with Progress(
+        SpinnerColumn(), TextColumn("[bold]{task.description}"), TextColumn("{task.fields[hint]}"),
+        TimeElapsedColumn(), console=_err,
+    ) as progress:
+        for component in missing:
+            task = progress.add_task(f"{component.name} {component.version}", hint=component.hint, total=1)
+            started = time.monotonic()
+            toolchain.build(component)
+            progress.update(task, completed=1, hint=f"done in {time.monotonic() - started:.0f}s")
+    return [c.name for c in missing]
+
+
+def _build(args: argparse.Namespace) -> int:
+    try:
+        toolchain = Toolchain()
+        built = ensure_toolchain(toolchain)
+    except ToolchainError as exc:
+        _err.print(f"[red]build failed:[/red] {exc}")
+        return 1
+    summary = {c.name: {"version": c.version, "directory": str(c.directory)} for c in toolchain.components}
+    if args.json:
+        print(json.dumps({"built": built, "components": summary}, indent=2))
+    else:
+        _err.print(f"toolchain ready ({'built ' + ', '.join(built) if built else 'all cached'}) in "
+                   f"{toolchain.components[0].directory.parent}")
+    return 0
+
+
+def _up(args: argparse.Namespace) -> int:
+    ports = {k: v for k, v in (("apiserver", args.apiserver_port), ("prometheus", args.prometheus_port)) if v}
+    try:
+        sandbox = Sandbox(args.name)
+        if sandbox.is_up():
+            _err.print(f"sandbox {args.name!r} is already up; nothing to do")
+            return 0
+        ensure_toolchain(sandbox.toolchain)
+        with _err.status("starting the sandbox") as spinner:
+            sandbox.up(lambda message: spinner.update(message), ports=ports)
+    except (SandboxError, ToolchainError, processes.ComponentError) as exc:
+        _err.print(f"[red]sandbox {args.name!r} did not start:[/red] {exc}")
+        return 1
+    _err.print(f"sandbox {args.name!r} is up: apiserver {sandbox.apiserver_url}, Prometheus {sandbox.prometheus_url}")
+    _err.print(f'use it with: eval "$(ferrocanary local env --name {args.name})"')
+    return 0
+
+
+def _env(args: argparse.Namespace) -> int:
+    sandbox = Sandbox(args.name)
+    try:
+        variables = sandbox.env()
+    except SandboxError as exc:
+        _err.print(f"[red]{exc}[/red]")
+        return 1
+    for key, value in variables.items():
+        print(f"export {key}={shlex.quote(value)}")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    sandbox = Sandbox(args.name)
+    status = sandbox.status()
+    if args.json:
+        print(json.dumps({"name": args.name, "up": sandbox.is_up(), "components": status}, indent=2))
+        return 0 if sandbox.is_up() else 1
+    if not status:
+        _err.print(f"sandbox {args.name!r} is not up")
+        return 1
+    table = Table(title=f"sandbox {args.name}")
+    table.add_column("component")
+    table.add_column("health")
+    table.add_column("log")
+    state = sandbox.load_state()
+    for name, health in status.items():
+        colour = {"healthy": "green", "unhealthy": "yellow"}.get(health, "red")
+        log = state.components[name].log if state else ""
+        table.add_row(name, f"[{colour}]{health}[/{colour}]", log)
+    Console().print(table)
+    if sandbox.is_up():
+        Console().print(f"apiserver {sandbox.apiserver_url}   Prometheus {sandbox.prometheus_url}")
+    return 0 if sandbox.is_up() else 1
+
+
+def _down(args: argparse.Namespace) -> int:
+    existed = Sandbox(args.name).down()
+    print(f"sandbox {args.name!r} {'stopped and removed' if existed else 'was not up'}", file=sys.stderr)
+    return 0

@@ -1,0 +1,1 @@
+"""Thin kopf handlers: parse, call reconcile, return status. The only kopf importers."""

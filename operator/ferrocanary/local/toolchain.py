@@ -1,0 +1,276 @@
+"""Builds and caches the sandbox's binaries from package registries (no release downloads).
+
+Owns: reading the pinned versions (tools/versions.env), the cache layout under
+``~/.cache/ferrocanary``, and one build recipe per component: the Kubernetes control plane and
+kubectl (Go wrapper module in tools/k8s), etcd (tools/etcd), kwok and helm (``go install``),
+Prometheus and promtool (Debian's package, extracted, never installed as a service), and the
+Gateway API CRDs (files inside the Go module download).
+
+Every build writes into a temporary directory that is renamed into place only on success, so a
+build interrupted halfway never looks finished. Logs go to ``<cache>/logs/<component>.log``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class ToolchainError(RuntimeError):
+    """A component could not be built; the message names it and its log file."""
+
+
+def repo_root() -> Path:
+    """The checkout that holds tools/versions.env (the package is installed editable from it)."""
+    override = os.environ.get("FERROCANARY_REPO")
+    if override:
+        return Path(override)
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        if (parent / "tools" / "versions.env").is_file():
+            return parent
+    raise ToolchainError(
+        "cannot find tools/versions.env above the ferrocanary package; set FERROCANARY_REPO to the checkout"
+    )
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("FERROCANARY_CACHE", Path.home() / ".cache" / "ferrocanary"))
+
+
+@dataclass(frozen=True)
+class Versions:
+    kubernetes: str
+    etcd: str
+    kwok: str
+    helm: str
+    gateway_api: str
+    prometheus_deb: str
+
+    @property
+    def kubernetes_minor(self) -> str:
+        return self.kubernetes.lstrip("v").split(".")[1]
+
+
+def read_versions(root: Path | None = None) -> Versions:
+    path = (root or repo_root()) / "tools" / "versions.env"
+    values: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            key, _, value = line.partition("=")
+            values[key.strip()] = value.strip()
+    try:
+        return Versions(
+            kubernetes=values["KUBERNETES_VERSION"],
+            etcd=values["ETCD_VERSION"],
+            kwok=values["KWOK_VERSION"],
+            helm=values["HELM_VERSION"],
+            gateway_api=values["GATEWAY_API_VERSION"],
+            prometheus_deb=values["PROMETHEUS_DEB_VERSION"],
+        )
+    except KeyError as missing:
+        raise ToolchainError(f"{path}: {missing.args[0]} is not set") from None
+
+
+@dataclass(frozen=True)
+class Component:
+    """One cached build: where its files land and how to make them."""
+
+    name: str
+    version: str
+    files: tuple[str, ...]
+    hint: str  # what the user is waiting for, shown beside the spinner
+    build: Callable[[Path, Path], None]  # (temporary target dir, log file) -> None
+
+    @property
+    def directory(self) -> Path:
+        return cache_dir() / "bin" / f"{self.name}-{self.version}"
+
+    def is_built(self) -> bool:
+        return all((self.directory / f).exists() for f in self.files)
+
+
+class Toolchain:
+    """The sandbox's components at their pinned versions, and the paths of their executables."""
+
+    def __init__(self, root: Path | None = None) -> None:
+        self.root = root or repo_root()
+        self.versions = read_versions(self.root)
+        v = self.versions
+        self.components: tuple[Component, ...] = (
+            Component(
+                "kubernetes",
+                v.kubernetes,
+                ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl"),
+                "go build of the control plane and kubectl (first time 10-20 min on 2 cores)",
+                self._build_kubernetes,
+            ),
+            Component("etcd", v.etcd, ("etcd",), "go build of etcd", self._build_etcd),
+            Component("kwok", v.kwok, ("kwok",), "go install of kwok (fake kubelets)", self._build_kwok),
+            Component("helm", v.helm, ("helm",), "go install of helm", self._build_helm),
+            Component(
+                "prometheus",
+                v.prometheus_deb.replace("+", "_").replace("~", "_"),
+                ("prometheus", "promtool"),
+                "Debian's prometheus package, extracted",
+                self._build_prometheus,
+            ),
+            Component(
+                "gateway-api",
+                v.gateway_api,
+                ("standard-install.yaml",),
+                "Gateway API CRDs from the Go module",
+                self._fetch_gateway_api,
+            ),
+        )
+
+    # ----------------------------------------------------------------------------------- paths
+    def component(self, name: str) -> Component:
+        for c in self.components:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+    def path(self, component: str, file: str | None = None) -> Path:
+        c = self.component(component)
+        return c.directory / (file or c.files[0])
+
+    def missing(self) -> list[Component]:
+        return [c for c in self.components if not c.is_built()]
+
+    def build(self, component: Component) -> None:
+        """Build one component atomically; raise ToolchainError naming its log on failure."""
+        logs = cache_dir() / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        log = logs / f"{component.name}-{component.version}.log"
+        tmp = component.directory.with_name(component.directory.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        try:
+            component.build(tmp, log)
+            absent = [f for f in component.files if not (tmp / f).exists()]
+            if absent:
+                raise ToolchainError(f"{component.name}: build finished without {', '.join(absent)}; see {log}")
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        shutil.rmtree(component.directory, ignore_errors=True)
+        tmp.rename(component.directory)
+
+    # ---------------------------------------------------------------------------------- recipes
+    def _go_env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            GOTOOLCHAIN="local",
+            CGO_ENABLED="0",
+            GOFLAGS="-trimpath",
+            GOMODCACHE=str(cache_dir() / "go" / "mod"),
+            GOCACHE=str(cache_dir() / "go" / "build"),
+        )
+        return env
+
+    def _run(self, name: str, argv: Sequence[str], log: Path, cwd: Path | None = None,
+             env: dict[str, str] | None = None) -> str:
+        with log.open("a") as out:
+            out.write(f"\n$ {' '.join(argv)}\n")
+            out.flush()
+            proc = subprocess.run(
+                list(argv), cwd=cwd, env=env or self._go_env(), stdout=subprocess.PIPE,
+                stderr=out, text=True, check=False,
+            )
+            out.write(proc.stdout)
+        if proc.returncode != 0:
+            raise ToolchainError(f"{name}: `{' '.join(argv[:3])} ...` failed (exit {proc.returncode}); see {log}")
+        return proc.stdout
+
+    def _go_version_ldflags(self) -> str:
+        v = self.versions
+        flags = ["-s", "-w"]
+        for pkg in ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version"):
+            flags += [
+                f"-X {pkg}.gitVersion={v.kubernetes}",
+                f"-X {pkg}.gitMajor=1",
+                f"-X {pkg}.gitMinor={v.kubernetes_minor}",
+                f"-X {pkg}.gitTreeState=clean",
+            ]
+        return " ".join(flags)
+
+    def regenerate_kubernetes_module(self, log: Path) -> None:
+        """Rewrite tools/k8s/go.mod for KUBERNETES_VERSION (replace every staging module)."""
+        v = self.versions
+        module_dir = self.root / "tools" / "k8s"
+        info = json.loads(self._run("kubernetes", ["go", "mod", "download", "-json", f"k8s.io/kubernetes@{v.kubernetes}"], log))
+        upstream = Path(info["GoMod"]).read_text()
+        go_line = re.search(r"^go \S+$", upstream, re.MULTILINE)
+        staging = re.findall(r"^\s*(k8s\.io/[a-z0-9-]+) => \./staging/", upstream, re.MULTILINE)
+        patch = v.kubernetes.lstrip("v").split(".", 1)[1]  # "33.13" -> staging v0.33.13
+        (module_dir / "go.mod").write_text(f"module ferrocanary.io/tools/k8s\n\n{go_line.group(0) if go_line else 'go 1.24.0'}\n")
+        (module_dir / "go.sum").unlink(missing_ok=True)
+        for module in staging:
+            self._run("kubernetes", ["go", "mod", "edit", f"-replace={module}={module}@v0.{patch}"], log, cwd=module_dir)
+        self._run("kubernetes", ["go", "mod", "edit", f"-require=k8s.io/kubernetes@{v.kubernetes}"], log, cwd=module_dir)
+        # -e: test-only imports of upstream packages may name module versions the proxy lacks.
+        self._run("kubernetes", ["go", "mod", "tidy", "-e"], log, cwd=module_dir)
+
+    def _build_kubernetes(self, target: Path, log: Path) -> None:
+        module_dir = self.root / "tools" / "k8s"
+        if f"k8s.io/kubernetes {self.versions.kubernetes}" not in (module_dir / "go.mod").read_text():
+            self.regenerate_kubernetes_module(log)
+        commands = [f"k8s.io/kubernetes/cmd/{c}" for c in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")]
+        self._run("kubernetes", ["go", "build", "-ldflags", self._go_version_ldflags(), "-o", f"{target}/", *commands],
+                  log, cwd=module_dir)
+
+    def _build_etcd(self, target: Path, log: Path) -> None:
+        module_dir = self.root / "tools" / "etcd"
+        self._run("etcd", ["go", "build", "-ldflags", "-s -w", "-o", str(target / "etcd"), "."], log, cwd=module_dir)
+
+    def _go_install(self, name: str, package: str, target: Path, log: Path, ldflags: str) -> None:
+        env = self._go_env()
+        env["GOBIN"] = str(target)
+        self._run(name, ["go", "install", "-ldflags", ldflags, package], log, env=env)
+
+    def _build_kwok(self, target: Path, log: Path) -> None:
+        v = self.versions.kwok
+        self._go_install("kwok", f"sigs.k8s.io/kwok/cmd/kwok@{v}", target, log,
+                         f"-s -w -X sigs.k8s.io/kwok/pkg/consts.Version={v}")
+
+    def _build_helm(self, target: Path, log: Path) -> None:
+        v = self.versions
+        flags = ["-s", "-w", f"-X helm.sh/helm/v3/internal/version.version={v.helm}"]
+        for pkg in ("helm.sh/helm/v3/pkg/chartutil", "helm.sh/helm/v3/pkg/lint/rules"):
+            flags += [f"-X {pkg}.k8sVersionMajor=1", f"-X {pkg}.k8sVersionMinor={v.kubernetes_minor}"]
+        self._go_install("helm", f"helm.sh/helm/v3/cmd/helm@{v.helm}", target, log, " ".join(flags))
+
+    def _build_prometheus(self, target: Path, log: Path) -> None:
+        download = target / "deb"
+        download.mkdir()
+        argv = ["apt-get", "download", f"prometheus={self.versions.prometheus_deb}"]
+        try:
+            self._run("prometheus", argv, log, cwd=download, env=dict(os.environ))
+        except ToolchainError:
+            # A fresh machine has no package lists yet: refresh them once, then retry.
+            self._run("prometheus", ["apt-get", "update", "-qq"], log, env=dict(os.environ))
+            self._run("prometheus", argv, log, cwd=download, env=dict(os.environ))
+        (deb,) = download.glob("prometheus_*.deb")
+        tree = target / "tree"
+        self._run("prometheus", ["dpkg-deb", "-x", str(deb), str(tree)], log, env=dict(os.environ))
+        for exe in ("prometheus", "promtool"):
+            shutil.move(str(tree / "usr" / "bin" / exe), target / exe)
+        shutil.rmtree(download)
+        shutil.rmtree(tree)
+
+    def _fetch_gateway_api(self, target: Path, log: Path) -> None:
+        info = json.loads(self._run("gateway-api", ["go", "mod", "download", "-json",
+                                                    f"sigs.k8s.io/gateway-api@{self.versions.gateway_api}"], log))
+        standard = Path(info["Dir"]) / "config" / "crd" / "standard"
+        documents = [p.read_text() for p in sorted(standard.glob("*.yaml"))]
+        if not documents:
+            raise ToolchainError(f"gateway-api: no CRDs under {standard}; see {log}")
+        (target / "standard-install.yaml").write_text("\n---\n".join(documents))

@@ -1,0 +1,1 @@
+"""Where the judge's blocks come from: Prometheus or a replayed recording."""

@@ -1,0 +1,1 @@
+"""The canary state machine as a pure function of spec, status, judgement and time."""

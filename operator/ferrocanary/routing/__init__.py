@@ -1,0 +1,1 @@
+"""Traffic routers behind one small Protocol; ``registry`` is the only module naming them all."""
