@@ -65,15 +65,23 @@ def start(name: str, argv: Sequence[str], log: Path, env: dict[str, str] | None 
 
 
 def is_running(pid: int, executable: str) -> bool:
-    """True if ``pid`` is alive and still runs ``executable`` (not a recycled pid, not a zombie)."""
+    """True if ``pid`` is alive, not a zombie, and (where the kernel lets us see it) runs ``executable``.
+
+    /proc/<pid>/cmdline reads as empty while a big binary is still being paged in, so identity is
+    checked through the /proc/<pid>/exe link instead, and an unreadable link counts as "ours".
+    """
     try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
-        status = Path(f"/proc/{pid}/status").read_text()
+        stat = Path(f"/proc/{pid}/stat").read_text()
     except (FileNotFoundError, ProcessLookupError, PermissionError):
         return False
-    if "\nState:\tZ" in status:
+    # The state letter follows the command name in parentheses, which may itself contain spaces.
+    if stat[stat.rindex(")") + 2 :].startswith(("Z", "X")):
         return False
-    return cmdline == executable or Path(cmdline).name == Path(executable).name
+    try:
+        running = os.readlink(f"/proc/{pid}/exe").removesuffix(" (deleted)")
+    except OSError:
+        return True
+    return Path(running).name == Path(executable).name
 
 
 def stop(pid: int, executable: str, timeout: float = 10.0) -> None:
