@@ -13,9 +13,8 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from kubernetes import client, config
-
 from ferrocanary.local.sandbox import Sandbox
+from kubernetes import client, config
 
 
 @pytest.fixture(scope="session")

@@ -13,24 +13,38 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kubernetes import client
-
 from ferrocanary.local import processes
 from ferrocanary.local.sandbox import Sandbox, SandboxError
+from kubernetes import client
 
 pytestmark = pytest.mark.integration
 
 
 def _kubectl(sandbox: Sandbox, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(sandbox.bin_dir / "kubectl"), *args], env={**sandbox.env()}, capture_output=True,
-        text=True, timeout=120, check=check,
+        [str(sandbox.bin_dir / "kubectl"), *args],
+        env={**sandbox.env()},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=check,
     )
 
 
 def test_deployment_becomes_available_on_a_kwok_node(sandbox: Sandbox, namespace: str) -> None:
-    _kubectl(sandbox, "-n", namespace, "create", "deployment", "web", "--image=registry.invalid/web:1", "--replicas=2")
-    waited = _kubectl(sandbox, "-n", namespace, "wait", "deploy/web", "--for=condition=Available", "--timeout=90s")
+    _kubectl(
+        sandbox,
+        "-n",
+        namespace,
+        "create",
+        "deployment",
+        "web",
+        "--image=registry.invalid/web:1",
+        "--replicas=2",
+    )
+    waited = _kubectl(
+        sandbox, "-n", namespace, "wait", "deploy/web", "--for=condition=Available", "--timeout=90s"
+    )
     assert "condition met" in waited.stdout
     pods = json.loads(_kubectl(sandbox, "-n", namespace, "get", "pods", "-o", "json").stdout)["items"]
     assert len(pods) == 2
@@ -47,26 +61,60 @@ _WIDGET_CRD: dict[str, Any] = {
         "group": "sandbox.test",
         "scope": "Namespaced",
         "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
-        "versions": [{
-            "name": "v1", "served": True, "storage": True,
-            "schema": {"openAPIV3Schema": {"type": "object", "properties": {"spec": {
-                "type": "object", "required": ["size"],
-                "properties": {"size": {"type": "integer", "minimum": 1, "maximum": 10}},
-            }}}},
-        }],
+        "versions": [
+            {
+                "name": "v1",
+                "served": True,
+                "storage": True,
+                "schema": {
+                    "openAPIV3Schema": {
+                        "type": "object",
+                        "properties": {
+                            "spec": {
+                                "type": "object",
+                                "required": ["size"],
+                                "properties": {"size": {"type": "integer", "minimum": 1, "maximum": 10}},
+                            }
+                        },
+                    }
+                },
+            }
+        ],
     },
 }
 
 
 def test_crd_validation_refuses_a_bad_object(sandbox: Sandbox, namespace: str) -> None:
-    subprocess.run([str(sandbox.bin_dir / "kubectl"), "apply", "-f", "-"], input=json.dumps(_WIDGET_CRD),
-                   env=sandbox.env(), check=True, capture_output=True, text=True)
+    subprocess.run(
+        [str(sandbox.bin_dir / "kubectl"), "apply", "-f", "-"],
+        input=json.dumps(_WIDGET_CRD),
+        env=sandbox.env(),
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     _kubectl(sandbox, "wait", "crd/widgets.sandbox.test", "--for=condition=Established", "--timeout=60s")
-    good = {"apiVersion": "sandbox.test/v1", "kind": "Widget", "metadata": {"name": "ok"}, "spec": {"size": 3}}
-    bad = {"apiVersion": "sandbox.test/v1", "kind": "Widget", "metadata": {"name": "bad"}, "spec": {"size": 42}}
+    good = {
+        "apiVersion": "sandbox.test/v1",
+        "kind": "Widget",
+        "metadata": {"name": "ok"},
+        "spec": {"size": 3},
+    }
+    bad = {
+        "apiVersion": "sandbox.test/v1",
+        "kind": "Widget",
+        "metadata": {"name": "bad"},
+        "spec": {"size": 42},
+    }
     for obj, should_pass in ((good, True), (bad, False)):
-        proc = subprocess.run([str(sandbox.bin_dir / "kubectl"), "-n", namespace, "apply", "-f", "-"],
-                              input=json.dumps(obj), env=sandbox.env(), capture_output=True, text=True, check=False)
+        proc = subprocess.run(
+            [str(sandbox.bin_dir / "kubectl"), "-n", namespace, "apply", "-f", "-"],
+            input=json.dumps(obj),
+            env=sandbox.env(),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         assert (proc.returncode == 0) is should_pass, proc.stderr
         if not should_pass:
             assert "spec.size" in proc.stderr
@@ -119,16 +167,24 @@ def test_kubectl_and_helm_agree_with_the_server(sandbox: Sandbox, kube_api: clie
     versions = json.loads(_kubectl(sandbox, "version", "-o", "json").stdout)
     assert versions["serverVersion"]["gitVersion"] == server
     assert versions["clientVersion"]["gitVersion"] == server
-    helm = subprocess.run([str(sandbox.bin_dir / "helm"), "version", "--template", "{{.Version}}"],
-                          env=sandbox.env(), capture_output=True, text=True, check=True)
+    helm = subprocess.run(
+        [str(sandbox.bin_dir / "helm"), "version", "--template", "{{.Version}}"],
+        env=sandbox.env(),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert helm.stdout.strip() == sandbox.toolchain.versions.helm
     # Helm's built-in Kubernetes version must match the server's minor, or kubeVersion checks misfire.
     minor = server.split(".")[1]
     capabilities = subprocess.run(
         [str(sandbox.bin_dir / "helm"), "template", "x", str(Path(__file__).parent / "data" / "caps-chart")],
-        env=sandbox.env(), capture_output=True, text=True, check=True,
+        env=sandbox.env(),
+        capture_output=True,
+        text=True,
+        check=True,
     )
-    assert f"kube-minor: \"{minor}\"" in capabilities.stdout
+    assert f'kube-minor: "{minor}"' in capabilities.stdout
 
 
 def test_a_taken_port_is_refused_with_the_component_named(sandbox: Sandbox) -> None:

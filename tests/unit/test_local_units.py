@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
-
 from ferrocanary.local import certs, processes
 from ferrocanary.local.sandbox import ComponentState, Sandbox, SandboxError, SandboxState
 from ferrocanary.local.toolchain import Toolchain, read_versions, repo_root
@@ -26,15 +25,19 @@ def test_pki_has_an_admin_in_system_masters_and_a_serving_cert_for_loopback(tmp_
 
 
 def test_state_round_trips_through_json() -> None:
-    state = SandboxState(name="x", ports={"apiserver": 1234},
-                         components={"etcd": ComponentState(name="etcd", argv=["/bin/etcd", "--a"], pid=7)})
+    state = SandboxState(
+        name="x",
+        ports={"apiserver": 1234},
+        components={"etcd": ComponentState(name="etcd", argv=["/bin/etcd", "--a"], pid=7)},
+    )
     again = SandboxState.from_json(state.to_json())
     assert again == state
 
 
 def test_versions_are_pinned_in_one_file() -> None:
     versions = read_versions()
-    assert versions.kubernetes.startswith("v1.") and int(versions.kubernetes_minor) >= 31
+    assert versions.kubernetes.startswith("v1.")
+    assert int(versions.kubernetes_minor) >= 31
     assert (repo_root() / "tools" / "versions.env").is_file()
     toolchain = Toolchain()
     assert toolchain.path("kubernetes", "kubectl").name == "kubectl"
@@ -42,7 +45,9 @@ def test_versions_are_pinned_in_one_file() -> None:
 
 
 def test_stop_kills_by_pid_and_is_harmless_twice(tmp_path: Path) -> None:
-    started = processes.start("sleeper", [sys.executable, "-c", "import time; time.sleep(60)"], tmp_path / "s.log")
+    started = processes.start(
+        "sleeper", [sys.executable, "-c", "import time; time.sleep(60)"], tmp_path / "s.log"
+    )
     assert processes.is_running(started.pid, started.executable)
     processes.stop(started.pid, started.executable)
     assert not processes.is_running(started.pid, started.executable)
@@ -60,9 +65,12 @@ def test_a_recycled_pid_running_something_else_is_never_signalled() -> None:
 
 
 def test_a_component_that_dies_at_start_is_named_with_its_log(tmp_path: Path) -> None:
-    started = processes.start("broken", [sys.executable, "-c", "import sys; print('boom'); sys.exit(3)"],
-                              tmp_path / "broken.log")
-    with pytest.raises(processes.ComponentError, match=r"broken exited during start-up; log .*broken.log") as err:
+    started = processes.start(
+        "broken", [sys.executable, "-c", "import sys; print('boom'); sys.exit(3)"], tmp_path / "broken.log"
+    )
+    with pytest.raises(
+        processes.ComponentError, match=r"broken exited during start-up; log .*broken.log"
+    ) as err:
         processes.wait_until(started, lambda: False, timeout=10)
     assert "boom" in str(err.value)
 

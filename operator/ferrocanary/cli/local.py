@@ -1,10 +1,10 @@
 """``ferrocanary local``: build, start, inspect and stop the one-machine sandbox.
 
-    ferrocanary local build            build the toolchain (first time: Go builds, 10-20 minutes)
-    ferrocanary local up [--name N]    start etcd, the control plane, kwok, Prometheus (idempotent)
-    eval "$(ferrocanary local env)"    KUBECONFIG, PROMETHEUS_URL and PATH for this shell
-    ferrocanary local status [--json]  each component's health
-    ferrocanary local down [--name N]  stop every process by pid, remove the state (harmless twice)
+ferrocanary local build            build the toolchain (first time: Go builds, 10-20 minutes)
+ferrocanary local up [--name N]    start etcd, the control plane, kwok, Prometheus (idempotent)
+eval "$(ferrocanary local env)"    KUBECONFIG, PROMETHEUS_URL and PATH for this shell
+ferrocanary local status [--json]  each component's health
+ferrocanary local down [--name N]  stop every process by pid, remove the state (harmless twice)
 """
 
 from __future__ import annotations
@@ -29,8 +29,10 @@ _err = Console(stderr=True)
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
-        "local", help="a real control plane and Prometheus on this machine",
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+        "local",
+        help="a real control plane and Prometheus on this machine",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
 
@@ -68,8 +70,11 @@ def ensure_toolchain(toolchain: Toolchain) -> list[str]:
     if not missing:
         return []
     with Progress(
-        SpinnerColumn(), TextColumn("[bold]{task.description}"), TextColumn("{task.fields[hint]}"),
-        TimeElapsedColumn(), console=_err,
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        TextColumn("{task.fields[hint]}"),
+        TimeElapsedColumn(),
+        console=_err,
     ) as progress:
         for component in missing:
             task = progress.add_task(f"{component.name} {component.version}", hint=component.hint, total=1)
@@ -90,8 +95,10 @@ def _build(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"built": built, "components": summary}, indent=2))
     else:
-        _err.print(f"toolchain ready ({'built ' + ', '.join(built) if built else 'all cached'}) in "
-                   f"{toolchain.components[0].directory.parent}")
+        _err.print(
+            f"toolchain ready ({'built ' + ', '.join(built) if built else 'all cached'}) in "
+            f"{toolchain.components[0].directory.parent}"
+        )
     return 0
 
 
@@ -104,11 +111,13 @@ def _up(args: argparse.Namespace) -> int:
             return 0
         ensure_toolchain(sandbox.toolchain)
         with _err.status("starting the sandbox") as spinner:
-            sandbox.up(lambda message: spinner.update(message), ports=ports)
+            sandbox.up(spinner.update, ports=ports)
     except (SandboxError, ToolchainError, processes.ComponentError) as exc:
         _err.print(f"[red]sandbox {args.name!r} did not start:[/red] {exc}")
         return 1
-    _err.print(f"sandbox {args.name!r} is up: apiserver {sandbox.apiserver_url}, Prometheus {sandbox.prometheus_url}")
+    _err.print(
+        f"sandbox {args.name!r} is up: apiserver {sandbox.apiserver_url}, Prometheus {sandbox.prometheus_url}"
+    )
     _err.print(f'use it with: eval "$(ferrocanary local env --name {args.name})"')
     return 0
 

@@ -36,7 +36,9 @@ class Pki:
 
 def _write_key(path: Path, key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> None:
     path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
     )
     path.chmod(0o600)
 
@@ -65,8 +67,15 @@ def _certificate(
     if ca:
         builder = builder.add_extension(
             x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=False, data_encipherment=False,
-                key_agreement=False, key_cert_sign=True, crl_sign=True, encipher_only=False, decipher_only=False,
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
@@ -109,19 +118,26 @@ def generate(directory: Path) -> Pki:
     )
     serving = _certificate(
         x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver")]),
-        serving_key.public_key(), ca_name, ca_key,
-        usages=(ExtendedKeyUsageOID.SERVER_AUTH,), sans=sans,
+        serving_key.public_key(),
+        ca_name,
+        ca_key,
+        usages=(ExtendedKeyUsageOID.SERVER_AUTH,),
+        sans=sans,
     )
     _write_key(pki.serving_key, serving_key)
     _write_cert(pki.serving_cert, serving)
 
     admin_key = ec.generate_private_key(ec.SECP256R1())
     admin = _certificate(
-        x509.Name([
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "system:masters"),
-            x509.NameAttribute(NameOID.COMMON_NAME, "ferrocanary-admin"),
-        ]),
-        admin_key.public_key(), ca_name, ca_key,
+        x509.Name(
+            [
+                x509.NameAttribute(NameOID.ORGANIZATION_NAME, "system:masters"),
+                x509.NameAttribute(NameOID.COMMON_NAME, "ferrocanary-admin"),
+            ]
+        ),
+        admin_key.public_key(),
+        ca_name,
+        ca_key,
         usages=(ExtendedKeyUsageOID.CLIENT_AUTH,),
     )
     _write_key(pki.admin_key, admin_key)
@@ -130,6 +146,8 @@ def generate(directory: Path) -> Pki:
     sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     _write_key(pki.sa_private, sa_key)
     pki.sa_public.write_bytes(
-        sa_key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        sa_key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
     )
     return pki

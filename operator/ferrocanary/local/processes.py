@@ -127,9 +127,7 @@ def http_ok(url: str, context: ssl.SSLContext | None = None, timeout: float = 2.
         return False
 
 
-def wait_until(
-    started: Started, probe: Callable[[], bool], timeout: float, what: str = "healthy"
-) -> None:
+def wait_until(started: Started, probe: Callable[[], bool], timeout: float, what: str = "healthy") -> None:
     """Poll ``probe`` until it holds; fail early, with the log's tail, if the process dies."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -141,5 +139,6 @@ def wait_until(
             )
         time.sleep(0.25)
     raise ComponentError(
-        f"{started.name} did not become {what} within {timeout:.0f}s; log {started.log}:\n{log_tail(started.log)}"
+        f"{started.name} did not become {what} within {timeout:.0f}s; "
+        f"log {started.log}:\n{log_tail(started.log)}"
     )

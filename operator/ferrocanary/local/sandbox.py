@@ -137,7 +137,9 @@ class Sandbox:
     def _require_state(self) -> SandboxState:
         state = self.load_state()
         if state is None:
-            raise SandboxError(f"sandbox {self.name!r} is not up (run `ferrocanary local up --name {self.name}`)")
+            raise SandboxError(
+                f"sandbox {self.name!r} is not up (run `ferrocanary local up --name {self.name}`)"
+            )
         return state
 
     def env(self) -> dict[str, str]:
@@ -189,7 +191,9 @@ class Sandbox:
 
     def is_up(self) -> bool:
         status = self.status()
-        return bool(status) and set(status) == set(COMPONENTS) and all(v == "healthy" for v in status.values())
+        return (
+            bool(status) and set(status) == set(COMPONENTS) and all(v == "healthy" for v in status.values())
+        )
 
     # ------------------------------------------------------------------------------ up / down
     def up(self, progress: ProgressCallback = _quiet, ports: dict[str, int] | None = None) -> bool:
@@ -206,10 +210,20 @@ class Sandbox:
         requested = dict(ports or {})
         for component, port in requested.items():
             if not processes.port_is_free(port):
-                raise SandboxError(f"{component}: port 127.0.0.1:{port} is already taken; choose another or omit it")
+                raise SandboxError(
+                    f"{component}: port 127.0.0.1:{port} is already taken; choose another or omit it"
+                )
         self.dir.mkdir(parents=True, exist_ok=True)
         state = SandboxState(name=self.name)
-        for key in ("etcd", "etcd-peer", "apiserver", "controller-manager", "scheduler", "kwok", "prometheus"):
+        for key in (
+            "etcd",
+            "etcd-peer",
+            "apiserver",
+            "controller-manager",
+            "scheduler",
+            "kwok",
+            "prometheus",
+        ):
             state.ports[key] = requested.get(key) or processes.free_port()
         self._save(state)
         try:
@@ -256,49 +270,108 @@ class Sandbox:
         prometheus_dir = d / "prometheus"
         self._write_prometheus_config(p["prometheus"])
         return [
-            ("etcd", [
-                str(tc.path("etcd")), "--name=sandbox", f"--data-dir={d / 'etcd'}",
-                f"--listen-client-urls=http://127.0.0.1:{p['etcd']}",
-                f"--advertise-client-urls=http://127.0.0.1:{p['etcd']}",
-                f"--listen-peer-urls=http://127.0.0.1:{p['etcd-peer']}",
-                f"--initial-advertise-peer-urls=http://127.0.0.1:{p['etcd-peer']}",
-                f"--initial-cluster=sandbox=http://127.0.0.1:{p['etcd-peer']}",
-                "--unsafe-no-fsync", "--quota-backend-bytes=4294967296",
-            ], f"http://127.0.0.1:{p['etcd']}/health", 60.0),
-            ("kube-apiserver", [
-                str(tc.path("kubernetes", "kube-apiserver")),
-                f"--etcd-servers=http://127.0.0.1:{p['etcd']}",
-                "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1", f"--secure-port={p['apiserver']}",
-                f"--tls-cert-file={pki.serving_cert}", f"--tls-private-key-file={pki.serving_key}",
-                f"--client-ca-file={pki.ca_cert}", "--authorization-mode=Node,RBAC", "--allow-privileged=true",
-                "--service-cluster-ip-range=10.96.0.0/16", f"--service-account-issuer={api}",
-                f"--service-account-key-file={pki.sa_public}", f"--service-account-signing-key-file={pki.sa_private}",
-                f"--cert-dir={d / 'apiserver-certs'}", "--profiling=false",
-            ], f"{api}/readyz", 120.0),
-            ("kube-controller-manager", [
-                str(tc.path("kubernetes", "kube-controller-manager")), f"--kubeconfig={kubeconfig}",
-                f"--authentication-kubeconfig={kubeconfig}", f"--authorization-kubeconfig={kubeconfig}",
-                "--leader-elect=false", f"--service-account-private-key-file={pki.sa_private}",
-                f"--root-ca-file={pki.ca_cert}", "--use-service-account-credentials=true",
-                "--bind-address=127.0.0.1", f"--secure-port={p['controller-manager']}",
-                f"--cert-dir={d / 'kcm-certs'}", "--profiling=false",
-            ], f"https://127.0.0.1:{p['controller-manager']}/healthz", 60.0),
-            ("kube-scheduler", [
-                str(tc.path("kubernetes", "kube-scheduler")), f"--kubeconfig={kubeconfig}",
-                f"--authentication-kubeconfig={kubeconfig}", f"--authorization-kubeconfig={kubeconfig}",
-                "--leader-elect=false", "--bind-address=127.0.0.1", f"--secure-port={p['scheduler']}",
-                f"--cert-dir={d / 'scheduler-certs'}", "--profiling=false",
-            ], f"https://127.0.0.1:{p['scheduler']}/healthz", 60.0),
-            ("kwok", [
-                str(tc.path("kwok")), f"--kubeconfig={kubeconfig}", "--manage-all-nodes=false",
-                f"--manage-nodes-with-annotation-selector={FAKE_NODE_ANNOTATION}=fake",
-                "--cidr=10.244.0.0/16", "--node-ip=10.0.0.1", f"--server-address=127.0.0.1:{p['kwok']}",
-            ], f"http://127.0.0.1:{p['kwok']}/healthz", 60.0),
-            ("prometheus", [
-                str(tc.path("prometheus")), f"--config.file={prometheus_dir / 'prometheus.yml'}",
-                f"--storage.tsdb.path={prometheus_dir / 'data'}", f"--web.listen-address=127.0.0.1:{p['prometheus']}",
-                "--web.enable-lifecycle", "--storage.tsdb.retention.time=2d",
-            ], f"http://127.0.0.1:{p['prometheus']}/-/ready", 60.0),
+            (
+                "etcd",
+                [
+                    str(tc.path("etcd")),
+                    "--name=sandbox",
+                    f"--data-dir={d / 'etcd'}",
+                    f"--listen-client-urls=http://127.0.0.1:{p['etcd']}",
+                    f"--advertise-client-urls=http://127.0.0.1:{p['etcd']}",
+                    f"--listen-peer-urls=http://127.0.0.1:{p['etcd-peer']}",
+                    f"--initial-advertise-peer-urls=http://127.0.0.1:{p['etcd-peer']}",
+                    f"--initial-cluster=sandbox=http://127.0.0.1:{p['etcd-peer']}",
+                    "--unsafe-no-fsync",
+                    "--quota-backend-bytes=4294967296",
+                ],
+                f"http://127.0.0.1:{p['etcd']}/health",
+                60.0,
+            ),
+            (
+                "kube-apiserver",
+                [
+                    str(tc.path("kubernetes", "kube-apiserver")),
+                    f"--etcd-servers=http://127.0.0.1:{p['etcd']}",
+                    "--bind-address=127.0.0.1",
+                    "--advertise-address=127.0.0.1",
+                    f"--secure-port={p['apiserver']}",
+                    f"--tls-cert-file={pki.serving_cert}",
+                    f"--tls-private-key-file={pki.serving_key}",
+                    f"--client-ca-file={pki.ca_cert}",
+                    "--authorization-mode=Node,RBAC",
+                    "--allow-privileged=true",
+                    "--service-cluster-ip-range=10.96.0.0/16",
+                    f"--service-account-issuer={api}",
+                    f"--service-account-key-file={pki.sa_public}",
+                    f"--service-account-signing-key-file={pki.sa_private}",
+                    f"--cert-dir={d / 'apiserver-certs'}",
+                    "--profiling=false",
+                ],
+                f"{api}/readyz",
+                120.0,
+            ),
+            (
+                "kube-controller-manager",
+                [
+                    str(tc.path("kubernetes", "kube-controller-manager")),
+                    f"--kubeconfig={kubeconfig}",
+                    f"--authentication-kubeconfig={kubeconfig}",
+                    f"--authorization-kubeconfig={kubeconfig}",
+                    "--leader-elect=false",
+                    f"--service-account-private-key-file={pki.sa_private}",
+                    f"--root-ca-file={pki.ca_cert}",
+                    "--use-service-account-credentials=true",
+                    "--bind-address=127.0.0.1",
+                    f"--secure-port={p['controller-manager']}",
+                    f"--cert-dir={d / 'kcm-certs'}",
+                    "--profiling=false",
+                ],
+                f"https://127.0.0.1:{p['controller-manager']}/healthz",
+                60.0,
+            ),
+            (
+                "kube-scheduler",
+                [
+                    str(tc.path("kubernetes", "kube-scheduler")),
+                    f"--kubeconfig={kubeconfig}",
+                    f"--authentication-kubeconfig={kubeconfig}",
+                    f"--authorization-kubeconfig={kubeconfig}",
+                    "--leader-elect=false",
+                    "--bind-address=127.0.0.1",
+                    f"--secure-port={p['scheduler']}",
+                    f"--cert-dir={d / 'scheduler-certs'}",
+                    "--profiling=false",
+                ],
+                f"https://127.0.0.1:{p['scheduler']}/healthz",
+                60.0,
+            ),
+            (
+                "kwok",
+                [
+                    str(tc.path("kwok")),
+                    f"--kubeconfig={kubeconfig}",
+                    "--manage-all-nodes=false",
+                    f"--manage-nodes-with-annotation-selector={FAKE_NODE_ANNOTATION}=fake",
+                    "--cidr=10.244.0.0/16",
+                    "--node-ip=10.0.0.1",
+                    f"--server-address=127.0.0.1:{p['kwok']}",
+                ],
+                f"http://127.0.0.1:{p['kwok']}/healthz",
+                60.0,
+            ),
+            (
+                "prometheus",
+                [
+                    str(tc.path("prometheus")),
+                    f"--config.file={prometheus_dir / 'prometheus.yml'}",
+                    f"--storage.tsdb.path={prometheus_dir / 'data'}",
+                    f"--web.listen-address=127.0.0.1:{p['prometheus']}",
+                    "--web.enable-lifecycle",
+                    "--storage.tsdb.retention.time=2d",
+                ],
+                f"http://127.0.0.1:{p['prometheus']}/-/ready",
+                60.0,
+            ),
         ]
 
     def down(self) -> bool:
@@ -335,8 +408,13 @@ class Sandbox:
     # ------------------------------------------------------------------------------ helpers
     def _link_binaries(self) -> None:
         self.bin_dir.mkdir(exist_ok=True)
-        for component, file in (("kubernetes", "kubectl"), ("helm", "helm"), ("prometheus", "promtool"),
-                                ("prometheus", "prometheus"), ("kwok", "kwok")):
+        for component, file in (
+            ("kubernetes", "kubectl"),
+            ("helm", "helm"),
+            ("prometheus", "promtool"),
+            ("prometheus", "prometheus"),
+            ("kwok", "kwok"),
+        ):
             link = self.bin_dir / file
             link.unlink(missing_ok=True)
             link.symlink_to(self.toolchain.path(component, file))
@@ -346,13 +424,27 @@ class Sandbox:
         config = {
             "apiVersion": "v1",
             "kind": "Config",
-            "clusters": [{"name": context, "cluster": {
-                "server": f"https://127.0.0.1:{state.ports['apiserver']}",
-                "certificate-authority": str(pki.ca_cert)}}],
-            "users": [{"name": f"{context}-admin", "user": {
-                "client-certificate": str(pki.admin_cert), "client-key": str(pki.admin_key)}}],
-            "contexts": [{"name": context, "context": {"cluster": context, "user": f"{context}-admin",
-                                                       "namespace": "default"}}],
+            "clusters": [
+                {
+                    "name": context,
+                    "cluster": {
+                        "server": f"https://127.0.0.1:{state.ports['apiserver']}",
+                        "certificate-authority": str(pki.ca_cert),
+                    },
+                }
+            ],
+            "users": [
+                {
+                    "name": f"{context}-admin",
+                    "user": {"client-certificate": str(pki.admin_cert), "client-key": str(pki.admin_key)},
+                }
+            ],
+            "contexts": [
+                {
+                    "name": context,
+                    "context": {"cluster": context, "user": f"{context}-admin", "namespace": "default"},
+                }
+            ],
             "current-context": context,
         }
         self.kubeconfig.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -365,8 +457,13 @@ class Sandbox:
             "metadata": {
                 "name": name,
                 "annotations": {FAKE_NODE_ANNOTATION: "fake", "node.alpha.kubernetes.io/ttl": "0"},
-                "labels": {"type": "kwok", "kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
-                           "kubernetes.io/arch": "amd64", "kubernetes.io/role": "agent"},
+                "labels": {
+                    "type": "kwok",
+                    "kubernetes.io/hostname": name,
+                    "kubernetes.io/os": "linux",
+                    "kubernetes.io/arch": "amd64",
+                    "kubernetes.io/role": "agent",
+                },
             },
             "status": {
                 "allocatable": {"cpu": "32", "memory": "256Gi", "pods": "110"},
@@ -378,7 +475,9 @@ class Sandbox:
     def kubectl(self, *args: str, input_text: str | None = None, check: bool = True) -> str:
         """Run the sandbox's own kubectl against it; raise SandboxError with its stderr on failure."""
         argv = [str(self.toolchain.path("kubernetes", "kubectl")), f"--kubeconfig={self.kubeconfig}", *args]
-        proc = subprocess.run(argv, input=input_text, capture_output=True, text=True, timeout=120, check=False)
+        proc = subprocess.run(
+            argv, input=input_text, capture_output=True, text=True, timeout=120, check=False
+        )
         if check and proc.returncode != 0:
             raise SandboxError(f"kubectl {' '.join(args)} failed: {proc.stderr.strip()}")
         return proc.stdout
@@ -387,15 +486,20 @@ class Sandbox:
         self.targets_dir.mkdir(parents=True, exist_ok=True)
         self.rules_dir.mkdir(parents=True, exist_ok=True)
         config: dict[str, Any] = {
-            "global": {"scrape_interval": SCRAPE_INTERVAL, "scrape_timeout": SCRAPE_INTERVAL,
-                       "evaluation_interval": SCRAPE_INTERVAL},
+            "global": {
+                "scrape_interval": SCRAPE_INTERVAL,
+                "scrape_timeout": SCRAPE_INTERVAL,
+                "evaluation_interval": SCRAPE_INTERVAL,
+            },
             "rule_files": [str(self.rules_dir / "*.yml")],
             "scrape_configs": [
                 {"job_name": "prometheus", "static_configs": [{"targets": [f"127.0.0.1:{port}"]}]},
                 {
                     # Targets added at run time (the workload's arms, the operator): one JSON file each.
                     "job_name": "sandbox",
-                    "file_sd_configs": [{"files": [str(self.targets_dir / "*.json")], "refresh_interval": "5s"}],
+                    "file_sd_configs": [
+                        {"files": [str(self.targets_dir / "*.json")], "refresh_interval": "5s"}
+                    ],
                 },
             ],
         }

@@ -61,8 +61,8 @@ class Versions:
 def read_versions(root: Path | None = None) -> Versions:
     path = (root or repo_root()) / "tools" / "versions.env"
     values: dict[str, str] = {}
-    for line in path.read_text().splitlines():
-        line = line.strip()
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
         if line and not line.startswith("#") and "=" in line:
             key, _, value = line.partition("=")
             values[key.strip()] = value.strip()
@@ -157,7 +157,9 @@ class Toolchain:
             component.build(tmp, log)
             absent = [f for f in component.files if not (tmp / f).exists()]
             if absent:
-                raise ToolchainError(f"{component.name}: build finished without {', '.join(absent)}; see {log}")
+                raise ToolchainError(
+                    f"{component.name}: build finished without {', '.join(absent)}; see {log}"
+                )
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -176,18 +178,31 @@ class Toolchain:
         )
         return env
 
-    def _run(self, name: str, argv: Sequence[str], log: Path, cwd: Path | None = None,
-             env: dict[str, str] | None = None) -> str:
+    def _run(
+        self,
+        name: str,
+        argv: Sequence[str],
+        log: Path,
+        cwd: Path | None = None,
+        env: dict[str, str] | None = None,
+    ) -> str:
         with log.open("a") as out:
             out.write(f"\n$ {' '.join(argv)}\n")
             out.flush()
             proc = subprocess.run(
-                list(argv), cwd=cwd, env=env or self._go_env(), stdout=subprocess.PIPE,
-                stderr=out, text=True, check=False,
+                list(argv),
+                cwd=cwd,
+                env=env or self._go_env(),
+                stdout=subprocess.PIPE,
+                stderr=out,
+                text=True,
+                check=False,
             )
             out.write(proc.stdout)
         if proc.returncode != 0:
-            raise ToolchainError(f"{name}: `{' '.join(argv[:3])} ...` failed (exit {proc.returncode}); see {log}")
+            raise ToolchainError(
+                f"{name}: `{' '.join(argv[:3])} ...` failed (exit {proc.returncode}); see {log}"
+            )
         return proc.stdout
 
     def _go_version_ldflags(self) -> str:
@@ -206,16 +221,32 @@ class Toolchain:
         """Rewrite tools/k8s/go.mod for KUBERNETES_VERSION (replace every staging module)."""
         v = self.versions
         module_dir = self.root / "tools" / "k8s"
-        info = json.loads(self._run("kubernetes", ["go", "mod", "download", "-json", f"k8s.io/kubernetes@{v.kubernetes}"], log))
+        info = json.loads(
+            self._run(
+                "kubernetes", ["go", "mod", "download", "-json", f"k8s.io/kubernetes@{v.kubernetes}"], log
+            )
+        )
         upstream = Path(info["GoMod"]).read_text()
         go_line = re.search(r"^go \S+$", upstream, re.MULTILINE)
         staging = re.findall(r"^\s*(k8s\.io/[a-z0-9-]+) => \./staging/", upstream, re.MULTILINE)
         patch = v.kubernetes.lstrip("v").split(".", 1)[1]  # "33.13" -> staging v0.33.13
-        (module_dir / "go.mod").write_text(f"module ferrocanary.io/tools/k8s\n\n{go_line.group(0) if go_line else 'go 1.24.0'}\n")
+        (module_dir / "go.mod").write_text(
+            f"module ferrocanary.io/tools/k8s\n\n{go_line.group(0) if go_line else 'go 1.24.0'}\n"
+        )
         (module_dir / "go.sum").unlink(missing_ok=True)
         for module in staging:
-            self._run("kubernetes", ["go", "mod", "edit", f"-replace={module}={module}@v0.{patch}"], log, cwd=module_dir)
-        self._run("kubernetes", ["go", "mod", "edit", f"-require=k8s.io/kubernetes@{v.kubernetes}"], log, cwd=module_dir)
+            self._run(
+                "kubernetes",
+                ["go", "mod", "edit", f"-replace={module}={module}@v0.{patch}"],
+                log,
+                cwd=module_dir,
+            )
+        self._run(
+            "kubernetes",
+            ["go", "mod", "edit", f"-require=k8s.io/kubernetes@{v.kubernetes}"],
+            log,
+            cwd=module_dir,
+        )
         # -e: test-only imports of upstream packages may name module versions the proxy lacks.
         self._run("kubernetes", ["go", "mod", "tidy", "-e"], log, cwd=module_dir)
 
@@ -223,13 +254,22 @@ class Toolchain:
         module_dir = self.root / "tools" / "k8s"
         if f"k8s.io/kubernetes {self.versions.kubernetes}" not in (module_dir / "go.mod").read_text():
             self.regenerate_kubernetes_module(log)
-        commands = [f"k8s.io/kubernetes/cmd/{c}" for c in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")]
-        self._run("kubernetes", ["go", "build", "-ldflags", self._go_version_ldflags(), "-o", f"{target}/", *commands],
-                  log, cwd=module_dir)
+        commands = [
+            f"k8s.io/kubernetes/cmd/{c}"
+            for c in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
+        ]
+        self._run(
+            "kubernetes",
+            ["go", "build", "-ldflags", self._go_version_ldflags(), "-o", f"{target}/", *commands],
+            log,
+            cwd=module_dir,
+        )
 
     def _build_etcd(self, target: Path, log: Path) -> None:
         module_dir = self.root / "tools" / "etcd"
-        self._run("etcd", ["go", "build", "-ldflags", "-s -w", "-o", str(target / "etcd"), "."], log, cwd=module_dir)
+        self._run(
+            "etcd", ["go", "build", "-ldflags", "-s -w", "-o", str(target / "etcd"), "."], log, cwd=module_dir
+        )
 
     def _go_install(self, name: str, package: str, target: Path, log: Path, ldflags: str) -> None:
         env = self._go_env()
@@ -238,8 +278,13 @@ class Toolchain:
 
     def _build_kwok(self, target: Path, log: Path) -> None:
         v = self.versions.kwok
-        self._go_install("kwok", f"sigs.k8s.io/kwok/cmd/kwok@{v}", target, log,
-                         f"-s -w -X sigs.k8s.io/kwok/pkg/consts.Version={v}")
+        self._go_install(
+            "kwok",
+            f"sigs.k8s.io/kwok/cmd/kwok@{v}",
+            target,
+            log,
+            f"-s -w -X sigs.k8s.io/kwok/pkg/consts.Version={v}",
+        )
 
     def _build_helm(self, target: Path, log: Path) -> None:
         v = self.versions
@@ -267,8 +312,13 @@ class Toolchain:
         shutil.rmtree(tree)
 
     def _fetch_gateway_api(self, target: Path, log: Path) -> None:
-        info = json.loads(self._run("gateway-api", ["go", "mod", "download", "-json",
-                                                    f"sigs.k8s.io/gateway-api@{self.versions.gateway_api}"], log))
+        info = json.loads(
+            self._run(
+                "gateway-api",
+                ["go", "mod", "download", "-json", f"sigs.k8s.io/gateway-api@{self.versions.gateway_api}"],
+                log,
+            )
+        )
         standard = Path(info["Dir"]) / "config" / "crd" / "standard"
         documents = [p.read_text() for p in sorted(standard.glob("*.yaml"))]
         if not documents:
