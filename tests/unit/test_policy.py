@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from ferrocanary.model.decisions import Decision
 from ferrocanary.policy import machine, spec, state
 from ferrocanary.policy.state import CanaryState, Ending, ManualAction, Phase, Plan, Verdict
@@ -44,23 +45,29 @@ def test_the_last_step_is_held_until_a_verdict() -> None:
         s = machine.judge(s, PLAN, Decision.CONTINUE, "open", at(300 * i)).state
     assert s.step_index == 3
     t = machine.judge(s, PLAN, Decision.CONTINUE, "open", at(1500))
-    assert t.target_weight is None and t.state.step_index == 3
+    assert t.target_weight is None
+    assert t.state.step_index == 3
 
 
 def test_hold_never_advances_and_never_promotes() -> None:
     s = started()
     t = machine.judge(s, PLAN, Decision.HOLD, "latency missing 3 blocks in a row", at(1000))
-    assert t.state == s and not t.changed
+    assert t.state == s
+    assert not t.changed
     t = machine.no_data(s, PLAN, "Prometheus unreachable", at(1000))
-    assert t.state == s and not t.changed
+    assert t.state == s
+    assert not t.changed
 
 
 def test_promote_decision_promotes_at_any_step_in_auto_mode() -> None:
     t = machine.judge(started(), PLAN, Decision.PROMOTE, "p99 0.41 [0.38, 0.45] <= 0.60", at(600))
-    assert t.state.phase is Phase.PROMOTING and t.ending is Ending.PROMOTED
-    assert t.state.verdict is Verdict.PROMOTE and "p99" in t.state.verdict_reason
+    assert t.state.phase is Phase.PROMOTING
+    assert t.ending is Ending.PROMOTED
+    assert t.state.verdict is Verdict.PROMOTE
+    assert "p99" in t.state.verdict_reason
     settled = machine.settle(t.state, at(602))
-    assert settled.state.phase is Phase.PROMOTED and settled.state.phase.terminal
+    assert settled.state.phase is Phase.PROMOTED
+    assert settled.state.phase.terminal
     assert settled.state.decided_at == at(600)
 
 
@@ -68,7 +75,8 @@ def test_require_final_step_walks_the_remaining_steps_first() -> None:
     plan = Plan(weights=(5, 50), min_dwell_seconds=60, max_duration_seconds=3600, require_final_step=True)
     s = started(plan)
     t = machine.judge(s, plan, Decision.PROMOTE, "all pass", at(60))
-    assert t.target_weight == 50 and t.state.phase is Phase.PROGRESSING
+    assert t.target_weight == 50
+    assert t.state.phase is Phase.PROGRESSING
     t = machine.judge(t.state, plan, Decision.PROMOTE, "all pass", at(120))
     assert t.state.phase is Phase.PROMOTING
 
@@ -76,14 +84,17 @@ def test_require_final_step_walks_the_remaining_steps_first() -> None:
 def test_manual_mode_waits_for_a_person_and_only_safety_acts_meanwhile() -> None:
     plan = Plan(weights=(5, 10), min_dwell_seconds=60, max_duration_seconds=3600, manual_promotion=True)
     t = machine.judge(started(plan), plan, Decision.PROMOTE, "all pass", at(120))
-    assert t.state.phase is Phase.WAITING_PROMOTION and t.ending is None
+    assert t.state.phase is Phase.WAITING_PROMOTION
+    assert t.ending is None
     waiting = t.state
     assert machine.judge(waiting, plan, Decision.CONTINUE, "x", at(500)).state == waiting
     assert machine.judge(waiting, plan, Decision.INCONCLUSIVE, "x", at(500)).state == waiting
     promoted = machine.act(waiting, plan, ManualAction.PROMOTE, at(600), context="all pass")
-    assert promoted.state.phase is Phase.PROMOTING and "by hand" in promoted.state.verdict_reason
+    assert promoted.state.phase is Phase.PROMOTING
+    assert "by hand" in promoted.state.verdict_reason
     fault = machine.judge(waiting, plan, Decision.ROLLBACK, "candidate memory fault", at(500))
-    assert fault.state.phase is Phase.ROLLING_BACK and fault.ending is Ending.ROLLED_BACK
+    assert fault.state.phase is Phase.ROLLING_BACK
+    assert fault.ending is Ending.ROLLED_BACK
 
 
 @pytest.mark.parametrize(
@@ -96,7 +107,8 @@ def test_manual_mode_waits_for_a_person_and_only_safety_acts_meanwhile() -> None
 )
 def test_terminal_decisions_roll_back_and_settle_in_their_phase(decision: Decision, final: Phase) -> None:
     t = machine.judge(started(), PLAN, decision, "why", at(30))
-    assert t.state.phase is Phase.ROLLING_BACK and t.ending is Ending.ROLLED_BACK
+    assert t.state.phase is Phase.ROLLING_BACK
+    assert t.ending is Ending.ROLLED_BACK
     assert t.notes[0].type == machine.WARNING
     assert machine.settle(t.state, at(32)).state.phase is final
 
@@ -112,44 +124,53 @@ def test_a_fault_rolls_back_even_while_paused() -> None:
 def test_resume_returns_to_progressing_and_keeps_the_step() -> None:
     paused = machine.act(started(), PLAN, ManualAction.PAUSE, at(10)).state
     resumed = machine.act(paused, PLAN, ManualAction.RESUME, at(20))
-    assert resumed.state.phase is Phase.PROGRESSING and resumed.state.step_index == 0
+    assert resumed.state.phase is Phase.PROGRESSING
+    assert resumed.state.step_index == 0
     assert resumed.notes[0].reason == "Resumed"
 
 
 def test_abort_rolls_back_from_any_phase_that_routes_traffic() -> None:
     for current in (CanaryState(), started(), machine.act(started(), PLAN, ManualAction.PAUSE, at(1)).state):
         t = machine.act(current, PLAN, ManualAction.ABORT, at(5))
-        assert t.state.phase is Phase.ROLLING_BACK and t.state.verdict is Verdict.ROLLBACK
+        assert t.state.phase is Phase.ROLLING_BACK
+        assert t.state.verdict is Verdict.ROLLBACK
         assert "aborted by hand" in t.state.verdict_reason
 
 
 def test_actions_that_do_not_apply_are_reported_not_applied() -> None:
     done = machine.settle(machine.judge(started(), PLAN, Decision.ROLLBACK, "x", at(1)).state, at(2)).state
     t = machine.act(done, PLAN, ManualAction.PROMOTE, at(3))
-    assert t.state == done and t.notes[0].reason == "ActionIgnored"
+    assert t.state == done
+    assert t.notes[0].reason == "ActionIgnored"
     t = machine.act(started(), PLAN, ManualAction.RESUME, at(3))
-    assert t.state.phase is Phase.PROGRESSING and t.notes[0].reason == "ActionIgnored"
+    assert t.state.phase is Phase.PROGRESSING
+    assert t.notes[0].reason == "ActionIgnored"
 
 
 def test_running_out_of_time_ends_inconclusive_back_on_the_baseline() -> None:
     s = started()
     t = machine.judge(s, PLAN, Decision.CONTINUE, "p99 open", at(3600))
-    assert t.state.phase is Phase.ROLLING_BACK and t.state.verdict is Verdict.INCONCLUSIVE
+    assert t.state.phase is Phase.ROLLING_BACK
+    assert t.state.verdict is Verdict.INCONCLUSIVE
     assert "maxDuration" in t.state.verdict_reason
     t = machine.no_data(s, PLAN, "Prometheus unreachable", at(3600))
-    assert t.state.verdict is Verdict.INCONCLUSIVE and t.ending is Ending.ROLLED_BACK
+    assert t.state.verdict is Verdict.INCONCLUSIVE
+    assert t.ending is Ending.ROLLED_BACK
 
 
 def test_a_bad_spec_before_any_traffic_moved_is_invalid_at_once() -> None:
     t = machine.reject(CanaryState(), "spec.steps.weights must be strictly increasing", T0)
-    assert t.state.phase is Phase.INVALID and t.ending is None
+    assert t.state.phase is Phase.INVALID
+    assert t.ending is None
     t = machine.reject(started(), "spec.analysis.kpis[0].target: must be > 0", T0)
-    assert t.state.phase is Phase.ROLLING_BACK and t.state.verdict is Verdict.INVALID
+    assert t.state.phase is Phase.ROLLING_BACK
+    assert t.state.verdict is Verdict.INVALID
 
 
 def test_record_weight_keeps_the_routers_quantised_split_in_the_history() -> None:
     s = machine.record_weight(started(), 10.0)  # 1 pod of 10 for a 5% step
-    assert s.weight == 10.0 and s.steps[-1].weight == 10.0
+    assert s.weight == 10.0
+    assert s.steps[-1].weight == 10.0
 
 
 def test_status_round_trip_resumes_the_same_state() -> None:

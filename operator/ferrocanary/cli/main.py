@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from ferrocanary import __version__
 
-COMMANDS: tuple[str, ...] = ("local", "analyze", "bench")
+COMMANDS: tuple[str, ...] = ("local", "analyze", "bench", "run")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,1 +1,33 @@
-"""Thin kopf handlers: parse, call reconcile, return status. The only kopf importers."""
+"""Thin kopf handlers: parse, call reconcile, return status. The only kopf importers.
+
+``kopf run -m ferrocanary.handlers`` (or ``kopf.testing.KopfRunner``) registers them on import;
+``ferrocanary run`` calls :func:`run`, which starts the same operator in this process.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import kopf
+
+from ferrocanary.handlers import canary, startup
+
+__all__ = ["canary", "run", "startup"]
+
+
+def run(
+    *,
+    namespaces: Sequence[str] = (),
+    metrics_port: int | None = None,
+    metrics_address: str | None = None,
+    verbose: bool = False,
+) -> int:
+    """Run the operator until interrupted: the given namespaces, or every namespace when none."""
+    if metrics_port is not None:
+        os.environ["FERROCANARY_METRICS_PORT"] = str(metrics_port)
+    if metrics_address is not None:
+        os.environ["FERROCANARY_METRICS_ADDRESS"] = metrics_address
+    kopf.configure(verbose=verbose)
+    kopf.run(standalone=True, clusterwide=not namespaces, namespaces=list(namespaces))
+    return 0

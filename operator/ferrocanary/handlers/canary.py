@@ -1,0 +1,53 @@
+"""The RustCanary handlers: a short timer that runs one reconcile tick, and a release on deletion.
+
+kopf timers have a fixed interval while each canary has its own ``spec.analysis.interval``, so the
+timer fires every ``FERROCANARY_TIMER_SECONDS`` (default 2 s) and reconcile decides from
+``status.lastTickAt`` whether an analysis is due; manual actions, starts and endings act at once.
+The tick reads the object fresh from the API (not kopf's cached body), so it never acts on a status
+older than its own last write.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import kopf
+
+from ferrocanary import reconcile
+from ferrocanary.kube import canaries
+
+TIMER_SECONDS = float(os.environ.get("FERROCANARY_TIMER_SECONDS", "2"))
+
+
+def _deps(memo: Any) -> reconcile.Deps:
+    deps: reconcile.Deps = memo["deps"]
+    return deps
+
+
+@kopf.timer(
+    canaries.GROUP,
+    canaries.VERSION,
+    canaries.PLURAL,
+    id="tick",
+    interval=TIMER_SECONDS,
+    backoff=TIMER_SECONDS,
+)
+def tick(name: str, namespace: str | None, memo: Any, logger: kopf.Logger, **_: Any) -> None:
+    deps = _deps(memo)
+    fresh = canaries.get(deps.api, namespace or "", name)
+    if fresh is None or (fresh.get("metadata") or {}).get("deletionTimestamp"):
+        return
+    result = reconcile.tick(fresh, deps)
+    for note in result.notes:
+        logger.log(
+            logging.WARNING if note.type == "Warning" else logging.INFO, "%s: %s", note.reason, note.message
+        )
+    if result.action == "conflict":
+        logger.debug("status changed under the tick; retrying on the next one")
+
+
+@kopf.on.delete(canaries.GROUP, canaries.VERSION, canaries.PLURAL, id="release", optional=True)
+def release(body: kopf.Body, memo: Any, logger: kopf.Logger, **_: Any) -> None:
+    logger.info(reconcile.release(body, _deps(memo)))

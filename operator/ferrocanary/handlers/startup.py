@@ -1,0 +1,40 @@
+"""Operator start-up: kopf settings for RustCanaries, the shared reconcile dependencies, /metrics.
+
+Settings: our own finalizer and annotation prefix (nothing under status, which belongs to the
+RustCanary schema), and only warnings posted as Events by kopf itself (ferrocanary posts its own).
+Environment (so ``kopf run -m ferrocanary.handlers`` and ``ferrocanary run`` behave the same):
+``FERROCANARY_METRICS_PORT`` (0 or unset: no /metrics), ``FERROCANARY_METRICS_ADDRESS``
+(default 0.0.0.0, for a pod), ``FERROCANARY_TIMER_SECONDS`` (see canary.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import kopf
+
+from ferrocanary import reconcile
+from ferrocanary.kube import client
+from ferrocanary.metrics import exposition
+
+PREFIX = "ferrocanary.io"
+_serving: set[tuple[str, int]] = set()
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, memo: Any, logger: kopf.Logger, **_: Any) -> None:
+    settings.persistence.finalizer = f"{PREFIX}/finalizer"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=PREFIX, key="last-handled-configuration"
+    )
+    settings.posting.level = logging.WARNING
+    memo["deps"] = reconcile.Deps(api=client.connect())
+    port = int(os.environ.get("FERROCANARY_METRICS_PORT", "0") or 0)
+    address = os.environ.get("FERROCANARY_METRICS_ADDRESS", "0.0.0.0")
+    if port > 0 and (address, port) not in _serving:  # one server per process, also across restarts in tests
+        exposition.serve(port, address)
+        _serving.add((address, port))
+        logger.info("serving /metrics on %s:%d", address, port)

@@ -1,0 +1,72 @@
+"""The seam between the operator and its evidence: a ``MetricsSource`` turns a time window into blocks.
+
+A ``Window`` is everything a source needs to know: the analysis start, the newest moment with
+complete data, the block length, the per-arm PromQL selectors and the traffic steps taken so far
+(each block is labelled with the candidate weight in effect at its start). Blocks are aligned to the
+window start, so re-fetching the same window after an operator restart yields the same blocks.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from ferrocanary.model import recording
+
+
+class MetricsUnavailableError(Exception):
+    """The source cannot answer at all (Prometheus down, refused, timed out); the message says why."""
+
+
+@dataclass(frozen=True)
+class ArmSelectors:
+    """PromQL label matchers (no braces) for each arm's workload series and kube-state-metrics series."""
+
+    baseline: str
+    candidate: str
+    baseline_pods: str
+    candidate_pods: str
+
+
+@dataclass(frozen=True)
+class StepChange:
+    """From ``at`` on, the candidate receives ``weight`` percent of the traffic."""
+
+    at: datetime
+    weight: float
+
+
+@dataclass(frozen=True)
+class Window:
+    """The blocks wanted: [start, end) cut into ``interval_seconds`` blocks aligned to ``start``."""
+
+    start: datetime
+    end: datetime
+    interval_seconds: float
+    selectors: ArmSelectors
+    steps: tuple[StepChange, ...] = ()
+
+    def block_starts(self) -> tuple[datetime, ...]:
+        """Starts of the complete blocks (those ending at or before ``end``)."""
+        span = (self.end - self.start).total_seconds()
+        if span < self.interval_seconds:
+            return ()
+        count = math.floor(span / self.interval_seconds + 1e-9)
+        step = timedelta(seconds=self.interval_seconds)
+        return tuple(self.start + k * step for k in range(count))
+
+    def weight_at(self, moment: datetime) -> float:
+        """The candidate weight in effect at ``moment`` (the first step's before any step started)."""
+        weight = self.steps[0].weight if self.steps else 0.0
+        for change in self.steps:
+            if change.at <= moment:
+                weight = change.weight
+        return weight
+
+
+class MetricsSource(Protocol):
+    """Produces the judge's blocks for a window; raises MetricsUnavailableError when it cannot."""
+
+    def fetch(self, window: Window) -> recording.Recording: ...

@@ -1,0 +1,136 @@
+"""Every PromQL template ferrocanary runs; the Grafana dashboards import the same functions.
+
+Workload series follow the metrics contract (docs/metrics-contract): ``http_requests_total`` with
+``code``, the ``http_request_duration_seconds`` histogram, ``panics_total`` and the process collector.
+Which arm a series belongs to comes from the scrape (``track="baseline"|"candidate"``), so every
+template takes a selector: label matchers without braces, e.g. ``namespace="shop",track="candidate"``.
+``rng`` is a PromQL range: the analysis interval (``"60s"``) or a Grafana variable (``"$__interval"``).
+Memory faults read kube-state-metrics, whose series carry ``pod`` but no ``track``: they take a pod
+selector instead (default ``namespace="<ns>",pod=~"<deployment>-.*"``).
+"""
+
+from __future__ import annotations
+
+ARMS: tuple[str, str] = ("baseline", "candidate")
+SERVER_ERRORS = 'code=~"5.."'
+
+
+def matchers(*parts: str) -> str:
+    """Join label matchers, skipping empty ones: ``{a="1",b="2"}`` (``{}`` selects all)."""
+    return "{" + ",".join(p.strip().strip(",") for p in parts if p and p.strip()) + "}"
+
+
+def range_of(interval_seconds: float) -> str:
+    """A PromQL range for a block length in seconds (whole seconds, as the CRD's durations are)."""
+    return f"{round(interval_seconds)}s"
+
+
+def default_selectors(namespace: str, baseline_deployment: str, candidate_deployment: str) -> dict[str, str]:
+    """The spec's ``analysis.selectors`` defaults, keyed as in the CRD."""
+    return {
+        "baseline": f'namespace="{namespace}",track="baseline"',
+        "candidate": f'namespace="{namespace}",track="candidate"',
+        "baselinePods": f'namespace="{namespace}",pod=~"{baseline_deployment}-.*"',
+        "candidatePods": f'namespace="{namespace}",pod=~"{candidate_deployment}-.*"',
+    }
+
+
+# --- the judge's signals, one number (or one histogram) per arm per block --------------------------
+
+
+def requests(selector: str, rng: str) -> str:
+    return f"sum(increase(http_requests_total{matchers(selector)}[{rng}]))"
+
+
+def errors(selector: str, rng: str) -> str:
+    return f"sum(increase(http_requests_total{matchers(selector, SERVER_ERRORS)}[{rng}]))"
+
+
+def latency_buckets(selector: str, rng: str) -> str:
+    """Cumulative bucket counts by ``le``; the source differences them into per-bucket counts."""
+    return f"sum by (le) (increase(http_request_duration_seconds_bucket{matchers(selector)}[{rng}]))"
+
+
+def cpu_seconds(selector: str, rng: str) -> str:
+    return f"sum(increase(process_cpu_seconds_total{matchers(selector)}[{rng}]))"
+
+
+def memory_bytes(selector: str, rng: str) -> str:
+    """Mean resident memory over the block, summed over the arm's pods."""
+    return f"sum(avg_over_time(process_resident_memory_bytes{matchers(selector)}[{rng}]))"
+
+
+def pods(selector: str, rng: str) -> str:
+    """Pods (scrape targets) of the arm seen during the block."""
+    return f"count(max_over_time(process_start_time_seconds{matchers(selector)}[{rng}]))"
+
+
+def panics(selector: str, rng: str) -> str:
+    return f"sum(increase(panics_total{matchers(selector)}[{rng}]))"
+
+
+def container_faults(pod_selector: str, rng: str) -> str:
+    """Container restarts whose last termination was an OOMKill, a SIGSEGV (139) or a SIGABRT (134)."""
+    sel = matchers(pod_selector)
+    oom = matchers(pod_selector, 'reason="OOMKilled"')
+    code = f"kube_pod_container_status_last_terminated_exitcode{sel}"
+    return (
+        f"sum(increase(kube_pod_container_status_restarts_total{sel}[{rng}])"
+        " * on (namespace, pod, container) group_left () ("
+        f"max by (namespace, pod, container) (kube_pod_container_status_last_terminated_reason{oom})"
+        f" or max by (namespace, pod, container) (({code} == bool 139) + ({code} == bool 134))"
+        "))"
+    )
+
+
+# --- the same signals as a person reads them on a dashboard ---------------------------------------
+
+
+def latency_quantile(selector: str, quantile: float, rng: str) -> str:
+    return (
+        f"histogram_quantile({quantile}, sum by (le) "
+        f"(rate(http_request_duration_seconds_bucket{matchers(selector)}[{rng}])))"
+    )
+
+
+def request_rate(selector: str, rng: str) -> str:
+    return f"sum(rate(http_requests_total{matchers(selector)}[{rng}]))"
+
+
+def error_ratio(selector: str, rng: str) -> str:
+    return f"{errors(selector, rng)} / {requests(selector, rng)}"
+
+
+def requests_per_cpu_second(selector: str, rng: str) -> str:
+    return f"{requests(selector, rng)} / {cpu_seconds(selector, rng)}"
+
+
+# --- the operator's own series (exposition.py exports them) --------------------------------------
+
+WEIGHT = "ferrocanary_canary_weight_percent"
+PHASE = "ferrocanary_canary_phase"
+KPI_ESTIMATE = "ferrocanary_kpi_estimate_ratio"
+KPI_LOWER = "ferrocanary_kpi_lower_ratio"
+KPI_UPPER = "ferrocanary_kpi_upper_ratio"
+KPI_TARGET = "ferrocanary_kpi_target_ratio"
+KPI_DECISION = "ferrocanary_kpi_decision"
+KPI_ETA = "ferrocanary_kpi_eta_seconds"
+DECISIONS = "ferrocanary_decisions_total"
+RECONCILE_DURATION = "ferrocanary_reconcile_duration_seconds"
+
+
+def canary_series(metric: str, canary_selector: str) -> str:
+    """One of the operator's series for the canaries a dashboard variable selects."""
+    return f"{metric}{matchers(canary_selector)}"
+
+
+def current_phase(canary_selector: str) -> str:
+    return f"{PHASE}{matchers(canary_selector)} == 1"
+
+
+def decision_rate(canary_selector: str, rng: str) -> str:
+    return f"sum by (namespace, name, outcome) (rate({DECISIONS}{matchers(canary_selector)}[{rng}]))"
+
+
+def reconcile_p99(rng: str) -> str:
+    return f"histogram_quantile(0.99, sum by (le) (rate({RECONCILE_DURATION}_bucket[{rng}])))"

@@ -1,0 +1,57 @@
+"""The one module that names every traffic router: spec key -> factory.
+
+A RustCanary's ``spec.trafficRouting`` has exactly one key (the CRD's CEL rule says so); the key picks
+the provider here. Adding Istio, SMI or NGINX is one module with a ``from_spec`` and one line below.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ferrocanary.kube import rest
+from ferrocanary.routing import gateway_api, null, protocol, replicas
+
+Factory = Callable[[protocol.RouteTarget, Mapping[str, Any], rest.JsonApi], protocol.TrafficRouter]
+
+PROVIDERS: Mapping[str, Factory] = {
+    gateway_api.PROVIDER: gateway_api.from_spec,
+    replicas.PROVIDER: replicas.from_spec,
+    null.PROVIDER: null.from_spec,
+}
+
+
+def provider_of(traffic_routing: Mapping[str, Any] | None) -> str:
+    """The provider key of ``spec.trafficRouting``; RoutingError unless exactly one known key is set."""
+    keys = [key for key in (traffic_routing or {}) if key in PROVIDERS]
+    unknown = [key for key in (traffic_routing or {}) if key not in PROVIDERS]
+    if unknown:
+        raise protocol.RoutingError(
+            f"spec.trafficRouting.{unknown[0]}: unknown provider; known: {', '.join(PROVIDERS)}"
+        )
+    if len(keys) != 1:
+        raise protocol.RoutingError(f"spec.trafficRouting: set exactly one of {', '.join(PROVIDERS)}")
+    return keys[0]
+
+
+def target_of(namespace: str, name: str, spec: Mapping[str, Any]) -> protocol.RouteTarget:
+    baseline = spec.get("baseline") or {}
+    candidate = spec.get("candidate") or {}
+    service = spec.get("service") or {}
+    return protocol.RouteTarget(
+        namespace=namespace,
+        canary=name,
+        baseline_deployment=str(baseline.get("deployment", "")),
+        candidate_deployment=str(candidate.get("deployment", "")),
+        baseline_service=baseline.get("service"),
+        candidate_service=candidate.get("service"),
+        service=service.get("name"),
+        port=service.get("port"),
+    )
+
+
+def build(namespace: str, name: str, spec: Mapping[str, Any], api: rest.JsonApi) -> protocol.TrafficRouter:
+    """The router a RustCanary's spec asks for."""
+    routing = spec.get("trafficRouting") or {}
+    provider = provider_of(routing)
+    return PROVIDERS[provider](target_of(namespace, name, spec), routing.get(provider) or {}, api)

@@ -1,0 +1,289 @@
+"""Traffic routers against an in-memory API that behaves like the apiserver on the calls they make.
+
+``FakeKube`` implements the ``kube.rest.JsonApi`` Protocol (GET, POST, PUT with resourceVersion
+checks, merge and JSON patches, the Deployment scale subresource); the real apiserver runs these
+routers in tests/integration. test_reconcile.py reuses it.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from typing import Any
+
+import pytest
+
+from ferrocanary.kube import rest
+from ferrocanary.routing import gateway_api, null, protocol, registry, replicas
+
+NS = "shop"
+
+
+def merge(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge(result.get(key), value)
+    return result
+
+
+class FakeKube:
+    """An in-memory ``JsonApi``: objects by path, a resourceVersion per write, Events collected."""
+
+    def __init__(self) -> None:
+        self.objects: dict[str, dict[str, Any]] = {}
+        self.events: list[dict[str, Any]] = []
+        self.writes: list[tuple[str, str]] = []
+        self._rv = itertools.count(1)
+
+    def add(self, path: str, obj: dict[str, Any]) -> dict[str, Any]:
+        obj = copy.deepcopy(obj)
+        obj.setdefault("metadata", {})["resourceVersion"] = str(next(self._rv))
+        obj["metadata"].setdefault("generation", 1)
+        self.objects[path] = obj
+        return obj
+
+    def _base(self, path: str) -> tuple[str, str]:
+        for sub in ("/status", "/scale"):
+            if path.endswith(sub):
+                return path[: -len(sub)], sub
+        return path, ""
+
+    def _find(self, path: str) -> dict[str, Any]:
+        if path not in self.objects:
+            raise rest.NotFoundError(404, "not found", path)
+        return self.objects[path]
+
+    def get(self, path: str) -> dict[str, Any]:
+        base, sub = self._base(path)
+        obj = self._find(base)
+        if sub == "/scale":
+            return {"spec": {"replicas": obj["spec"].get("replicas", 1)}}
+        return copy.deepcopy(obj)
+
+    def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        if path.endswith("/events"):
+            self.events.append(copy.deepcopy(body))
+            return body
+        return self.add(f"{path}/{body['metadata']['name']}", body)
+
+    def _store(self, base: str, obj: dict[str, Any], kind: str) -> dict[str, Any]:
+        obj["metadata"]["resourceVersion"] = str(next(self._rv))
+        self.objects[base] = obj
+        self.writes.append((kind, base))
+        return copy.deepcopy(obj)
+
+    def put(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        current = self._find(path)
+        if body.get("metadata", {}).get("resourceVersion") != current["metadata"]["resourceVersion"]:
+            raise rest.ConflictError(409, "the object has been modified", path)
+        return self._store(path, copy.deepcopy(body), "put")
+
+    def patch(self, path: str, body: Any, patch_type: rest.PatchType = "merge") -> dict[str, Any]:
+        base, sub = self._base(path)
+        current = self._find(base)
+        if patch_type == "json":
+            obj = copy.deepcopy(current)
+            for op in body:
+                keys = [k.replace("~1", "/").replace("~0", "~") for k in op["path"].split("/")[1:]]
+                parent = obj
+                for key in keys[:-1]:
+                    parent = parent.setdefault(key, {})
+                if op["op"] == "test" and parent.get(keys[-1]) != op["value"]:
+                    raise rest.InvalidError(422, "test failed", path)
+                if op["op"] == "remove":
+                    if keys[-1] not in parent:
+                        raise rest.InvalidError(422, "nothing to remove", path)
+                    del parent[keys[-1]]
+                if op["op"] in ("add", "replace"):
+                    parent[keys[-1]] = op["value"]
+            return self._store(base, obj, "patch")
+        wanted_rv = (body.get("metadata") or {}).get("resourceVersion")
+        if wanted_rv is not None and wanted_rv != current["metadata"]["resourceVersion"]:
+            raise rest.ConflictError(409, "the object has been modified", path)
+        body = {k: v for k, v in body.items() if k != "metadata"} | (
+            {"metadata": {k: v for k, v in body["metadata"].items() if k != "resourceVersion"}}
+            if "metadata" in body
+            else {}
+        )
+        if sub == "/scale":
+            obj = merge(current, {"spec": {"replicas": body["spec"]["replicas"]}})
+        elif sub == "/status":
+            obj = merge(current, {"status": body.get("status", {})})
+        else:
+            obj = merge(current, {k: v for k, v in body.items() if k != "status"})
+        return self._store(base, obj, f"patch{sub}")
+
+
+def deployment(name: str, replicas: int) -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {"replicas": replicas},
+    }
+
+
+def http_route(*refs: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": "scorer", "namespace": NS},
+        "spec": {
+            "parentRefs": [{"name": "gw"}],
+            "rules": [
+                {"matches": [{"path": {"type": "PathPrefix", "value": "/v1"}}], "backendRefs": list(refs)},
+                {
+                    "matches": [{"path": {"type": "PathPrefix", "value": "/admin"}}],
+                    "backendRefs": [{"name": "admin", "port": 80}],
+                },
+            ],
+        },
+    }
+
+
+TARGET = protocol.RouteTarget(
+    namespace=NS,
+    canary="scorer",
+    baseline_deployment="py",
+    candidate_deployment="rs",
+    baseline_service="scorer-py",
+    candidate_service="scorer-rs",
+    service="scorer",
+    port=8080,
+)
+ROUTE = gateway_api.route_path(NS, "scorer")
+
+
+def gateway(kube: FakeKube) -> gateway_api.GatewayApiRouter:
+    return gateway_api.GatewayApiRouter(kube, TARGET, "scorer")
+
+
+def test_gateway_ensure_adds_the_candidate_beside_the_baseline_at_zero() -> None:
+    kube = FakeKube()
+    kube.add(ROUTE, http_route({"name": "scorer-py", "port": 8080}))
+    router = gateway(kube)
+    router.ensure()
+    refs = kube.objects[ROUTE]["spec"]["rules"][0]["backendRefs"]
+    assert refs == [{"name": "scorer-py", "port": 8080}, {"name": "scorer-rs", "port": 8080, "weight": 0}]
+    assert router.get_weights() == protocol.Weights(100.0, 0.0)
+    assert kube.objects[ROUTE]["spec"]["rules"][1]["backendRefs"] == [{"name": "admin", "port": 80}]
+    writes = len(kube.writes)
+    router.ensure()
+    assert len(kube.writes) == writes  # idempotent: nothing to change, nothing written
+
+
+def test_gateway_set_weights_splits_and_finalize_ends_cleanly() -> None:
+    kube = FakeKube()
+    kube.add(ROUTE, http_route({"name": "scorer-py", "port": 8080}))
+    router = gateway(kube)
+    assert router.set_weights(25) == protocol.Weights(75.0, 25.0)
+    refs = kube.objects[ROUTE]["spec"]["rules"][0]["backendRefs"]
+    assert [(r["name"], r["weight"]) for r in refs] == [("scorer-py", 75), ("scorer-rs", 25)]
+    assert router.finalize(protocol.Outcome.PROMOTED) == protocol.Weights(0.0, 100.0)
+    assert router.finalize(protocol.Outcome.ROLLED_BACK) == protocol.Weights(100.0, 0.0)
+    refs = kube.objects[ROUTE]["spec"]["rules"][0]["backendRefs"]
+    assert refs == [{"name": "scorer-py", "port": 8080, "weight": 100}]  # the candidate is detached again
+
+
+def test_gateway_retries_when_someone_else_wrote_the_route_first() -> None:
+    kube = FakeKube()
+    kube.add(ROUTE, http_route({"name": "scorer-py", "port": 8080}))
+    real_get = kube.get
+    raced = {"done": False}
+
+    def racing_get(path: str) -> dict[str, Any]:
+        obj = real_get(path)
+        if not raced["done"]:  # another writer bumps the resourceVersion right after our read
+            raced["done"] = True
+            current = kube.objects[ROUTE]
+            current["metadata"]["labels"] = {"edited": "yes"}
+            kube._store(ROUTE, current, "other")
+        return obj
+
+    kube.get = racing_get  # type: ignore[method-assign]
+    assert gateway(kube).set_weights(10).candidate == 10.0
+    assert kube.objects[ROUTE]["metadata"]["labels"] == {"edited": "yes"}  # their edit survived
+
+
+def test_gateway_names_what_is_missing() -> None:
+    kube = FakeKube()
+    with pytest.raises(protocol.RoutingError, match=r"HTTPRoute shop/scorer not found"):
+        gateway(kube).ensure()
+    kube.add(ROUTE, http_route({"name": "other", "port": 8080}))
+    with pytest.raises(protocol.RoutingError, match=r"no rule with a backendRef to Service scorer-py"):
+        gateway(kube).ensure()
+
+
+@pytest.mark.parametrize(
+    ("total", "percent", "expected"),
+    [
+        (10, 0, (10, 0)),
+        (10, 5, (9, 1)),
+        (10, 25, (7, 3)),
+        (10, 50, (5, 5)),
+        (10, 99, (1, 9)),
+        (10, 100, (0, 10)),
+        (4, 10, (3, 1)),
+        (3, 50, (1, 2)),
+    ],
+)
+def test_replica_split_keeps_the_total_and_a_pod_per_arm_in_flight(
+    total: int, percent: int, expected: tuple[int, int]
+) -> None:
+    assert replicas.split(total, percent) == expected
+    assert sum(replicas.split(total, percent)) == total
+
+
+def test_replica_router_scales_both_deployments_and_reports_the_real_split() -> None:
+    kube = FakeKube()
+    kube.add("/apis/apps/v1/namespaces/shop/deployments/py", deployment("py", 10))
+    kube.add("/apis/apps/v1/namespaces/shop/deployments/rs", deployment("rs", 0))
+    router = replicas.ReplicaRouter(kube, TARGET, total=10)
+    router.ensure()
+    assert router.set_weights(5) == protocol.Weights(90.0, 10.0)  # 1 pod of 10: 10%, not 5%
+    assert router.get_weights() == protocol.Weights(90.0, 10.0)
+    # growing the candidate is written before shrinking the baseline: capacity never dips
+    assert [w[1].rsplit("/", 1)[-1] for w in kube.writes] == ["rs", "py"]
+    router.set_weights(50)
+    assert (
+        kube.objects["/apis/apps/v1/namespaces/shop/deployments/py"]["spec"]["replicas"],
+        kube.objects["/apis/apps/v1/namespaces/shop/deployments/rs"]["spec"]["replicas"],
+    ) == (5, 5)
+    assert router.finalize(protocol.Outcome.ROLLED_BACK) == protocol.Weights(100.0, 0.0)
+    with pytest.raises(protocol.RoutingError, match=r"Deployment shop/missing not found"):
+        replicas.ReplicaRouter(kube, protocol.RouteTarget(NS, "x", "missing", "rs"), total=4).ensure()
+
+
+def test_null_router_reports_the_declared_split_and_never_writes() -> None:
+    kube = FakeKube()
+    router = null.from_spec(TARGET, {"candidateWeight": 20}, kube)
+    assert router.set_weights(50) == protocol.Weights(80.0, 20.0)
+    assert router.finalize(protocol.Outcome.PROMOTED) == protocol.Weights(80.0, 20.0)
+    assert kube.writes == []
+
+
+def test_registry_builds_the_one_provider_the_spec_names() -> None:
+    kube = FakeKube()
+    spec = {
+        "baseline": {"deployment": "py", "service": "scorer-py"},
+        "candidate": {"deployment": "rs", "service": "scorer-rs"},
+        "trafficRouting": {"gatewayAPI": {"httpRoute": "scorer"}},
+    }
+    assert registry.build(NS, "scorer", spec, kube).provider == "gatewayAPI"
+    assert (
+        registry.build(NS, "s", {**spec, "trafficRouting": {"replicas": {"total": 4}}}, kube).provider
+        == "replicas"
+    )
+    assert registry.build(NS, "s", {**spec, "trafficRouting": {"none": {}}}, kube).provider == "none"
+    with pytest.raises(protocol.RoutingError, match="exactly one"):
+        registry.build(NS, "s", {**spec, "trafficRouting": {"none": {}, "replicas": {"total": 2}}}, kube)
+    with pytest.raises(protocol.RoutingError, match=r"spec\.trafficRouting\.istio: unknown provider"):
+        registry.build(NS, "s", {**spec, "trafficRouting": {"istio": {}}}, kube)
+    with pytest.raises(protocol.RoutingError, match=r"spec\.baseline\.service"):
+        registry.build(NS, "s", {**spec, "baseline": {"deployment": "py"}}, kube)
