@@ -81,7 +81,8 @@ def is_running(pid: int, executable: str) -> bool:
         running = os.readlink(f"/proc/{pid}/exe").removesuffix(" (deleted)")
     except OSError:
         return True
-    return Path(running).name == Path(executable).name
+    # A venv's python is a symlink: compare resolved paths too, not only names.
+    return Path(running).name == Path(executable).name or Path(running) == Path(executable).resolve()
 
 
 def stop(pid: int, executable: str, timeout: float = 10.0) -> None:

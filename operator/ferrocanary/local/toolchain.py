@@ -52,6 +52,7 @@ class Versions:
     helm: str
     gateway_api: str
     prometheus_deb: str
+    nginx_deb: str
 
     @property
     def kubernetes_minor(self) -> str:
@@ -74,9 +75,14 @@ def read_versions(root: Path | None = None) -> Versions:
             helm=values["HELM_VERSION"],
             gateway_api=values["GATEWAY_API_VERSION"],
             prometheus_deb=values["PROMETHEUS_DEB_VERSION"],
+            nginx_deb=values["NGINX_DEB_VERSION"],
         )
     except KeyError as missing:
         raise ToolchainError(f"{path}: {missing.args[0]} is not set") from None
+
+
+def _deb_version_dir(version: str) -> str:
+    return version.replace("+", "_").replace("~", "_").replace(":", "_")
 
 
 @dataclass(frozen=True)
@@ -117,10 +123,17 @@ class Toolchain:
             Component("helm", v.helm, ("helm",), "go install of helm", self._build_helm),
             Component(
                 "prometheus",
-                v.prometheus_deb.replace("+", "_").replace("~", "_"),
+                _deb_version_dir(v.prometheus_deb),
                 ("prometheus", "promtool"),
                 "Debian's prometheus package, extracted",
                 self._build_prometheus,
+            ),
+            Component(
+                "nginx",
+                _deb_version_dir(v.nginx_deb),
+                ("nginx",),
+                "Debian's nginx, extracted (the sandbox's weighted gateway)",
+                self._build_nginx,
             ),
             Component(
                 "gateway-api",
@@ -293,23 +306,44 @@ class Toolchain:
             flags += [f"-X {pkg}.k8sVersionMajor=1", f"-X {pkg}.k8sVersionMinor={v.kubernetes_minor}"]
         self._go_install("helm", f"helm.sh/helm/v3/cmd/helm@{v.helm}", target, log, " ".join(flags))
 
-    def _build_prometheus(self, target: Path, log: Path) -> None:
+    def _extract_deb(
+        self, package: str, version: str, files: dict[str, str], target: Path, log: Path
+    ) -> None:
+        """Download one Debian package and copy ``files`` (path in the package -> name) out of it.
+
+        The package is never installed: its maintainer scripts would start a system service.
+        If Debian has superseded the pinned version (security updates do), the current one is taken
+        and the log says so.
+        """
         download = target / "deb"
         download.mkdir()
-        argv = ["apt-get", "download", f"prometheus={self.versions.prometheus_deb}"]
+        env = dict(os.environ)
+        pinned = ["apt-get", "download", f"{package}={version}"]
         try:
-            self._run("prometheus", argv, log, cwd=download, env=dict(os.environ))
+            self._run(package, pinned, log, cwd=download, env=env)
         except ToolchainError:
             # A fresh machine has no package lists yet: refresh them once, then retry.
-            self._run("prometheus", ["apt-get", "update", "-qq"], log, env=dict(os.environ))
-            self._run("prometheus", argv, log, cwd=download, env=dict(os.environ))
-        (deb,) = download.glob("prometheus_*.deb")
+            self._run(package, ["apt-get", "update", "-qq"], log, env=env)
+            try:
+                self._run(package, pinned, log, cwd=download, env=env)
+            except ToolchainError:
+                with log.open("a") as out:
+                    out.write(f"\n{package}={version} is no longer served; taking Debian's current version\n")
+                self._run(package, ["apt-get", "download", package], log, cwd=download, env=env)
+        (deb,) = download.glob(f"{package}_*.deb")
         tree = target / "tree"
-        self._run("prometheus", ["dpkg-deb", "-x", str(deb), str(tree)], log, env=dict(os.environ))
-        for exe in ("prometheus", "promtool"):
-            shutil.move(str(tree / "usr" / "bin" / exe), target / exe)
+        self._run(package, ["dpkg-deb", "-x", str(deb), str(tree)], log, env=env)
+        for inside, name in files.items():
+            shutil.move(str(tree / inside), target / name)
         shutil.rmtree(download)
         shutil.rmtree(tree)
+
+    def _build_prometheus(self, target: Path, log: Path) -> None:
+        files = {"usr/bin/prometheus": "prometheus", "usr/bin/promtool": "promtool"}
+        self._extract_deb("prometheus", self.versions.prometheus_deb, files, target, log)
+
+    def _build_nginx(self, target: Path, log: Path) -> None:
+        self._extract_deb("nginx", self.versions.nginx_deb, {"usr/sbin/nginx": "nginx"}, target, log)
 
     def _fetch_gateway_api(self, target: Path, log: Path) -> None:
         info = json.loads(
