@@ -1,0 +1,1 @@
+"""Verdict reports: Markdown and plots from a canary's blocks and the judge's looks at them."""
