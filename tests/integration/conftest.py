@@ -13,8 +13,9 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from ferrocanary.local.sandbox import Sandbox
 from kubernetes import client, config
+
+from ferrocanary.local.sandbox import Sandbox
 
 
 @pytest.fixture(scope="session")

@@ -4,6 +4,7 @@ enforces CRD schemas, and a Prometheus that scrapes real processes; helm and kub
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -13,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kubernetes import client
+
 from ferrocanary.local import processes
 from ferrocanary.local.sandbox import Sandbox, SandboxError
-from kubernetes import client
 
 pytestmark = pytest.mark.integration
 
@@ -23,7 +25,7 @@ pytestmark = pytest.mark.integration
 def _kubectl(sandbox: Sandbox, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(sandbox.bin_dir / "kubectl"), *args],
-        env={**sandbox.env()},
+        env={**os.environ, **sandbox.env()},
         capture_output=True,
         text=True,
         timeout=120,
@@ -88,7 +90,7 @@ def test_crd_validation_refuses_a_bad_object(sandbox: Sandbox, namespace: str) -
     subprocess.run(
         [str(sandbox.bin_dir / "kubectl"), "apply", "-f", "-"],
         input=json.dumps(_WIDGET_CRD),
-        env=sandbox.env(),
+        env={**os.environ, **sandbox.env()},
         check=True,
         capture_output=True,
         text=True,
@@ -110,7 +112,7 @@ def test_crd_validation_refuses_a_bad_object(sandbox: Sandbox, namespace: str) -
         proc = subprocess.run(
             [str(sandbox.bin_dir / "kubectl"), "-n", namespace, "apply", "-f", "-"],
             input=json.dumps(obj),
-            env=sandbox.env(),
+            env={**os.environ, **sandbox.env()},
             capture_output=True,
             text=True,
             check=False,
@@ -169,7 +171,7 @@ def test_kubectl_and_helm_agree_with_the_server(sandbox: Sandbox, kube_api: clie
     assert versions["clientVersion"]["gitVersion"] == server
     helm = subprocess.run(
         [str(sandbox.bin_dir / "helm"), "version", "--template", "{{.Version}}"],
-        env=sandbox.env(),
+        env={**os.environ, **sandbox.env()},
         capture_output=True,
         text=True,
         check=True,
@@ -179,7 +181,7 @@ def test_kubectl_and_helm_agree_with_the_server(sandbox: Sandbox, kube_api: clie
     minor = server.split(".")[1]
     capabilities = subprocess.run(
         [str(sandbox.bin_dir / "helm"), "template", "x", str(Path(__file__).parent / "data" / "caps-chart")],
-        env=sandbox.env(),
+        env={**os.environ, **sandbox.env()},
         capture_output=True,
         text=True,
         check=True,
