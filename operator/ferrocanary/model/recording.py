@@ -185,15 +185,21 @@ def from_dict(data: Mapping[str, Any]) -> Recording:
     return Recording(interval, bounds, blocks)
 
 
+def _num(value: float) -> float | int:
+    # Counts are whole numbers: writing 12 rather than 12.0 keeps files small and readable.
+    number = float(value)
+    return int(number) if number.is_integer() and abs(number) < 2**53 else number
+
+
 def _arm_dict(arm: ArmBlock) -> dict[str, Any]:
     return {
-        "requests": arm.requests,
-        "errors": arm.errors,
-        "latency_counts": list(arm.latency_counts),
-        "cpu_seconds": arm.cpu_seconds,
-        "memory_bytes": arm.memory_bytes,
-        "pods": arm.pods,
-        "faults": arm.faults,
+        "requests": _num(arm.requests),
+        "errors": _num(arm.errors),
+        "latency_counts": [_num(c) for c in arm.latency_counts],
+        "cpu_seconds": _num(arm.cpu_seconds),
+        "memory_bytes": _num(arm.memory_bytes),
+        "pods": _num(arm.pods),
+        "faults": _num(arm.faults),
     }
 
 
@@ -208,7 +214,7 @@ def to_dict(rec: Recording) -> dict[str, Any]:
     for block in rec.blocks:
         entry: dict[str, Any] = {
             "start": format_time(block.start),
-            "weight": block.weight,
+            "weight": _num(block.weight),
             "baseline": _arm_dict(block.baseline),
             "candidate": _arm_dict(block.candidate),
         }
@@ -217,7 +223,7 @@ def to_dict(rec: Recording) -> dict[str, Any]:
         blocks.append(entry)
     return {
         "format": FORMAT,
-        "interval_seconds": rec.interval_seconds,
+        "interval_seconds": _num(rec.interval_seconds),
         "latency_bucket_bounds": list(rec.latency_bucket_bounds),
         "blocks": blocks,
     }

@@ -1,0 +1,62 @@
+"""Time to a decision: how long until a KPI's confidence sequence clears its target.
+
+With V ~ s^2/n (s^2 = V_now n_now, n = candidate observations), delta = |d - t| and the
+information rate lambda (candidate requests per second at the current weight), solve
+
+    (m(n / s^2) + z_(power)) s / sqrt(n) = delta
+
+for n with scipy.optimize.brentq; ETA = max(0, n - n_now) / lambda, floored at the blocks still
+missing before J_min. ETA50 (power 0.5) is the median time if the estimate is the truth; ETA80
+leaves room for noise. The multiplier gets the same Student-t calibration as the intervals, with
+the number of blocks growing in proportion to n.
+"""
+
+from __future__ import annotations
+
+import math
+
+from scipy import optimize, stats
+
+from ferrocanary.judge import confseq
+
+
+def eta_seconds(
+    *,
+    delta: float,
+    variance: float,
+    n_now: float,
+    rate: float,
+    alpha: float,
+    horizon_seconds: float,
+    used_seconds: float,
+    power: float,
+    blocks_now: float = math.inf,
+    floor_seconds: float = 0.0,
+) -> float:
+    """Seconds until the interval is expected to clear the target (inf: not at this rate)."""
+    if not (math.isfinite(variance) and variance > 0 and n_now > 0 and used_seconds > 0):
+        return math.inf
+    if delta <= 0 or rate <= 0:
+        return math.inf
+    s = math.sqrt(variance * n_now)
+    # rho fixed at this look's value: I_opt = I_now * horizon / t_used (see confseq).
+    rho = (1.0 / variance) * (horizon_seconds / used_seconds) / confseq.rho_scale(alpha)
+    z = float(stats.norm.ppf(power))
+
+    def gap(n: float) -> float:
+        m = confseq.multiplier_scalar(n / s**2, rho, alpha)
+        if math.isfinite(blocks_now):  # the Student-t calibration, with blocks growing like n
+            m = float(confseq.student(m, blocks_now * n / n_now - 1.0))
+        return (m + z) * s / math.sqrt(n) - delta
+
+    if gap(n_now) <= 0:
+        return max(0.0, floor_seconds)
+    high = n_now * 2.0
+    for _ in range(80):
+        if gap(high) < 0:
+            break
+        high *= 2.0
+    else:
+        return math.inf
+    n_needed = float(optimize.brentq(gap, n_now, high, xtol=1e-6 * n_now, rtol=1e-6))
+    return max((n_needed - n_now) / rate, floor_seconds)

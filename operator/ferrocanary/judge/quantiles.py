@@ -1,0 +1,208 @@
+"""Quantiles from histogram buckets, their variance, and whether the buckets can resolve them at all.
+
+All functions work on every look at once: row m of a result is the statistic over the first m+1
+used blocks (prefix pooling), so replaying 120 looks costs one vectorised pass.
+
+* Quantile: pool bucket counts, rank r = p n, interpolate log-linearly inside the bucket holding r
+  (latency is scale-like; on exponential buckets this makes the estimate equivariant to scaling).
+* Variance of the log quantile, the larger of
+  (a) the rank-interval term (Woodruff; Price and Bonett): SE = slope of log Q at p times
+      s = sqrt(p(1-p)/n), the slope measured between p-s and p+s, floored at the quantisation
+      error log(g)/sqrt(12 n (1-p)); and
+  (b) a block-robust (cluster sandwich) term: each block's influence on the estimate through its
+      count below the pooled quantile edge, candidate minus baseline, summed in squares with a
+      J/(J-1) correction. It captures per-minute noise that (a) cannot see.
+* Peers (Prometheus' histogram_quantile) interpolate linearly; ``prometheus_quantile`` reproduces it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+Float = NDArray[np.float64]
+Int = NDArray[np.int64]
+
+
+@dataclass(frozen=True)
+class Edges:
+    """Log edges of each bucket (K = len(bounds) + 1); the open-ended first and last buckets are
+    given the width of their neighbour so interpolation stays defined; ``growth`` is +inf for them
+    (they cannot resolve anything)."""
+
+    lower: Float
+    upper: Float
+    growth: Float  # log of the upper/lower edge ratio per bucket
+
+    @classmethod
+    def from_bounds(cls, bounds: Float) -> Edges:
+        logb = np.log(np.asarray(bounds, dtype=np.float64))
+        width_first = logb[1] - logb[0] if logb.size > 1 else math.log(2.0)
+        width_last = logb[-1] - logb[-2] if logb.size > 1 else math.log(2.0)
+        lower = np.concatenate(([logb[0] - width_first], logb))
+        upper = np.concatenate((logb, [logb[-1] + width_last]))
+        growth = upper - lower
+        growth[0] = np.inf
+        growth[-1] = np.inf
+        return cls(lower, upper, growth)
+
+
+def locate(cum: Float, pooled: Float, n: Float, p: Float, edges: Edges) -> tuple[Int, Float, Float]:
+    """Bucket index, fraction inside it and log quantile, for ranks p (U, M) of prefixes (U, K).
+
+    ``cum`` is the cumulative count over buckets, ``pooled`` the per-bucket count, ``n`` the total.
+    Rows with n == 0 give NaN.
+    """
+    rank = p * n[:, None]
+    k = (cum[:, None, :] < rank[:, :, None]).sum(axis=2)
+    k = np.minimum(k, cum.shape[1] - 1)
+    c_here = np.take_along_axis(pooled, k, axis=1)
+    c_prev = np.take_along_axis(cum, k, axis=1) - c_here
+    with np.errstate(divide="ignore", invalid="ignore"):
+        frac = np.clip((rank - c_prev) / c_here, 0.0, 1.0)
+    log_q = edges.lower[k] + frac * (edges.upper[k] - edges.lower[k])
+    empty = n[:, None] <= 0
+    return k, np.where(empty, 0.0, frac), np.where(empty, np.nan, log_q)
+
+
+@dataclass(frozen=True)
+class Pooled:
+    """One arm's bucket counts pooled over every prefix of the used blocks (computed once, shared by
+    all quantiles of the arm)."""
+
+    counts: Float  # (U, K) per block
+    block_below: Float  # (U, K) per block: observations in buckets below k
+    pooled: Float  # (U, K) per prefix
+    cum: Float  # (U, K) per prefix, cumulative over buckets
+    n: Float  # (U,) per prefix
+
+    @classmethod
+    def of(cls, counts: Float) -> Pooled:
+        pooled = np.cumsum(counts, axis=0)
+        cum = np.cumsum(pooled, axis=1)
+        block_cum = np.cumsum(counts, axis=1)
+        block_below = block_cum - counts
+        return cls(counts, block_below, pooled, cum, cum[:, -1])
+
+
+@dataclass(frozen=True)
+class ArmQuantile:
+    """One arm's p-quantile over prefixes, with what the variance terms need."""
+
+    log_q: Float  # (U,)
+    k: Int  # bucket holding the quantile
+    frac: Float  # position inside that bucket
+    slope: Float  # d log Q / dp around p
+    var_rank: Float  # term (a), floored
+    n: Float  # observations in the prefix
+
+
+def arm_quantile(arm: Pooled, p: float, edges: Edges) -> ArmQuantile:
+    """The p-quantile of one arm for every prefix."""
+    n = arm.n
+    with np.errstate(divide="ignore", invalid="ignore"):
+        s = np.sqrt(p * (1.0 - p) / n)
+        half = 0.5 / n
+    p_lo = np.clip(p - s, half, p)
+    p_hi = np.clip(p + s, p, 1.0 - half)
+    ranks = np.stack((np.full_like(n, p), p_lo, p_hi), axis=1)
+    k, frac, log_q = locate(arm.cum, arm.pooled, n, ranks, edges)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        slope = (log_q[:, 2] - log_q[:, 1]) / (p_hi - p_lo)
+        var_a = (slope * s) ** 2
+        width = edges.upper[k[:, 0]] - edges.lower[k[:, 0]]
+        floor = width**2 / (12.0 * n * (1.0 - p))
+    var_a = np.where(np.isfinite(var_a), np.maximum(var_a, floor), np.inf)
+    return ArmQuantile(log_q[:, 0], k[:, 0], frac[:, 0], slope, var_a, n)
+
+
+def _influence(arm: Pooled, q: ArmQuantile, p: float) -> Float:
+    """(blocks, prefixes): each block's first-order effect on the prefix's log quantile."""
+    under_edge = arm.block_below[:, q.k] + arm.counts[:, q.k] * q.frac[None, :]
+    per_block = arm.block_below[:, -1] + arm.counts[:, -1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.asarray(-(under_edge - p * per_block[:, None]) * (q.slope / q.n)[None, :], dtype=np.float64)
+
+
+@dataclass(frozen=True)
+class RatioTrack:
+    """log(candidate quantile / baseline quantile) over prefixes, its variance and data sufficiency."""
+
+    log_ratio: Float
+    variance: Float
+    var_rank: Float
+    var_block: Float
+    tail: Float  # the smaller arm's observation count above the quantile
+    n_candidate: Float
+    df: Float  # degrees of freedom of the variance estimate (blocks - 1)
+
+
+def ratio_track(candidate: Pooled, baseline: Pooled, p: float, edges: Edges) -> RatioTrack:
+    """The quantile log-ratio for every prefix of the used blocks (arms paired by block)."""
+    arm_c = arm_quantile(candidate, p, edges)
+    arm_b = arm_quantile(baseline, p, edges)
+    u = _influence(candidate, arm_c, p) - _influence(baseline, arm_b, p)
+    blocks = u.shape[0]
+    mask = np.triu(np.ones((blocks, blocks), dtype=np.bool_))  # mask[i, m]: block i is in prefix m
+    j = np.arange(1, blocks + 1, dtype=np.float64)
+    u = np.where(mask, u, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean = u.sum(axis=0) / j
+        squares = (u * u).sum(axis=0) - j * mean * mean  # sum over the prefix of (u - mean)^2
+        var_block = np.maximum(squares, 0.0) * j / (j - 1.0)
+    var_block = np.where(j > 1, var_block, np.inf)
+    var_rank = arm_c.var_rank + arm_b.var_rank
+    variance = np.fmax(var_rank, var_block)
+    tail = np.minimum(arm_c.n, arm_b.n) * (1.0 - p)
+    return RatioTrack(arm_c.log_q - arm_b.log_q, variance, var_rank, var_block, tail, arm_c.n, j - 1.0)
+
+
+def max_growth(candidate: Pooled, baseline: Pooled, edges: Edges, *, min_count: float = 20.0) -> Float:
+    """Largest log bucket growth over the p50..p99.9 range of either arm, for every prefix.
+
+    The top of the range is lowered to the rank with at least 5 observations above it while data
+    are scarce, so one early outlier does not condemn the buckets. NaN while an arm has fewer than
+    ``min_count`` observations.
+    """
+    rows, width = candidate.cum.shape
+    low = np.full(rows, width, dtype=np.int64)
+    high = np.full(rows, -1, dtype=np.int64)
+    too_few = np.zeros(rows, dtype=np.bool_)
+    for arm in (candidate, baseline):
+        too_few |= arm.n < min_count
+        with np.errstate(divide="ignore", invalid="ignore"):
+            top = np.clip(1.0 - 5.0 / arm.n, 0.5, 0.999)
+        ranks = np.stack((np.full_like(arm.n, 0.5), np.where(np.isfinite(top), top, 0.5)), axis=1)
+        k, _, _ = locate(arm.cum, arm.pooled, arm.n, ranks, edges)
+        low = np.minimum(low, k[:, 0])
+        high = np.maximum(high, k[:, 1])
+    index = np.arange(width)[None, :]
+    inside = (index >= low[:, None]) & (index <= high[:, None])
+    result = np.where(inside, edges.growth[None, :], -np.inf).max(axis=1)
+    return np.where(too_few, np.nan, result)
+
+
+def prometheus_quantile(counts: Float, bounds: Float, p: float | Float) -> Float:
+    """histogram_quantile(p, ...) of Prometheus for each row of ``counts`` (..., K): linear
+    interpolation inside the bucket, 0 as the first bucket's lower edge, and the last finite bound
+    when the rank falls into +Inf. NaN where a row has no observations. ``p`` may vary per row."""
+    cum = np.cumsum(counts, axis=-1)
+    n = cum[..., -1]
+    rank = p * n
+    k = (cum < rank[..., None]).sum(axis=-1)
+    k = np.minimum(k, counts.shape[-1] - 1)
+    upper = np.concatenate((bounds, [bounds[-1]]))
+    lower = np.concatenate(([0.0], bounds))
+    below = (
+        np.take_along_axis(cum, k[..., None], axis=-1)[..., 0]
+        - np.take_along_axis(counts, k[..., None], axis=-1)[..., 0]
+    )
+    here = np.take_along_axis(counts, k[..., None], axis=-1)[..., 0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        frac = np.clip((rank - below) / here, 0.0, 1.0)
+    value = lower[k] + frac * (upper[k] - lower[k])
+    value = np.where(k == counts.shape[-1] - 1, bounds[-1], value)
+    return np.where(n > 0, value, np.nan)
