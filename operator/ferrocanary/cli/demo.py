@@ -1,0 +1,136 @@
+"""``ferrocanary demo``: a full canary of the reference workload on this machine, with a live view.
+
+    ferrocanary demo                        the promote scenario, realistic minutes
+    ferrocanary demo --quick                10-second blocks: a verdict within minutes
+    ferrocanary demo --scenario regression  Rust build slowed down: rolls back naming p99 latency
+    ferrocanary demo --scenario crash       Rust build crashing: rolls back on the memory fault
+    ferrocanary demo --quick --json --record canary.json
+
+See ferrocanary.local.demo for what runs and what stands in for what.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+_err = Console(stderr=True)
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "demo",
+        help="run a full canary of the reference workload on a local sandbox",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--scenario", choices=("promote", "regression", "crash"), default="promote")
+    parser.add_argument("--quick", action="store_true", help="10-second blocks (minutes, not an hour)")
+    parser.add_argument("--json", action="store_true", help="print the verdict as JSON at the end")
+    parser.add_argument(
+        "--record", type=Path, metavar="FILE", help="save the canary's blocks (recording format)"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=Path("reports"), help="report directory (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--rate", type=float, default=40.0, help="requests per second sent (default: %(default)s)"
+    )
+    parser.add_argument("--sandbox", default="demo", help="sandbox name (default: %(default)s)")
+    parser.set_defaults(func=_run)
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    return "-" if value is None else f"{float(value):.{digits}g}"
+
+
+def _eta(seconds: Any) -> str:
+    return "-" if seconds is None else f"{float(seconds) / 60:.1f} min"
+
+
+def canary_view(obj: dict[str, Any], elapsed: float, extra: str = "") -> Group:
+    """Phase, weight and every KPI's interval against its target, as a person reads them."""
+    status = obj.get("status") or {}
+    head = Text.assemble(
+        ("phase ", "dim"), (str(status.get("phase", "Pending")), "bold"),
+        ("   weight ", "dim"), (f"{status.get('weight', 0)}% on Rust", "bold"),
+        ("   decision ", "dim"), (str(status.get("decision", "-")), "bold"),
+        ("   elapsed ", "dim"), (f"{elapsed / 60:.1f} min", "bold"),
+    )  # fmt: skip
+    table = Table(expand=False)
+    for column in ("KPI", "estimate", "interval", "target", "reading", "ETA50", "ETA80"):
+        table.add_column(column, justify="left" if column in {"KPI", "reading"} else "right")
+    colours = {"Pass": "green", "Miss": "red", "Open": "yellow", "NoData": "dim"}
+    for kpi in [*status.get("kpis", []), *status.get("guards", [])]:
+        sign = "<=" if kpi.get("direction") == "lower" else ">="
+        interval = (
+            f"[{_fmt(kpi.get('lower'))}, {_fmt(kpi.get('upper'))}]" if kpi.get("lower") is not None else "-"
+        )
+        reading = str(kpi.get("decision", "-"))
+        table.add_row(
+            str(kpi.get("name")),
+            _fmt(kpi.get("estimate")),
+            interval,
+            f"{sign} {_fmt(kpi.get('target'))}",
+            Text(reading, style=colours.get(reading, "")),
+            _eta(kpi.get("eta50Seconds")),
+            _eta(kpi.get("eta80Seconds")),
+        )
+    reason = Text(
+        str(status.get("verdictReason") or status.get("decisionReason") or "waiting for data"), style="italic"
+    )
+    return Group(head, table, reason, Text(extra, style="dim"))
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ferrocanary.local import demo  # noqa: PLC0415 (keeps `ferrocanary --help` fast)
+    from ferrocanary.model import recording  # noqa: PLC0415 (keeps `ferrocanary --help` fast)
+    from ferrocanary.report import source  # noqa: PLC0415 (keeps `ferrocanary --help` fast)
+
+    scenario = demo.SCENARIOS[args.scenario]
+    timing = demo.QUICK if args.quick else demo.REALISTIC
+    started = time.monotonic()
+    _err.print(f"[bold]ferrocanary demo[/bold]: {scenario.description}; expecting {scenario.expected_phase}")
+    try:
+        with demo.running(scenario, timing, args.rate, lambda m: _err.print(f"  {m}"), args.sandbox) as run:
+            obj: dict[str, Any] = {}
+            with Live(console=_err, refresh_per_second=2, transient=False) as live:
+                deadline = time.monotonic() + timing.deadline_seconds
+                while time.monotonic() < deadline:
+                    obj = run.canary()
+                    phase = (obj.get("status") or {}).get("phase", "Pending")
+                    load = f"load: {run.load.sent} sent, {run.load.errors} failed; namespace {run.namespace}"
+                    live.update(canary_view(obj, time.monotonic() - run.started, load))
+                    if phase in demo.TERMINAL_PHASES:
+                        break
+                    time.sleep(1.0)
+            status = obj.get("status") or {}
+            phase = str(status.get("phase", "Pending"))
+            out = args.out / f"{run.namespace}"
+            report_path, rec = source.write_report(run.api, obj, out)
+            if args.record:
+                recording.dump(rec, args.record)
+                _err.print(
+                    f"recording saved: {args.record} (replay: ferrocanary analyze --recording {args.record})"
+                )
+    except (TimeoutError, ValueError, RuntimeError) as exc:
+        _err.print(f"[red]demo failed:[/red] {exc}")
+        return 1
+    reason = str(status.get("verdictReason") or "")
+    seconds = round(time.monotonic() - started, 1)
+    if args.json:
+        print(json.dumps({"verdict": phase, "reason": reason, "kpis": status.get("kpis", []),
+                          "report": str(report_path), "seconds": seconds}, indent=2))  # fmt: skip
+    else:
+        colour = "green" if phase == "Promoted" else "red"
+        _err.print(f"[bold {colour}]{phase}[/bold {colour}]: {reason}")
+        _err.print(f"report: {report_path}   ({seconds / 60:.1f} min)")
+    return 0 if phase == scenario.expected_phase else 3

@@ -1,0 +1,70 @@
+"""The blocks a RustCanary was judged on, fetched again from its Prometheus for reports and recordings.
+
+The window is the one the controller analysed: from ``status.startedAt`` to the decision (or now),
+less the Prometheus lag it waits for, cut into the spec's blocks with the traffic steps from status.
+Blocks are aligned to the start, so this reproduces the controller's blocks exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from ferrocanary import reconcile
+from ferrocanary.kube import rest
+from ferrocanary.metrics import prometheus, protocol
+from ferrocanary.model import analysis, recording
+from ferrocanary.policy import state as policy_state
+from ferrocanary.report import render, trajectory
+
+
+def canary_recording(
+    api: rest.JsonApi, obj: Mapping[str, Any], now: datetime | None = None
+) -> recording.Recording:
+    """The canary's blocks. Raises ValueError if it never started, MetricsUnavailableError on Prometheus."""
+    namespace = str(obj["metadata"]["namespace"])
+    spec: Mapping[str, Any] = obj.get("spec") or {}
+    state = policy_state.from_status(obj.get("status"))
+    if state.started_at is None:
+        raise ValueError(f"{namespace}/{obj['metadata']['name']} has not started analysing yet")
+    analysis_spec = spec.get("analysis") or {}
+    settings = analysis.settings_from_spec(analysis_spec)
+    lag = analysis.parse_duration(
+        (analysis_spec.get("prometheus") or {}).get("lag", "30s"), "spec.analysis.prometheus.lag"
+    )
+    end = (state.decided_at or now or datetime.now(UTC)) - timedelta(seconds=lag)
+    window = protocol.Window(
+        start=state.started_at,
+        end=end,
+        interval_seconds=settings.interval_seconds,
+        selectors=reconcile.selectors(namespace, spec),
+        steps=tuple(protocol.StepChange(s.started_at, s.weight) for s in state.steps),
+    )
+    return prometheus.from_spec(api, namespace, analysis_spec).fetch(window)
+
+
+def write_report(
+    api: rest.JsonApi, obj: Mapping[str, Any], out: Path, now: datetime | None = None
+) -> tuple[Path, recording.Recording]:
+    """Fetch the canary's blocks, replay the judge's looks, write report.md and its plots into ``out``."""
+    rec = canary_recording(api, obj, now)
+    spec: Mapping[str, Any] = obj.get("spec") or {}
+    status: Mapping[str, Any] = obj.get("status") or {}
+    settings = analysis.settings_from_spec(spec.get("analysis"))
+    looks, decided = trajectory.trajectory(rec, settings)
+    state = policy_state.from_status(status)
+    data = render.ReportInput(
+        name=str(obj["metadata"]["name"]),
+        namespace=str(obj["metadata"]["namespace"]),
+        verdict=str(status.get("phase", "Pending")),
+        reason=str(status.get("verdictReason") or status.get("decisionReason") or ""),
+        started_at=state.started_at,
+        decided_at=state.decided_at,
+        recording=rec,
+        looks=looks,
+        settings=settings,
+        decided_at_block=decided,
+    )
+    return render.write(data, out), rec
