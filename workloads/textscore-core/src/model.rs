@@ -44,18 +44,22 @@ pub fn splitmix64(seed: u64, i: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// The model's weights: uniform in [-1, 1), generated from `WEIGHT_SEED` so both builds hold
-/// bit-identical values without shipping a 2 MiB file.
-pub fn weights() -> &'static [f64] {
-    static WEIGHTS: OnceLock<Vec<f64>> = OnceLock::new();
+/// The model's weights: uniform in [-1, 1) on a grid of 2^-23, generated from `WEIGHT_SEED` so
+/// both builds hold identical values without shipping a file. 24 significant bits make every
+/// weight exact in f32, so they are stored as f32 (1 MiB, half the cache footprint of f64) and
+/// widened to f64, losslessly, when summed.
+pub fn weights() -> &'static [f32] {
+    static WEIGHTS: OnceLock<Vec<f32>> = OnceLock::new();
     WEIGHTS.get_or_init(|| {
         (0..DIM as u64)
-            .map(|i| {
-                ((splitmix64(WEIGHT_SEED, i) >> 11) as f64 * (1.0 / (1u64 << 53) as f64) - 0.5)
-                    * 2.0
-            })
+            .map(|i| weight_from_bits(splitmix64(WEIGHT_SEED, i)))
             .collect()
     })
+}
+
+/// ((top 24 bits) * 2^-24 - 0.5) * 2, computed in f64 (exact) then narrowed (exact).
+fn weight_from_bits(bits: u64) -> f32 {
+    (((bits >> 40) as f64 * (1.0 / (1u64 << 24) as f64) - 0.5) * 2.0) as f32
 }
 
 /// Calls `emit` with the hash of every feature of the tokens, in the specified order.
@@ -106,7 +110,7 @@ pub fn sigmoid(z: f64) -> f64 {
 /// Scores texts; holds reusable scratch space, so one per thread.
 pub struct Scorer {
     table: &'static Table,
-    weights: &'static [f64],
+    weights: &'static [f32],
     scratch: Vec<char>,
 }
 
@@ -156,7 +160,7 @@ impl Scorer {
         let mut acc = 0.0_f64;
         let mut n: u64 = 0;
         for_each_feature(&tokens(&self.scratch), |h| {
-            let w = weights.get((h & mask) as usize).copied().unwrap_or(0.0);
+            let w = f64::from(weights.get((h & mask) as usize).copied().unwrap_or(0.0));
             if h >> 63 == 0 {
                 acc += w;
             } else {
@@ -202,8 +206,17 @@ mod tests {
         let w = weights();
         assert_eq!(w.len(), DIM);
         assert!(w.iter().all(|x| (-1.0..1.0).contains(x)));
-        let mean = w.iter().sum::<f64>() / DIM as f64;
+        let mean = w.iter().map(|&x| f64::from(x)).sum::<f64>() / DIM as f64;
         assert!(mean.abs() < 0.01, "mean {mean}");
+    }
+
+    #[test]
+    fn weights_are_exact_in_f32() {
+        for i in 0..1000 {
+            let bits = splitmix64(WEIGHT_SEED, i);
+            let exact = ((bits >> 40) as f64 / (1u64 << 24) as f64 - 0.5) * 2.0;
+            assert_eq!(f64::from(weight_from_bits(bits)), exact);
+        }
     }
 
     #[test]

@@ -22,9 +22,12 @@ def splitmix64(seed: int, i: int) -> int:
 
 @functools.cache
 def weights() -> list[float]:
-    """Weights uniform in [-1, 1): ((top 53 bits) * 2**-53 - 0.5) * 2, exactly as in Rust."""
+    """Weights uniform in [-1, 1): ((top 24 bits) * 2**-24 - 0.5) * 2, exactly as in Rust.
+
+    24 significant bits: the Rust build stores them as f32 without rounding; sums are in f64.
+    """
     mask, golden, seed = spec.MASK64, spec.GOLDEN, spec.WEIGHT_SEED
-    scale = 2.0**-53
+    scale = 2.0**-24
     out = []
     for i in range(spec.DIM):
         # splitmix64 inlined: this loop runs 262,144 times at start-up.
@@ -32,5 +35,5 @@ def weights() -> list[float]:
         z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
         z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
         z ^= z >> 31
-        out.append(((z >> 11) * scale - 0.5) * 2.0)
+        out.append(((z >> 40) * scale - 0.5) * 2.0)
     return out
