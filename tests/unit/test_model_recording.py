@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from ferrocanary.model import recording
 
 
@@ -116,4 +117,12 @@ def test_invalid_json_file_is_a_recording_error(tmp_path: Path) -> None:
 
 def test_empty_block_list_is_valid() -> None:
     doc = _doc(0)
-    assert recording.from_dict(doc).blocks == ()
+    rec = recording.from_dict(doc)
+    assert rec.blocks == ()
+    assert recording.from_dict(json.loads(recording.dumps(rec))) == rec
+
+
+def test_files_have_one_block_per_line() -> None:
+    text = recording.dumps(recording.from_dict(_doc(3)))
+    assert len(text.splitlines()) == 5
+    assert json.loads(text)["blocks"][2]["candidate"]["requests"] == 12

@@ -239,8 +239,18 @@ def load(path: str | os.PathLike[str]) -> Recording:
     return from_dict(data)
 
 
+def dumps(rec: Recording) -> str:
+    """JSON text with one block per line: compact, and diffs show which block changed."""
+    data = to_dict(rec)
+    blocks = data.pop("blocks")
+    head = json.dumps(data, allow_nan=False)[:-1]
+    if not blocks:
+        return head + ', "blocks": []}\n'
+    body = ",\n  ".join(json.dumps(b, allow_nan=False) for b in blocks)
+    return head + ', "blocks": [\n  ' + body + "\n]}\n"
+
+
 def dump(rec: Recording, path: str | os.PathLike[str]) -> None:
-    """Write a recording as indented JSON."""
+    """Write a recording file (see ``dumps``)."""
     with open(path, "w", encoding="utf-8") as handle:
-        json.dump(to_dict(rec), handle, indent=1)
-        handle.write("\n")
+        handle.write(dumps(rec))

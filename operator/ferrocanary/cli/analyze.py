@@ -1,0 +1,154 @@
+"""``ferrocanary analyze``: replay a recording through the judge, one look per block, as the controller would.
+
+Stops at the first terminal decision (Promote, Rollback, Invalid, Inconclusive) and prints the
+judgement: a table for people, or ``--json`` for machines. A malformed recording or manifest is
+exit code 2 with a message naming the block index and field.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+EXIT_BAD_INPUT = 2
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "analyze",
+        help="replay a recording (JSON) through the judge and print the verdict",
+        description="Replay a recording block by block as the controller would and stop at the first "
+        "terminal decision.",
+    )
+    parser.add_argument(
+        "--recording", required=True, metavar="FILE", help="recording JSON (ferrocanary.recording/v1)"
+    )
+    parser.add_argument(
+        "--canary", metavar="CR.yaml", help="take the analysis settings from a RustCanary manifest"
+    )
+    parser.add_argument("--json", action="store_true", help="print the judgement as JSON on stdout")
+    parser.set_defaults(func=run)
+
+
+def _settings_from_manifest(path: str) -> Any:
+    import yaml  # noqa: PLC0415 (heavy imports stay out of `ferrocanary --help`)
+
+    from ferrocanary.model import analysis  # noqa: PLC0415 (heavy imports stay out of `ferrocanary --help`)
+
+    with open(path, encoding="utf-8") as handle:
+        documents = [d for d in yaml.safe_load_all(handle) if d is not None]
+    canaries = [d for d in documents if isinstance(d, dict) and d.get("kind") == "RustCanary"]
+    if not canaries:
+        raise ValueError(f"{path}: no RustCanary document found")
+    spec = canaries[0].get("spec") or {}
+    if not isinstance(spec, dict):
+        raise ValueError(f"{path}: spec: expected an object")
+    return analysis.settings_from_spec(spec.get("analysis"))
+
+
+def _print_table(result: dict[str, Any]) -> None:
+    from rich.console import Console  # noqa: PLC0415 (heavy imports stay out of `ferrocanary --help`)
+    from rich.table import Table  # noqa: PLC0415 (heavy imports stay out of `ferrocanary --help`)
+
+    console = Console()
+    at = result["decided_at_block"]
+    where = f"at block {at}" if at is not None else "no terminal decision yet"
+    console.print(f"[bold]{result['decision']}[/bold] ({where}, {result['blocks_used']} blocks used)")
+    console.print(result["reason"])
+
+    def fmt(value: float | None, digits: int = 3) -> str:
+        return "-" if value is None else f"{value:.{digits}g}"
+
+    def minutes(value: float | None) -> str:
+        return "never" if value is None else f"{value / 60:.0f}m"
+
+    notes = []
+    for title, rows in (("KPIs", result["kpis"]), ("Guard rails", result["guards"])):
+        if not rows:
+            continue
+        table = Table(title=title, title_justify="left")
+        for column in ("name", "estimate [interval]", "target", "decision", "ETA50/80"):
+            table.add_column(column, no_wrap=True)
+        for k in rows:
+            shown = fmt(k["estimate"])
+            if k["lower"] is not None:
+                shown += f" [{fmt(k['lower'])}, {fmt(k['upper'])}]"
+            sign = "<=" if k["direction"] == "lower" else ">="
+            eta = "-"
+            if k["decision"] in ("Open", "NoData"):
+                eta = f"{minutes(k['eta50_seconds'])} / {minutes(k['eta80_seconds'])}"
+            table.add_row(k["name"], shown, f"{sign} {fmt(k['target'])}", k["decision"], eta)
+            # The detail of a ratio KPI repeats estimate and interval; list it only when it adds something.
+            if k["detail"] and (k["lower"] is None or k["decision"] == "NoData"):
+                notes.append(f"{k['name']}: {k['detail']}")
+        console.print(table)
+    for note in notes:
+        console.print(f"  {note}")
+    cost = result.get("cost")
+    if cost:
+        console.print(
+            f"Projected monthly bill at 100% traffic: baseline {cost['baseline_monthly']:,.2f}, "
+            f"candidate {cost['candidate_monthly']:,.2f} (saving {100 * cost['saving_fraction']:.1f}%)"
+        )
+    if result.get("fault_rate_upper_bound") is not None:
+        console.print(
+            f"Candidate fault rate upper bound: {result['fault_rate_upper_bound']:.3g} per pod-hour"
+        )
+
+
+def run(args: argparse.Namespace) -> int:
+    import yaml  # noqa: PLC0415 (heavy imports stay out of `ferrocanary --help`)
+
+    from ferrocanary.judge import replay  # noqa: PLC0415 (heavy imports stay out of `ferrocanary --help`)
+    from ferrocanary.model import analysis, recording  # noqa: PLC0415 (heavy imports stay out of `ferrocanary --help`)
+
+    try:
+        rec = recording.load(args.recording)
+    except recording.RecordingError as exc:
+        print(f"ferrocanary analyze: {args.recording}: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except OSError as exc:
+        print(f"ferrocanary analyze: cannot read {args.recording}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        settings = _settings_from_manifest(args.canary) if args.canary else analysis.AnalysisSettings()
+    except OSError as exc:
+        print(f"ferrocanary analyze: cannot read {args.canary}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except yaml.YAMLError as exc:
+        print(f"ferrocanary analyze: {args.canary}: not valid YAML: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except ValueError as exc:
+        print(f"ferrocanary analyze: {args.canary}: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if rec.interval_seconds != settings.interval_seconds and args.canary:
+        print(
+            f"ferrocanary analyze: note: the recording's interval ({rec.interval_seconds:g}s) differs from "
+            f"spec.analysis.interval ({settings.interval_seconds:g}s); using the recording's",
+            file=sys.stderr,
+        )
+    if rec.interval_seconds != settings.interval_seconds:
+        import dataclasses  # noqa: PLC0415 (heavy imports stay out of `ferrocanary --help`)
+
+        settings = dataclasses.replace(settings, interval_seconds=rec.interval_seconds)
+
+    judgement, decided_at = replay.replay(rec, settings)
+    body = judgement.to_dict()
+    result = {
+        "decision": body["decision"],
+        "reason": body["reason"],
+        "decided_at_block": decided_at,
+        "blocks_used": body["blocks_used"],
+        "kpis": body["kpis"],
+        "guards": body["guards"],
+        "cost": body["cost"],
+        "fault_rate_upper_bound": body["fault_rate_upper_bound"],
+    }
+    if args.json:
+        json.dump(result, sys.stdout, indent=2, allow_nan=False)
+        sys.stdout.write("\n")
+    else:
+        _print_table(result)
+    return 0

@@ -1,0 +1,125 @@
+"""``ferrocanary bench``: benchmark harnesses that print their figures (``judge``: the statistics
+simulation against the peers; ``workload``: the reference service's load test, from bench.workload)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+import time
+from typing import Any
+
+EXIT_MISSING = 2
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser("bench", help="run a benchmark and print its figures")
+    benches = parser.add_subparsers(dest="bench", metavar="BENCH")
+
+    judge = benches.add_parser(
+        "judge",
+        help="simulate canaries; compare ferrocanary's judge with Kayenta-, Flagger-style and naive judges",
+    )
+    judge.add_argument(
+        "--quick", action="store_true", help="fewer runs (under 2 minutes); still enough for the targets"
+    )
+    judge.add_argument(
+        "--runs", type=int, metavar="N", help="runs per cell (default: 1000, quick: 400 on exp1.1)"
+    )
+    judge.add_argument("--json", action="store_true", help="print the figures as JSON on stdout")
+    judge.add_argument("--seed", type=int, default=20250101, help="master seed (results are reproducible)")
+    judge.add_argument("--workers", type=int, help="worker processes (default: all cores)")
+    judge.set_defaults(func=run_judge)
+
+    workload = benches.add_parser("workload", help="load-test the reference workload (Python vs Rust build)")
+    try:
+        module = importlib.import_module("ferrocanary.bench.workload")
+    except ImportError as exc:
+        reason = str(exc)
+        workload.set_defaults(func=lambda _args: _missing_workload(reason))
+    else:
+        module.add_arguments(workload)
+        workload.set_defaults(func=module.run)
+
+    parser.set_defaults(func=lambda _args: _usage(parser))
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    parser.print_help(sys.stderr)
+    return 2
+
+
+def _missing_workload(reason: str) -> int:
+    print(f"ferrocanary bench workload: not available in this build ({reason})", file=sys.stderr)
+    return EXIT_MISSING
+
+
+def _print_rows(payload: dict[str, Any]) -> None:
+    from rich.console import Console  # noqa: PLC0415 (heavy imports stay out of `ferrocanary --help`)
+    from rich.table import Table  # noqa: PLC0415 (heavy imports stay out of `ferrocanary --help`)
+
+    console = Console()
+    table = Table(title="judge benchmark (rates are fractions of runs; minutes to promote or roll back)")
+    for column in ("buckets", "true", "rps", "method", "runs", "promote", "rollback", "inconcl.", "invalid",
+                   "median min", "p90 min"):  # fmt: skip
+        table.add_column(column, justify="right" if column not in ("buckets", "method") else "left")
+
+    def pct(x: float) -> str:
+        return f"{100 * x:.1f}%"
+
+    def num(x: float | None) -> str:
+        return "-" if x is None else f"{x:.0f}"
+
+    for r in payload["rows"]:
+        table.add_row(
+            r["buckets"], f"{r['true_ratio']:.2f}", f"{r['rps']:g}", r["method"], str(r["runs"]),
+            pct(r["promote"]), pct(r["rollback"]), pct(r["inconclusive"]), pct(r["invalid"]), num(r["median_minutes"]),
+            num(r["p90_minutes"]),
+        )  # fmt: skip
+    console.print(table)
+    for check in payload["criteria"]:
+        mark = "[green]ok[/green]" if check["ok"] else "[red]FAIL[/red]"
+        console.print(f"{mark} {check['name']}: {check['value']} (bound {check['bound']:.4g})")
+    console.print(f"one evaluate() of 120 blocks x 130 buckets: {payload['evaluate_ms']:.2f} ms")
+    console.print(f"elapsed {payload['elapsed_seconds']:.0f} s with {payload['workers']} workers")
+
+
+def run_judge(args: argparse.Namespace) -> int:
+    import os  # noqa: PLC0415 (heavy imports stay out of `ferrocanary --help`)
+
+    from rich.console import Console  # noqa: PLC0415 (heavy imports stay out of `ferrocanary --help`)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: PLC0415 (heavy imports stay out of `ferrocanary --help`)
+
+    from ferrocanary.bench import judge  # noqa: PLC0415 (heavy imports stay out of `ferrocanary --help`)
+
+    if args.runs is not None and args.runs < 1:
+        print("ferrocanary bench judge: --runs must be >= 1", file=sys.stderr)
+        return 2
+    cells = judge.plan(quick=args.quick, runs=args.runs)
+    workers = args.workers or os.cpu_count() or 1
+    started = time.perf_counter()
+    columns = (TextColumn("judge bench"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
+        task = progress.add_task("cells", total=None)
+
+        def advance(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        rows = judge.run_grid(cells, seed=args.seed, workers=workers, progress=advance)
+    elapsed = time.perf_counter() - started
+    payload = {
+        "rows": rows,
+        "criteria": judge.criteria(rows),
+        "evaluate_ms": judge.evaluate_timing(),
+        "elapsed_seconds": elapsed,
+        "workers": workers,
+        "seed": args.seed,
+        "quick": bool(args.quick),
+    }
+    if args.json:
+        json.dump(payload, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        _print_rows(payload)
+    return 0
