@@ -23,6 +23,21 @@ PREFIX = "ferrocanary.io"
 _serving: set[tuple[str, int]] = set()
 
 
+@kopf.on.login()
+def login(**_: Any) -> kopf.ConnectionInfo:
+    """kopf's API credentials from the same place as the operator's own calls ($KUBECONFIG read now)."""
+    found = client.credentials()
+    return kopf.ConnectionInfo(
+        server=found.server,
+        ca_path=found.ca_path,
+        insecure=found.insecure,
+        certificate_path=found.certificate_path,
+        private_key_path=found.private_key_path,
+        scheme=found.scheme,
+        token=found.token,
+    )
+
+
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, memo: Any, logger: kopf.Logger, **_: Any) -> None:
     settings.persistence.finalizer = f"{PREFIX}/finalizer"

@@ -6,6 +6,7 @@ The same precedence kopf uses, so the operator's own calls and kopf's watches hi
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, field
 from typing import Any
 
 from kubernetes import client as k8s
@@ -32,3 +33,37 @@ def api_client(kubeconfig: str | None = None) -> k8s.ApiClient:
 def connect(kubeconfig: str | None = None) -> rest.Rest:
     """The JSON transport over :func:`api_client`."""
     return rest.Rest(api_client(kubeconfig))
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Where and how to reach the API, for clients other than the kubernetes library (kopf's own)."""
+
+    server: str
+    ca_path: str | None
+    insecure: bool
+    certificate_path: str | None
+    private_key_path: str | None
+    scheme: str | None
+    token: str | None = field(repr=False)
+
+
+def credentials(kubeconfig: str | None = None) -> Credentials:
+    """The credentials :func:`api_client` uses, resolved now (``$KUBECONFIG`` read at call time)."""
+    configuration = api_client(kubeconfig).configuration
+    header = configuration.get_api_key_with_prefix("BearerToken") or configuration.get_api_key_with_prefix(
+        "authorization"
+    )
+    parts = header.split(" ", 1) if header else []
+    scheme, token = (
+        (None, None) if not parts else (None, parts[0]) if len(parts) == 1 else (parts[0], parts[1])
+    )
+    return Credentials(
+        server=str(configuration.host),
+        ca_path=configuration.ssl_ca_cert,
+        insecure=not configuration.verify_ssl,
+        certificate_path=configuration.cert_file,
+        private_key_path=configuration.key_file,
+        scheme=scheme,
+        token=token,
+    )

@@ -1,0 +1,322 @@
+"""Set up a canary on the real sandbox: the two builds, their routing object, a live exporter that
+Prometheus scrapes, and the RustCanary itself; then watch it through the API like a person would.
+
+Everything here talks to the real kube-apiserver and the real Prometheus of the sandbox; the only
+process of our own is the exporter (support/exporter.py), which plays the two builds' traffic.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ferrocanary.kube import canaries, rest
+from ferrocanary.local import processes
+from ferrocanary.local.sandbox import Sandbox
+from tests.integration.support import arms
+
+REPO = Path(__file__).resolve().parents[3]
+CRD = REPO / "crds" / "rustcanaries.ferrocanary.io.yaml"
+TERMINAL = ("Promoted", "RolledBack", "Inconclusive", "Invalid")
+
+
+def install_crd(sandbox: Sandbox) -> None:
+    sandbox.kubectl("apply", "-f", str(CRD))
+    sandbox.kubectl("wait", "--for=condition=Established", "crd/rustcanaries.ferrocanary.io", "--timeout=60s")
+
+
+def deployment(namespace: str, name: str, build: str, replicas: int) -> dict[str, Any]:
+    labels = {"app": "scorer", "build": build}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [{"name": "scorer", "image": f"registry.invalid/scorer-{build}:1"}]},
+            },
+        },
+    }
+
+
+def service(namespace: str, name: str, selector: dict[str, str]) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {"selector": selector, "ports": [{"port": 8080, "targetPort": 8080}]},
+    }
+
+
+def http_route(namespace: str, name: str, backend: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "parentRefs": [{"name": "public-gateway"}],
+            "rules": [
+                {
+                    "matches": [{"path": {"type": "PathPrefix", "value": "/v1"}}],
+                    "backendRefs": [{"name": backend, "port": 8080}],
+                }
+            ],
+        },
+    }
+
+
+@dataclass
+class Canary:
+    """One canary under test: its objects, its exporter process, and the way to read its status."""
+
+    sandbox: Sandbox
+    api: rest.JsonApi
+    namespace: str
+    name: str
+    router: str  # "gatewayAPI" or "replicas"
+    candidate: arms.ArmModel
+    rps: float = 2000.0
+    spec_overrides: dict[str, Any] = field(default_factory=dict)
+    exporter_pid: int = 0
+    ports: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def baseline_deploy(self) -> str:
+        return f"{self.name}-python"
+
+    @property
+    def candidate_deploy(self) -> str:
+        return f"{self.name}-rust"
+
+    def _create(self, path: str, body: dict[str, Any]) -> None:
+        self.api.post(path, body)
+
+    def create_workload(self) -> None:
+        ns = self.namespace
+        apps = f"/apis/apps/v1/namespaces/{ns}/deployments"
+        gateway = self.router == "gatewayAPI"
+        self._create(apps, deployment(ns, self.baseline_deploy, "python", 4 if gateway else 10))
+        self._create(apps, deployment(ns, self.candidate_deploy, "rust", 4 if gateway else 0))
+        if gateway:
+            core = f"/api/v1/namespaces/{ns}/services"
+            self._create(core, service(ns, self.baseline_deploy, {"app": "scorer", "build": "python"}))
+            self._create(core, service(ns, self.candidate_deploy, {"app": "scorer", "build": "rust"}))
+            self._create(
+                f"/apis/gateway.networking.k8s.io/v1/namespaces/{ns}/httproutes",
+                http_route(ns, self.name, self.baseline_deploy),
+            )
+
+    def start_exporter(self, workdir: Path) -> None:
+        ready = workdir / f"{self.name}-ready.json"
+        ready.unlink(missing_ok=True)
+        split = (
+            {
+                "kind": "httproute",
+                "namespace": self.namespace,
+                "name": self.name,
+                "baseline": self.baseline_deploy,
+                "candidate": self.candidate_deploy,
+            }
+            if self.router == "gatewayAPI"
+            else {
+                "kind": "deployments",
+                "namespace": self.namespace,
+                "baseline": self.baseline_deploy,
+                "candidate": self.candidate_deploy,
+            }
+        )
+        config = {
+            "rps": self.rps,
+            "seed": abs(hash(self.name)) % 10_000,
+            "baseline": asdict(arms.PYTHON),
+            "candidate": asdict(self.candidate),
+            "split": split,
+            "kubeconfig": str(self.sandbox.kubeconfig),
+            "ready_file": str(ready),
+        }
+        config_path = workdir / f"{self.name}-exporter.json"
+        config_path.write_text(json.dumps(config))
+        log = (workdir / f"{self.name}-exporter.log").open("w")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tests.integration.support.exporter", str(config_path)],
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **self.sandbox.env()},
+        )
+        self.exporter_pid = proc.pid
+        deadline = time.monotonic() + 30
+        while not ready.exists():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"exporter did not start: {(workdir / f'{self.name}-exporter.log').read_text()}"
+                )
+            time.sleep(0.1)
+        self.ports = json.loads(ready.read_text())
+        for track in ("baseline", "candidate"):
+            self.sandbox.add_scrape_target(
+                self._job(track),
+                [f"127.0.0.1:{self.ports[track]}"],
+                {"namespace": self.namespace, "canary": self.name, "track": track},
+            )
+
+    def _job(self, track: str) -> str:
+        return f"{self.namespace}-{self.name}-{track}"
+
+    def spec(self) -> dict[str, Any]:
+        gateway = self.router == "gatewayAPI"
+        sel = f'namespace="{self.namespace}",canary="{self.name}"'
+        spec: dict[str, Any] = {
+            "baseline": {
+                "deployment": self.baseline_deploy,
+                **({"service": self.baseline_deploy} if gateway else {}),
+            },
+            "candidate": {
+                "deployment": self.candidate_deploy,
+                **({"service": self.candidate_deploy} if gateway else {}),
+            },
+            "service": {"name": self.name, "port": 8080},
+            "trafficRouting": {"gatewayAPI": {"httpRoute": self.name}}
+            if gateway
+            else {"replicas": {"total": 10}},
+            "steps": {"weights": [10, 30, 50], "minDwell": "20s"},
+            "analysis": {
+                "interval": "5s",
+                "warmup": "10s",
+                "maxDuration": "10m",
+                "minBlocks": 6,
+                "prometheus": {"address": self.sandbox.prometheus_url, "lag": "2s", "timeout": "5s"},
+                "selectors": {"baseline": f'{sel},track="baseline"', "candidate": f'{sel},track="candidate"'},
+            },
+        }
+        for key, value in self.spec_overrides.items():
+            spec[key] = {**spec.get(key, {}), **value} if isinstance(value, dict) else value
+        return spec
+
+    def apply(self) -> None:
+        body = {
+            "apiVersion": canaries.API_VERSION,
+            "kind": canaries.KIND,
+            "metadata": {"name": self.name, "namespace": self.namespace},
+            "spec": self.spec(),
+        }
+        self.api.post(canaries.path(self.namespace), body)
+
+    @property
+    def obj(self) -> dict[str, Any]:
+        found = canaries.get(self.api, self.namespace, self.name)
+        assert found is not None, f"RustCanary {self.namespace}/{self.name} is gone"
+        return found
+
+    @property
+    def status(self) -> dict[str, Any]:
+        return dict(self.obj.get("status") or {})
+
+    def wait(self, predicate: Callable[[dict[str, Any]], bool], timeout: float, what: str) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        status: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            status = self.status
+            if predicate(status):
+                return status
+            time.sleep(1.0)
+        brief = {
+            k: status.get(k)
+            for k in ("phase", "stepIndex", "weight", "decision", "decisionReason", "verdict")
+        }
+        raise AssertionError(f"{what}: not within {timeout:.0f}s; status {brief}")
+
+    def wait_terminal(self, timeout: float = 300) -> dict[str, Any]:
+        return self.wait(lambda s: s.get("phase") in TERMINAL, timeout, "a terminal phase")
+
+    def annotate(self, action: str) -> None:
+        self.sandbox.kubectl(
+            "-n",
+            self.namespace,
+            "annotate",
+            "--overwrite",
+            f"rustcanary/{self.name}",
+            f"{canaries.ACTION_ANNOTATION}={action}",
+        )
+
+    def events(self) -> list[dict[str, Any]]:
+        listing = self.api.get(
+            f"/api/v1/namespaces/{self.namespace}/events?fieldSelector=involvedObject.name%3D{self.name}"
+        )
+        items = sorted(
+            listing.get("items", []), key=lambda e: (e.get("lastTimestamp") or "", e["metadata"]["name"])
+        )
+        return items
+
+    def reasons(self) -> list[str]:
+        return [e["reason"] for e in self.events()]
+
+    def route_weights(self) -> dict[str, int]:
+        route = self.api.get(
+            f"/apis/gateway.networking.k8s.io/v1/namespaces/{self.namespace}/httproutes/{self.name}"
+        )
+        return {ref["name"]: int(ref.get("weight", 1)) for ref in route["spec"]["rules"][0]["backendRefs"]}
+
+    def replicas(self) -> tuple[int, int]:
+        def read(name: str) -> int:
+            dep = self.api.get(f"/apis/apps/v1/namespaces/{self.namespace}/deployments/{name}")
+            return int(dep["spec"]["replicas"])
+
+        return read(self.baseline_deploy), read(self.candidate_deploy)
+
+    def panic(self) -> None:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.ports['candidate']}/panic", timeout=5) as reply:
+            reply.read()
+
+    def delete(self, timeout: float = 60) -> None:
+        """Delete the RustCanary and wait until the operator's finalizer let it go."""
+        self.sandbox.kubectl(
+            "-n", self.namespace, "delete", f"rustcanary/{self.name}", "--wait=false", "--ignore-not-found"
+        )
+        deadline = time.monotonic() + timeout
+        while canaries.get(self.api, self.namespace, self.name) is not None:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"RustCanary {self.name} not released within {timeout}s")
+            time.sleep(0.5)
+
+    def stop(self) -> None:
+        for track in ("baseline", "candidate"):
+            self.sandbox.remove_scrape_target(self._job(track))
+        if self.exporter_pid:
+            processes.stop(self.exporter_pid, sys.executable)
+            self.exporter_pid = 0
+
+
+@contextlib.contextmanager
+def running(canary: Canary, workdir: Path) -> Iterator[Canary]:
+    """The canary's workload and exporter for the ``with`` block. On the way out (the operator still
+    running) the RustCanary is deleted so its finalizer is released, and the exporter stopped by pid."""
+    canary.create_workload()
+    try:
+        canary.start_exporter(workdir)
+        yield canary
+    finally:
+        try:
+            canary.delete()
+        except AssertionError:
+            drop_finalizers(canary.api, canary.namespace, canary.name)
+        finally:
+            canary.stop()
+
+
+def drop_finalizers(api: rest.JsonApi, namespace: str, name: str) -> None:
+    """After a test whose operator is gone: let the namespace be deleted."""
+    with contextlib.suppress(rest.KubeError):
+        api.patch(canaries.path(namespace, name), {"metadata": {"finalizers": None}})

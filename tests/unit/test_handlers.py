@@ -1,0 +1,120 @@
+"""The kopf layer stays thin and wired right: what is registered, how it starts, what a tick reads.
+
+Handlers are called directly here with an in-memory API (``FakeKube``, a fake of the ``JsonApi``
+Protocol); the real operator runs under ``kopf.testing.KopfRunner`` in tests/integration.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from pathlib import Path
+from typing import Any
+
+import kopf
+import pytest
+import yaml
+
+from ferrocanary import handlers, reconcile
+from ferrocanary.cli import main as cli_main
+from ferrocanary.handlers import canary, startup
+from ferrocanary.kube import canaries
+from tests.integration.support import arms
+from tests.unit.test_reconcile import NAME, NS, PATH, T0, ModelSource, World
+
+LOG = logging.getLogger("test")
+
+
+def test_a_short_timer_and_a_delete_handler_are_registered_for_rustcanaries() -> None:
+    registry = kopf.get_default_registry()
+    ticks = [h for h in registry._spawning.get_all_handlers() if h.id == "tick"]
+    assert len(ticks) == 1
+    assert ticks[0].interval == canary.TIMER_SECONDS <= 5
+    assert ticks[0].selector.any_name == canaries.PLURAL
+    assert ticks[0].selector.group == canaries.GROUP
+    assert [h.id for h in registry._changing.get_all_handlers()] == ["release"]
+    ours = [h.id for h in registry._activities.get_all_handlers() if not h._fallback]
+    assert ours == ["login", "configure"]  # our login replaces kopf's fallback ones
+
+
+def test_the_timer_reads_the_object_fresh_and_runs_one_tick() -> None:
+    world = World(ModelSource(arms.PYTHON, arms.RUST_WIN))
+    memo = kopf.Memo(deps=world.deps)
+    canary.tick(name=NAME, namespace=NS, memo=memo, logger=LOG)
+    assert world.status["phase"] == "Progressing"
+    assert world.reasons() == ["Started"]
+    # kopf's cached body may be stale; the handler never looks at it, only at the API.
+    canary.tick(name=NAME, namespace=NS, memo=memo, logger=LOG)
+    assert world.reasons() == ["Started"]
+
+
+def test_a_canary_being_deleted_is_left_to_the_delete_handler() -> None:
+    world = World(ModelSource(arms.PYTHON, arms.RUST_WIN))
+    world.kube.objects[PATH]["metadata"]["deletionTimestamp"] = T0.isoformat()
+    canary.tick(name=NAME, namespace=NS, memo=kopf.Memo(deps=world.deps), logger=LOG)
+    assert "status" not in world.kube.objects[PATH]
+    body = copy.deepcopy(world.kube.objects[PATH])
+    canary.release(body=body, memo=kopf.Memo(deps=world.deps), logger=LOG)  # Pending: nothing to restore
+    assert world.replicas() == (10, 0)
+
+
+@pytest.fixture
+def kubeconfig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "kubeconfig"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [
+                    {
+                        "name": "c",
+                        "cluster": {"server": "https://127.0.0.1:6443", "insecure-skip-tls-verify": True},
+                    }
+                ],
+                "users": [{"name": "u", "user": {"token": "secret-token"}}],
+                "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
+                "current-context": "x",
+            }
+        )
+    )
+    monkeypatch.setenv("KUBECONFIG", str(path))
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    monkeypatch.delenv("FERROCANARY_METRICS_PORT", raising=False)
+    return path
+
+
+def test_startup_sets_our_finalizer_and_prefix_and_builds_the_dependencies(kubeconfig: Path) -> None:
+    settings = kopf.OperatorSettings()
+    memo = kopf.Memo()
+    startup.configure(settings=settings, memo=memo, logger=LOG)
+    assert settings.persistence.finalizer == "ferrocanary.io/finalizer"
+    assert isinstance(settings.persistence.progress_storage, kopf.AnnotationsProgressStorage)
+    assert settings.posting.level == logging.WARNING
+    assert isinstance(memo["deps"], reconcile.Deps)
+
+
+def test_kopf_logs_in_with_the_kubeconfig_named_at_run_time(kubeconfig: Path) -> None:
+    info = startup.login()
+    assert info.server == "https://127.0.0.1:6443"
+    assert info.token == "secret-token"
+    assert info.insecure is True
+    assert "secret-token" not in repr(startup.client.credentials())
+
+
+def test_ferrocanary_run_hands_its_options_to_the_handlers(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: dict[str, Any] = {}
+
+    def fake_run(**kwargs: Any) -> int:
+        seen.update(kwargs)
+        return 0
+
+    monkeypatch.setattr(handlers, "run", fake_run)
+    assert cli_main.main(["run", "-n", "shop", "-n", "web", "--metrics-port", "9102"]) == 0
+    assert seen["namespaces"] == ("shop", "web")
+    assert seen["metrics_port"] == 9102
+    seen.clear()
+    assert cli_main.main(["run", "--all-namespaces"]) == 0
+    assert seen["namespaces"] == ()
+    with pytest.raises(SystemExit):
+        cli_main.main(["run", "-n", "shop", "--all-namespaces"])

@@ -1,0 +1,221 @@
+"""The metrics sources: Prometheus answers turned into the judge's blocks, and recordings replayed.
+
+Prometheus's answers here are canned (the query_range JSON shape) or come from a tiny local HTTP
+server; tests/integration reads a real Prometheus scraping real exporters.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, ClassVar
+
+import pytest
+from prometheus_client import generate_latest
+
+from ferrocanary.metrics import exposition, protocol
+from ferrocanary.metrics.prometheus import PrometheusSource, per_bucket
+from ferrocanary.metrics.recording import RecordingSource
+from ferrocanary.model import recording
+from tests.integration.support import arms
+
+T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
+SELECTORS = protocol.ArmSelectors('track="baseline"', 'track="candidate"', 'pod=~"py-.*"', 'pod=~"rs-.*"')
+
+
+def window(blocks: int, steps: tuple[protocol.StepChange, ...] = ()) -> protocol.Window:
+    return protocol.Window(T0, T0 + timedelta(seconds=10 * blocks + 3), 10.0, SELECTORS, steps)
+
+
+def series(values: dict[int, float], **labels: str) -> dict[str, Any]:
+    """A query_range series with a value at the end of each given block index."""
+    return {"metric": labels, "values": [[T0.timestamp() + 10 * (k + 1), str(v)] for k, v in values.items()]}
+
+
+def signal_of(query: str) -> str:
+    for needle, signal in (
+        ('code=~"5.."', "errors"),
+        ("http_requests_total", "requests"),
+        ("http_request_duration_seconds_bucket", "latency"),
+        ("process_cpu_seconds_total", "cpu"),
+        ("process_resident_memory_bytes", "memory"),
+        ("process_start_time_seconds", "pods"),
+        ("panics_total", "panics"),
+        ("kube_pod_container", "container_faults"),
+    ):
+        if needle in query:
+            return signal
+    raise AssertionError(f"unexpected query {query}")
+
+
+class Canned:
+    """Answers query_range by the signal and arm a query asks for."""
+
+    def __init__(self, answers: dict[tuple[str, str], list[dict[str, Any]]]) -> None:
+        self.answers = answers
+        self.calls: list[tuple[str, datetime, datetime, str]] = []
+
+    def __call__(
+        self, query: str, start_time: datetime, end_time: datetime, step: str
+    ) -> list[dict[str, Any]]:
+        self.calls.append((query, start_time, end_time, step))
+        arm = "candidate" if 'track="candidate"' in query or "rs-" in query else "baseline"
+        return self.answers.get((signal_of(query), arm), [])
+
+
+def source_with(answers: dict[tuple[str, str], list[dict[str, Any]]]) -> tuple[PrometheusSource, Canned]:
+    source = PrometheusSource("http://prometheus.invalid:9090")
+    canned = Canned(answers)
+    source._client.custom_query_range = canned  # type: ignore[method-assign]
+    return source, canned
+
+
+def full_arm(arm: str, blocks: dict[int, float]) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    return {
+        ("requests", arm): [series(blocks)],
+        ("cpu", arm): [series({k: v / 1000 for k, v in blocks.items()})],
+        ("memory", arm): [series(dict.fromkeys(blocks, 100000000.0))],
+        ("pods", arm): [series(dict.fromkeys(blocks, 2))],
+        ("latency", arm): [
+            series({k: v * 0.5 for k, v in blocks.items()}, le="0.01"),
+            series({k: v * 0.9 for k, v in blocks.items()}, le="0.1"),
+            series(blocks, le="+Inf"),
+        ],
+    }
+
+
+def test_blocks_are_aligned_to_the_window_start_and_read_at_their_end() -> None:
+    answers = {
+        **full_arm("baseline", {0: 100, 1: 110, 2: 120}),
+        **full_arm("candidate", {0: 10, 1: 11, 2: 12}),
+    }
+    source, canned = source_with(answers)
+    steps = (protocol.StepChange(T0, 10.0), protocol.StepChange(T0 + timedelta(seconds=20), 30.0))
+    rec = source.fetch(window(3, steps))
+    assert [b.start for b in rec.blocks] == [T0, T0 + timedelta(seconds=10), T0 + timedelta(seconds=20)]
+    assert [b.weight for b in rec.blocks] == [10.0, 10.0, 30.0]
+    assert [b.baseline.requests for b in rec.blocks] == [100, 110, 120]
+    assert rec.latency_bucket_bounds == (0.01, 0.1)
+    assert rec.blocks[1].candidate.latency_counts == pytest.approx((5.5, 4.4, 1.1))
+    assert rec.blocks[0].missing == ()
+    _, start, end, step = canned.calls[0]
+    assert (start, end, step) == (T0 + timedelta(seconds=10), T0 + timedelta(seconds=30), "10s")
+    assert all("[10s]" in call[0] for call in canned.calls)
+
+
+def test_missing_signals_are_listed_but_absent_errors_and_faults_count_as_zero() -> None:
+    answers = {**full_arm("baseline", {0: 100, 1: 100}), **full_arm("candidate", {0: 10, 1: 10})}
+    answers[("cpu", "candidate")] = [series({0: 0.01})]  # no CPU at block 1
+    answers[("panics", "candidate")] = [series({1: 1.0})]
+    answers[("container_faults", "candidate")] = [series({1: 1.0})]
+    rec = source_with(answers)[0].fetch(window(2))
+    assert rec.blocks[0].missing == ()
+    assert rec.blocks[1].missing == ("cpu",)
+    assert rec.blocks[1].candidate.faults == 2.0  # a panic plus an OOMKilled restart
+    assert rec.blocks[0].candidate.faults == 0.0
+    assert rec.blocks[0].baseline.errors == 0.0
+    empty = source_with({})[0].fetch(window(1))
+    assert empty.blocks[0].missing == ("requests", "latency", "cpu", "memory", "pods")
+
+
+def test_cumulative_buckets_are_made_monotone_before_differencing() -> None:
+    # increase() extrapolates each series separately: a higher bucket can come out slightly lower.
+    counts = per_bucket({0.01: 50.0, 0.1: 49.0, math.inf: 60.0}, (0.01, 0.05, 0.1))
+    assert counts == (50.0, 0.0, 0.0, 10.0)
+    assert all(c >= 0 for c in counts)
+    assert per_bucket({}, (0.01,)) == (0.0, 0.0)
+
+
+class _Prometheus(BaseHTTPRequestHandler):
+    seen: ClassVar[list[str | None]] = []
+    status: ClassVar[int] = 200
+
+    def do_GET(self) -> None:
+        _Prometheus.seen.append(self.headers.get("Authorization"))
+        body = json.dumps({"status": "success", "data": {"resultType": "matrix", "result": []}}).encode()
+        self.send_response(_Prometheus.status)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+
+@pytest.fixture
+def prometheus() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Prometheus)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    _Prometheus.seen.clear()
+    _Prometheus.status = 200
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_the_bearer_token_goes_in_the_header_and_nowhere_else(prometheus: str) -> None:
+    source = PrometheusSource(prometheus, token="tok-123")
+    rec = source.fetch(window(2))
+    assert set(_Prometheus.seen) == {"Bearer tok-123"}
+    assert len(rec.blocks) == 2
+    assert rec.blocks[0].missing  # an empty answer is missing data, not zeros
+    _Prometheus.status = 400
+    with pytest.raises(protocol.MetricsUnavailableError, match="refused a query") as caught:
+        source.fetch(window(1))
+    assert "tok-123" not in str(caught.value)
+
+
+def test_no_complete_block_yet_means_no_query_at_all() -> None:
+    source, canned = source_with({})
+    rec = source.fetch(protocol.Window(T0, T0 + timedelta(seconds=9), 10.0, SELECTORS))
+    assert rec.blocks == ()
+    assert canned.calls == []
+
+
+def _recording(n: int) -> recording.Recording:
+    blocks = tuple(
+        recording.Block(
+            start=datetime(2024, 1, 1, tzinfo=UTC) + timedelta(seconds=10 * i),
+            weight=10.0,
+            baseline=arms.PYTHON.block(900, 10),
+            candidate=arms.RUST_WIN.block(100, 10),
+        )
+        for i in range(n)
+    )
+    return recording.Recording(10.0, arms.BOUNDS, blocks)
+
+
+def test_a_replayed_recording_releases_blocks_one_interval_at_a_time() -> None:
+    source = RecordingSource(_recording(5), origin=T0)
+    assert [b.start for b in source.fetch(window(2)).blocks] == [T0, T0 + timedelta(seconds=10)]
+    assert len(source.fetch(window(9)).blocks) == 5
+    relabelled = RecordingSource(_recording(3), origin=T0, relabel_weights=True).fetch(
+        window(3, (protocol.StepChange(T0, 5.0),))
+    )
+    assert {b.weight for b in relabelled.blocks} == {5.0}
+    with pytest.raises(protocol.MetricsUnavailableError, match="10s blocks"):
+        source.fetch(protocol.Window(T0, T0 + timedelta(minutes=5), 60.0, SELECTORS))
+
+
+def test_exported_kpis_disappear_when_the_spec_drops_them() -> None:
+    kpi = {
+        "name": "p999-latency",
+        "estimate": 0.5,
+        "lower": 0.4,
+        "upper": 0.6,
+        "target": 0.7,
+        "decision": "Open",
+    }
+    exposition.publish("ns-x", "c", {"weight": 25, "phase": "Progressing", "kpis": [kpi]}, ["Progressing"])
+    text = generate_latest(exposition.REGISTRY).decode()
+    assert 'ferrocanary_kpi_upper_ratio{kpi="p999-latency",name="c",namespace="ns-x"} 0.6' in text
+    assert 'ferrocanary_kpi_eta_seconds{kpi="p999-latency"' not in text  # unknown ETA: no sample, not 0
+    exposition.publish("ns-x", "c", {"weight": 25, "phase": "Progressing", "kpis": []}, ["Progressing"])
+    assert 'kpi="p999-latency",name="c"' not in generate_latest(exposition.REGISTRY).decode()
