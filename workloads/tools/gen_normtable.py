@@ -40,10 +40,8 @@ def mapping(cp: int) -> str:
     return "".join(x if is_word(x) else " " for x in folded)
 
 
-def main() -> int:
-    if unicodedata.unidata_version != UNICODE_VERSION:
-        print(f"need Unicode {UNICODE_VERSION} (CPython 3.11), have {unicodedata.unidata_version}")
-        return 1
+def render() -> str:
+    """The table file's text (needs Unicode 14.0.0: see main)."""
     entries = [
         (cp, out) for cp in range(0x110000) if not 0xD800 <= cp <= 0xDFFF and (out := mapping(cp)) != chr(cp)
     ]
@@ -60,8 +58,16 @@ def main() -> int:
         src = f"{lo:04X}" if j == i else f"{lo:04X}..{entries[j][0]:04X}"
         lines.append(f"{src} {'+'.join(f'{ord(x):04X}' for x in out)}")
         i = j + 1
-    OUT.write_text("\n".join(lines) + "\n", encoding="ascii")
-    print(f"wrote {OUT} ({len(entries)} code points, {len(lines) - 2} lines)")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    if unicodedata.unidata_version != UNICODE_VERSION:
+        print(f"need Unicode {UNICODE_VERSION} (CPython 3.11), have {unicodedata.unidata_version}")
+        return 1
+    text = render()
+    OUT.write_text(text, encoding="ascii")
+    print(f"wrote {OUT} ({text.count(chr(10)) - 2} lines)")
     return 0
 
 

@@ -54,7 +54,7 @@ class Settings:
             quick=quick,
             rounds=args.rounds or (3 if quick else 5),
             duration=args.duration or (4.0 if quick else 10.0),
-            search_duration=2.5 if quick else 5.0,
+            search_duration=args.search_duration or (2.5 if quick else 5.0),
             search_steps=args.search_steps if args.search_steps is not None else (5 if quick else 8),
             slo_ms=args.slo_ms,
             connections=args.connections,
@@ -98,6 +98,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--slo-ms", type=float, default=50.0, help="p99 SLO of the max-rate search (ms)")
     parser.add_argument(
         "--search-steps", type=int, default=None, help="rates tried per build (0 skips the search)"
+    )
+    parser.add_argument(
+        "--search-duration",
+        type=float,
+        default=0.0,
+        help="seconds per rate tried by the search (5, quick 2.5)",
     )
     parser.add_argument("--max-rate", type=float, default=4000.0, help="highest rate the search tries (rps)")
     parser.add_argument("--connections", type=int, default=32, help="keep-alive connections per build")

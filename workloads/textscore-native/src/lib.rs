@@ -125,7 +125,8 @@ fn feature_hashes(text: &str) -> PyResult<Vec<u64>> {
     with_scorer(|scorer| scorer.feature_hashes(text))
 }
 
-/// Sets the injected fault for this process ("none", "slow", "crash", "leak", "panic").
+/// Sets the injected fault for this process ("none", "slow", "crash", "leak", "panic") and
+/// restarts the call count the crash and panic faults go by.
 #[pyfunction]
 #[pyo3(signature = (kind, *, after = 1, rate = 0.0, leak_bytes = 0, slow_ns_per_feature = 0, signal = "segv"))]
 fn set_fault(
@@ -167,6 +168,8 @@ fn set_fault(
     *FAULT
         .write()
         .unwrap_or_else(|poisoned| poisoned.into_inner()) = fault;
+    // "Crash on request N" counts from here, not from the service's warm-up call.
+    CALLS.store(0, Ordering::Relaxed);
     Ok(())
 }
 
