@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from ferrocanary.bench import recordings, sim
-from ferrocanary.judge import blocks, confseq, eta, looks, replay, verdict
+from ferrocanary.judge import blocks, confseq, eta, looks, replay, tracks, verdict
 from ferrocanary.model import recording
 from ferrocanary.model.analysis import AnalysisSettings
 from ferrocanary.model.decisions import Decision, Judgement, KpiResult, Reading
@@ -195,7 +195,7 @@ def test_confidence_sequence_coverage_on_simulated_canaries() -> None:
     for run in range(batch.runs):
         table = looks.compute(batch.block_data(run), SETTINGS)
         p99 = table.kpis[0]
-        ok = p99.reading != looks.Read.NO_DATA
+        ok = p99.reading != tracks.Read.NO_DATA
         out += bool(((p99.lower > truth) | (p99.upper < truth))[ok].any())
         naive = 1.96 * np.sqrt(p99.variance)
         naive_out += bool((np.abs(p99.estimate - truth) > naive)[ok].any())

@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from ferrocanary.judge import blocks, counts, eta, looks
+from ferrocanary.judge import blocks, counts, eta, looks, tracks
 from ferrocanary.model import recording
 from ferrocanary.model.analysis import AnalysisSettings, Direction, KpiKind
 from ferrocanary.model.decisions import CostProjection, Decision, Judgement, KpiResult, Reading
@@ -26,10 +26,10 @@ _DECISION = {
     looks.Code.INCONCLUSIVE: Decision.INCONCLUSIVE,
 }
 _READING = {
-    looks.Read.NO_DATA: Reading.NO_DATA,
-    looks.Read.OPEN: Reading.OPEN,
-    looks.Read.PASS: Reading.PASS,
-    looks.Read.MISS: Reading.MISS,
+    tracks.Read.NO_DATA: Reading.NO_DATA,
+    tracks.Read.OPEN: Reading.OPEN,
+    tracks.Read.PASS: Reading.PASS,
+    tracks.Read.MISS: Reading.MISS,
 }
 
 
@@ -54,7 +54,7 @@ def _minutes(seconds: float | None) -> str:
     return f"{seconds / 60.0:.0f} min"
 
 
-def _interval_text(track: looks.Track, j: int, alpha: float) -> str:
+def _interval_text(track: tracks.Track, j: int, alpha: float) -> str:
     if alpha == track.alpha_pass:
         lo, hi = track.lower[j], track.upper[j]
     else:
@@ -65,7 +65,7 @@ def _interval_text(track: looks.Track, j: int, alpha: float) -> str:
     )
 
 
-def _relation(track: looks.Track, good: bool) -> str:
+def _relation(track: tracks.Track, good: bool) -> str:
     lower_is_better = track.direction is Direction.LOWER
     return "<=" if good == lower_is_better else ">="
 
@@ -80,9 +80,9 @@ def _rate(data: blocks.BlockData, j: int) -> float:
 
 
 def _kpi_result(
-    track: looks.Track, j: int, data: blocks.BlockData, settings: AnalysisSettings, remaining_blocks: int
+    track: tracks.Track, j: int, data: blocks.BlockData, settings: AnalysisSettings, remaining_blocks: int
 ) -> KpiResult:
-    reading = _READING[looks.Read(int(track.reading[j]))]
+    reading = _READING[tracks.Read(int(track.reading[j]))]
     if track.kind == KpiKind.MEMORY_FAULTS.value:
         count = float(track.estimate[j]) if track.estimate.size else 0.0
         return KpiResult(
@@ -158,7 +158,7 @@ def _cost(data: blocks.BlockData, settings: AnalysisSettings, j: int) -> CostPro
     if not ok.any():
         return None
     pricing = settings.pricing
-    per_mem = data.interval * pricing.memory_gib_hour / 3600.0 / looks.GIB
+    per_mem = data.interval * pricing.memory_gib_hour / 3600.0 / tracks.GIB
 
     def per_request(arm: blocks.Arm) -> float:
         cost = arm.cpu[: j + 1] * pricing.cpu_hour / 3600.0 + arm.memory[: j + 1] * per_mem
@@ -223,7 +223,7 @@ def _reason(
             "can be trusted."
         )
     if cause is looks.Cause.GUARD:
-        breached = [g for g in table.guards if g.reading[j] == looks.Read.MISS]
+        breached = [g for g in table.guards if g.reading[j] == tracks.Read.MISS]
         parts = []
         for g in breached:
             if g.log_e.size:
@@ -248,7 +248,7 @@ def _reason(
             "exponential buckets (factor <= 1.1) or native histograms of schema >= 3."
         )
     if cause is looks.Cause.MISS:
-        missed = [t for t in stat if t.reading[j] == looks.Read.MISS]
+        missed = [t for t in stat if t.reading[j] == tracks.Read.MISS]
         parts = [
             f"{t.name} {_interval_text(t, j, t.alpha_miss)} is not {_relation(t, True)} {_fmt(t.target)}"
             for t in missed

@@ -1,0 +1,286 @@
+"""Each KPI and guard rail followed over every look: estimate, anytime interval, reading.
+
+A ``Track`` holds one value per look (block index j). Ratio KPIs live on the log scale; the memory
+fault KPI counts faults. Which blocks feed which statistic (warm-up, missing signals) is decided
+here, per signal: a block without CPU data still counts for latency.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ferrocanary.judge import blocks, confseq, counts, quantiles, ratios
+from ferrocanary.model.analysis import AnalysisSettings, Direction, GuardKind, GuardRail, KpiKind, KpiTarget
+
+Float = NDArray[np.float64]
+Int = NDArray[np.int64]
+Bool = NDArray[np.bool_]
+
+GIB = float(2**30)
+STATISTICAL = frozenset({KpiKind.LATENCY_QUANTILE, KpiKind.THROUGHPUT_PER_CPU, KpiKind.COST_PER_REQUEST})
+
+
+class Read(IntEnum):
+    """Reading codes per look (mirrors model.decisions.Reading)."""
+
+    NO_DATA = 0
+    OPEN = 1
+    PASS = 2
+    MISS = 3
+
+
+@dataclass(frozen=True)
+class Track:
+    """One KPI or guard rail over looks."""
+
+    name: str
+    kind: str
+    target: float  # ratio scale (faults: allowed count)
+    direction: Direction
+    estimate: Float
+    variance: Float
+    lower: Float  # the reported anytime interval (confidence level; a guard: its own level)
+    upper: Float
+    reading: Int
+    used: Int  # blocks in the statistic at each look
+    n_candidate: Float  # candidate observations (information proxy for the ETA)
+    alpha_pass: float
+    alpha_miss: float
+    miss_lower: Float = field(default_factory=lambda: np.zeros(0))
+    miss_upper: Float = field(default_factory=lambda: np.zeros(0))
+    log_e: Float = field(default_factory=lambda: np.zeros(0))  # e-process guards
+    threshold: float = math.inf  # e-process guards: log(1/alpha)
+
+    @property
+    def statistical(self) -> bool:
+        return self.kind in {k.value for k in STATISTICAL}
+
+
+def count(mask: Bool) -> Int:
+    """Per look: how many blocks so far satisfy ``mask``."""
+    return np.cumsum(mask, dtype=np.int64)
+
+
+def expand(values: Float, used: Int, fill: float) -> Float:
+    """Per look from per prefix: look j sees the prefix of length used[j] (fill when 0)."""
+    if values.size == 0:
+        return np.full(used.shape[0], fill)
+    return np.where(used > 0, values[np.maximum(used - 1, 0)], fill)
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every track of one analysis shares."""
+
+    data: blocks.BlockData
+    settings: AnalysisSettings
+    warm: Bool
+    alpha: float
+    alpha_miss: float  # Bonferroni over the statistical KPIs, for MISS
+    alpha_guard: float  # Bonferroni over the guard rails
+    edges: quantiles.Edges
+    latency_used: Int
+    pooled_c: quantiles.Pooled
+    pooled_b: quantiles.Pooled
+
+    @classmethod
+    def of(cls, data: blocks.BlockData, settings: AnalysisSettings) -> Context:
+        warm = blocks.warm(data, settings.warmup_seconds)
+        latency = ~warm & ~data.lacks("requests", "latency")
+        alpha = 1.0 - settings.confidence
+        n_stat = max(1, sum(k.kind in STATISTICAL for k in settings.kpis))
+        return cls(
+            data=data,
+            settings=settings,
+            warm=warm,
+            alpha=alpha,
+            alpha_miss=alpha / n_stat,
+            alpha_guard=(1.0 - settings.guard_confidence) / max(1, len(settings.guards)),
+            edges=quantiles.Edges.from_bounds(data.bounds),
+            latency_used=count(latency),
+            pooled_c=quantiles.Pooled.of(data.candidate.counts[latency]),
+            pooled_b=quantiles.Pooled.of(data.baseline.counts[latency]),
+        )
+
+
+@dataclass(frozen=True)
+class _Statistic:
+    """A log-ratio statistic over looks, before its intervals."""
+
+    d: Float
+    var: Float
+    df: Float
+    used: Int
+    enough: Bool
+    n_candidate: Float
+
+
+def _quantile(ctx: Context, p: float) -> _Statistic:
+    qt = quantiles.ratio_track(ctx.pooled_c, ctx.pooled_b, p, ctx.edges)
+    used = ctx.latency_used
+    tail = expand(qt.tail, used, 0.0)
+    return _Statistic(
+        d=expand(qt.log_ratio, used, np.nan),
+        var=expand(qt.variance, used, np.inf),
+        df=expand(qt.df, used, 0.0),
+        used=used,
+        enough=(used >= ctx.settings.min_blocks) & (tail >= ctx.settings.min_tail_count),
+        n_candidate=expand(qt.n_candidate, used, 0.0),
+    )
+
+
+def _ratio_of_sums(ctx: Context, kind: KpiKind) -> _Statistic:
+    data, base, cand = ctx.data, ctx.data.baseline, ctx.data.candidate
+    if kind is KpiKind.THROUGHPUT_PER_CPU:
+        mask = ~ctx.warm & ~data.lacks("requests", "cpu")
+        rt = ratios.track(cand.requests[mask], cand.cpu[mask], base.requests[mask], base.cpu[mask])
+    else:
+        mask = ~ctx.warm & ~data.lacks("requests", "cpu", "memory")
+        pricing = ctx.settings.pricing
+        per_mem = data.interval * pricing.memory_gib_hour / 3600.0 / GIB
+        cost_c = cand.cpu * pricing.cpu_hour / 3600.0 + cand.memory * per_mem
+        cost_b = base.cpu * pricing.cpu_hour / 3600.0 + base.memory * per_mem
+        rt = ratios.track(cost_c[mask], cand.requests[mask], cost_b[mask], base.requests[mask])
+    used = count(mask)
+    return _Statistic(
+        d=expand(rt.log_ratio, used, np.nan),
+        var=expand(rt.variance, used, np.inf),
+        df=expand(rt.df, used, 0.0),
+        used=used,
+        enough=used >= ctx.settings.min_blocks,
+        n_candidate=np.cumsum(np.where(mask, cand.requests, 0.0)),
+    )
+
+
+def _interval_track(
+    ctx: Context, stat: _Statistic, *, name: str, kind: str, target: float, direction: Direction, guard: bool
+) -> Track:
+    """Anytime intervals at alpha (PASS) and at the Bonferroni alpha (MISS), and the three-way reading.
+    A guard rail tests only for harm, at the guard alpha, and reports that interval."""
+    horizon = ctx.settings.information_horizon_seconds
+    t_used = stat.used * ctx.settings.interval_seconds
+    sd = np.sqrt(stat.var)
+    a_miss = ctx.alpha_guard if guard else ctx.alpha_miss
+    half_pass = confseq.student(confseq.multiplier_at_time(t_used, horizon, ctx.alpha), stat.df) * sd
+    half_miss = confseq.student(confseq.multiplier_at_time(t_used, horizon, a_miss), stat.df) * sd
+    log_t = math.log(target)
+    lower, upper = stat.d - half_pass, stat.d + half_pass
+    miss_lower, miss_upper = stat.d - half_miss, stat.d + half_miss
+    if direction is Direction.HIGHER:
+        passed, missed = lower > log_t, miss_upper < log_t
+    else:
+        passed, missed = upper < log_t, miss_lower > log_t
+    reading = np.where(passed, Read.PASS, np.where(missed, Read.MISS, Read.OPEN))
+    reading = np.where(stat.enough & np.isfinite(stat.d) & np.isfinite(stat.var), reading, Read.NO_DATA)
+    return Track(
+        name=name,
+        kind=kind,
+        target=target,
+        direction=direction,
+        estimate=stat.d,
+        variance=stat.var,
+        lower=miss_lower if guard else lower,
+        upper=miss_upper if guard else upper,
+        reading=reading.astype(np.int64),
+        used=stat.used,
+        n_candidate=stat.n_candidate,
+        alpha_pass=a_miss if guard else ctx.alpha,
+        alpha_miss=a_miss,
+        miss_lower=miss_lower,
+        miss_upper=miss_upper,
+    )
+
+
+def _faults(ctx: Context, kpi: KpiTarget) -> Track:
+    faults, _ = fault_totals(ctx.data)
+    has = ~ctx.data.missing[:, blocks.SIGNALS.index("faults")]
+    nan = np.full(ctx.data.n_blocks, np.nan)
+    return Track(
+        name=kpi.name,
+        kind=kpi.kind.value,
+        target=kpi.target,
+        direction=kpi.direction,
+        estimate=faults,
+        variance=nan,
+        lower=nan,
+        upper=nan,
+        reading=np.where(faults > kpi.target, Read.MISS, Read.PASS).astype(np.int64),
+        used=count(has),
+        n_candidate=nan,
+        alpha_pass=ctx.alpha,
+        alpha_miss=ctx.alpha,
+    )
+
+
+def fault_totals(data: blocks.BlockData) -> tuple[Float, Float]:
+    """Per look: cumulative candidate memory faults and pod-hours (every block with fault data, warm-up
+    included: a crash during warm-up is still a crash)."""
+    has = ~data.missing[:, blocks.SIGNALS.index("faults")]
+    faults = np.cumsum(np.where(has, data.candidate.faults, 0.0))
+    pod_hours = np.cumsum(np.where(has, data.candidate.pods * data.interval / 3600.0, 0.0))
+    return faults, pod_hours
+
+
+def kpi_track(ctx: Context, kpi: KpiTarget) -> Track:
+    """One improvement target over all looks."""
+    if kpi.kind is KpiKind.MEMORY_FAULTS:
+        return _faults(ctx, kpi)
+    if kpi.kind is KpiKind.LATENCY_QUANTILE:
+        assert kpi.quantile is not None
+        stat = _quantile(ctx, kpi.quantile)
+    else:
+        stat = _ratio_of_sums(ctx, kpi.kind)
+    return _interval_track(
+        ctx, stat, name=kpi.name, kind=kpi.kind.value, target=kpi.target, direction=kpi.direction, guard=False
+    )
+
+
+def _errors(ctx: Context, guard: GuardRail) -> Track:
+    data, base, cand = ctx.data, ctx.data.baseline, ctx.data.candidate
+    mask = ~ctx.warm & ~data.lacks("requests", "errors")
+    used = count(mask)
+    ec, eb, rc, rb = cand.errors[mask], base.errors[mask], cand.requests[mask], base.requests[mask]
+    log_e = expand(counts.log_e_process(ec, eb, rc, rb, guard.max_ratio), used, 0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_ratio = np.log((np.cumsum(ec) / np.cumsum(rc)) / (np.cumsum(eb) / np.cumsum(rb)))
+    threshold = math.log(1.0 / ctx.alpha_guard)
+    reading = np.where(log_e >= threshold, Read.MISS, np.where(used > 0, Read.PASS, Read.NO_DATA))
+    nan = np.full(data.n_blocks, np.nan)
+    return Track(
+        name=guard.name,
+        kind=guard.kind.value,
+        target=guard.max_ratio,
+        direction=Direction.LOWER,
+        estimate=expand(log_ratio, used, np.nan),
+        variance=nan,
+        lower=nan,
+        upper=nan,
+        reading=reading.astype(np.int64),
+        used=used,
+        n_candidate=expand(np.cumsum(rc), used, 0.0),
+        alpha_pass=ctx.alpha_guard,
+        alpha_miss=ctx.alpha_guard,
+        log_e=log_e,
+        threshold=threshold,
+    )
+
+
+def guard_track(ctx: Context, guard: GuardRail) -> Track:
+    """One harm check over all looks: MISS means the guard is breached."""
+    if guard.kind is GuardKind.ERROR_RATE:
+        return _errors(ctx, guard)
+    assert guard.quantile is not None
+    return _interval_track(
+        ctx,
+        _quantile(ctx, guard.quantile),
+        name=guard.name,
+        kind=guard.kind.value,
+        target=guard.max_ratio,
+        direction=Direction.LOWER,
+        guard=True,
+    )
