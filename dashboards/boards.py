@@ -239,7 +239,7 @@ def python_vs_rust() -> dm.Dashboard:
             p.textbox(
                 "baseline_deployment",
                 "Python Deployment",
-                "textscore-python",
+                "scorer-python",
                 "The baseline Deployment: kube-state-metrics faults are read for its pods (<name>-*).",
             )
         )
@@ -247,7 +247,7 @@ def python_vs_rust() -> dm.Dashboard:
             p.textbox(
                 "candidate_deployment",
                 "Rust Deployment",
-                "textscore-rust",
+                "scorer-rust",
                 "The candidate Deployment: kube-state-metrics faults are read for its pods (<name>-*).",
             )
         )

@@ -1,0 +1,148 @@
+"""The Helm charts' copies, documentation and image, checked without a cluster.
+
+The chart carries copies of the CRD, the dashboards and the rules (Helm reads files inside the chart
+only): ``charts/sync.py --check`` fails when one drifted. Every value is documented in the README
+and typed in values.schema.json. The operator image and the chart agree on the user, the port and
+the command line. Rendering with the real helm is in tests/integration/test_chart.py.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from charts import sync
+from ferrocanary import __version__
+from ferrocanary.cli import main as cli_main
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "ferrocanary"
+VALUES = yaml.safe_load((CHART / "values.yaml").read_text())
+
+
+def _crd_pricing(name: str) -> Any:
+    crd = yaml.safe_load((ROOT / "crds" / "rustcanaries.ferrocanary.io.yaml").read_text())
+    schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    pricing = schema["properties"]["spec"]["properties"]["analysis"]["properties"]["pricing"]
+    return pricing["properties"][name].get("default")
+
+
+def test_the_charts_copies_match_their_sources() -> None:
+    stale = [str(p.relative_to(ROOT)) for p in sync.stale()]
+    assert not stale, f"{stale} drifted: run `python charts/sync.py`"
+
+
+def test_every_value_is_documented_in_the_readme() -> None:
+    readme = (CHART / "README.md").read_text()
+    table = readme.split(sync.TABLE_START, 1)[1].split(sync.TABLE_END, 1)[0]
+    documented = set(re.findall(r"^\| `([\w.]+)` \|", table, re.MULTILINE))
+    for leaf in sync.leaf_paths(VALUES):
+        parts = leaf.split(".")
+        covering = {".".join(parts[:i]) for i in range(1, len(parts) + 1)}
+        assert covering & documented, f"values.yaml key {leaf} is not in the README's table"
+    for path in documented:
+        node: Any = VALUES
+        for key in path.split("."):
+            assert key in (node if isinstance(node, dict) else {}), (
+                f"README documents {path}, not in values.yaml"
+            )
+            node = node[key]
+
+
+def test_the_values_schema_covers_every_key_and_refuses_unknown_ones() -> None:
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    assert schema["additionalProperties"] is False
+    assert set(VALUES) <= set(schema["properties"])
+    for key, value in VALUES.items():
+        sub = schema["properties"][key]
+        if isinstance(value, dict) and sub.get("additionalProperties") is False:
+            assert set(value) <= set(sub["properties"]), key
+
+
+def test_default_pricing_is_the_crds_so_the_default_render_is_the_crd_itself() -> None:
+    assert _crd_pricing("cpuHour") == VALUES["pricing"]["cpuHour"]
+    assert _crd_pricing("memoryGiBHour") == VALUES["pricing"]["memoryGiBHour"]
+    assert _crd_pricing("monthlyRequests") is None
+    assert not VALUES["pricing"]["monthlyRequests"]
+    assert not VALUES["prometheus"]["address"]
+    assert not VALUES["prometheus"]["tokenSecret"]["name"]
+
+
+def test_the_crd_template_puts_the_values_into_the_schema_defaults() -> None:
+    template = (CHART / "templates" / "crd.yaml").read_text()
+    assert template.startswith("{{- /* GENERATED")
+    assert "{{- if .Values.crd.create }}" in template
+    for expression in (
+        "default: {{ .Values.pricing.cpuHour }}",
+        "default: {{ .Values.pricing.memoryGiBHour }}",
+        "default: {{ .Values.prometheus.address | quote }}",
+        "{{- if .Values.prometheus.tokenSecret.name }}",
+        "helm.sh/resource-policy: keep",
+    ):
+        assert expression in template
+    assert "__FC_" not in template
+
+
+def test_a_crd_that_helm_would_template_is_refused() -> None:
+    with pytest.raises(sync.SyncError, match="Helm would take"):
+        sync.crd_template("kind: CustomResourceDefinition\ndescription: '{{ oops }}'\n")
+
+
+def test_the_chart_version_is_the_packages() -> None:
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert chart["appVersion"] == project["version"] == __version__
+
+
+def _final_stage(dockerfile: str) -> list[str]:
+    lines = [ln.strip() for ln in dockerfile.splitlines() if ln.strip() and not ln.strip().startswith("#")]
+    last_from = max(i for i, ln in enumerate(lines) if ln.startswith("FROM "))
+    return lines[last_from:]
+
+
+def test_the_image_is_multi_stage_slim_and_pinned() -> None:
+    dockerfile = (ROOT / "operator" / "Dockerfile").read_text()
+    froms = re.findall(r"^FROM (\S+)", dockerfile, re.MULTILINE)
+    assert len(froms) >= 2, "build and runtime stages"
+    version = re.search(r"^ARG PYTHON_VERSION=(\d+\.\d+\.\d+)$", dockerfile, re.MULTILINE)
+    assert version, "the Python base image is pinned to a patch release"
+    for image in froms:
+        assert image.startswith("python:${PYTHON_VERSION}-slim"), image
+    assert not any("gcc" in ln or "build-essential" in ln for ln in _final_stage(dockerfile))
+
+
+def test_the_image_runs_as_the_non_root_user_the_chart_expects() -> None:
+    stage = _final_stage((ROOT / "operator" / "Dockerfile").read_text())
+    user = next(ln.split()[1] for ln in stage if ln.startswith("USER "))
+    pod = VALUES["podSecurityContext"]
+    assert user == f"{pod['runAsUser']}:{pod['runAsGroup']}"
+    assert pod["runAsNonRoot"] is True
+    assert pod["runAsUser"] != 0
+    assert VALUES["securityContext"]["readOnlyRootFilesystem"] is True
+    assert f"EXPOSE {VALUES['metrics']['port']}" in stage
+
+
+def test_the_images_command_is_a_valid_ferrocanary_run() -> None:
+    stage = _final_stage((ROOT / "operator" / "Dockerfile").read_text())
+    entrypoint = json.loads(next(ln[len("ENTRYPOINT ") :] for ln in stage if ln.startswith("ENTRYPOINT ")))
+    command = json.loads(next(ln[len("CMD ") :] for ln in stage if ln.startswith("CMD ")))
+    assert entrypoint == ["ferrocanary"]
+    args = cli_main.build_parser().parse_args(command)
+    assert args.command == "run"
+    assert args.metrics_port == VALUES["metrics"]["port"]
+
+
+def test_the_build_context_keeps_what_the_dockerfile_copies() -> None:
+    dockerfile = (ROOT / "operator" / "Dockerfile").read_text()
+    ignore = (ROOT / "operator" / "Dockerfile.dockerignore").read_text().splitlines()
+    kept = {ln[1:] for ln in ignore if ln.startswith("!")}
+    for source in re.findall(r"^COPY (?!--from)(.+) \S+$", dockerfile, re.MULTILINE):
+        for path in source.split():
+            assert path.rstrip("/") in kept, f"{path} is copied but excluded from the context"
+        assert all((ROOT / p).exists() for p in source.split())
