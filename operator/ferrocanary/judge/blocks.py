@@ -7,7 +7,6 @@ statistics of every look can be computed from prefixes of the same arrays.
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -87,8 +86,7 @@ def _arm(arms: list[recording.ArmBlock], n_buckets: int) -> Arm:
     def column(name: str) -> Float:
         return np.array([getattr(a, name) for a in arms], dtype=np.float64)
 
-    flat = itertools.chain.from_iterable(a.latency_counts for a in arms)
-    counts = np.fromiter(flat, dtype=np.float64, count=len(arms) * n_buckets).reshape(len(arms), n_buckets)
+    counts = np.array([a.latency_counts for a in arms], dtype=np.float64).reshape(len(arms), n_buckets)
     return Arm(
         requests=column("requests"),
         errors=column("errors"),

@@ -20,6 +20,7 @@ decisions that should be made (median minutes at truth 0.40 unchanged).
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -56,6 +57,38 @@ def student(m: ArrayLike, df: ArrayLike) -> Float:
     with np.errstate(invalid="ignore"):
         value = -special.stdtrit(df_arr, special.ndtr(-m_arr))
     return np.asarray(np.where(np.isfinite(m_arr), value, np.inf), dtype=np.float64)
+
+
+@functools.lru_cache(maxsize=64)
+def _table(blocks: int, interval: float, horizon: float, alpha: float) -> Float:
+    """Student-calibrated multipliers for 1..blocks used blocks with df = blocks - 1 (cached: every look
+    of every analysis with the same settings reuses it; the t quantile is the expensive part)."""
+    used = np.arange(1, blocks + 1, dtype=np.float64)
+    table = student(multiplier_at_time(used * interval, horizon, alpha), used - 1.0)
+    table.setflags(write=False)
+    return table
+
+
+def calibrated(used: ArrayLike, df: ArrayLike, interval: float, horizon: float, alpha: float) -> Float:
+    """student(multiplier_at_time(used x interval), df), vectorised over looks; the common case
+    df = used - 1 comes from a cached table."""
+    used_arr = np.asarray(used, dtype=np.int64)
+    df_arr = np.asarray(df, dtype=np.float64)
+    size = 1 << max(6, int(used_arr.max(initial=1)).bit_length())  # table sizes 64, 128, 256, ...
+    table = _table(size, float(interval), float(horizon), float(alpha))
+    value = np.where(used_arr > 0, table[np.clip(used_arr - 1, 0, size - 1)], np.inf)
+    other = (df_arr != used_arr - 1) & (used_arr > 0)
+    if other.any():
+        m = multiplier_at_time(used_arr[other] * interval, horizon, alpha)
+        value[other] = student(m, df_arr[other])
+    return np.asarray(value, dtype=np.float64)
+
+
+def student_scalar(m: float, df: float) -> float:
+    """``student`` for one value (root finding calls it many times)."""
+    if not math.isfinite(m):
+        return math.inf
+    return float(-special.stdtrit(max(df, 1.0), special.ndtr(-m)))
 
 
 def multiplier_scalar(info: float, rho: float, alpha: float) -> float:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 
-from scipy import optimize, stats
+from scipy import optimize, special
 
 from ferrocanary.judge import confseq
 
@@ -41,12 +41,12 @@ def eta_seconds(
     s = math.sqrt(variance * n_now)
     # rho fixed at this look's value: I_opt = I_now * horizon / t_used (see confseq).
     rho = (1.0 / variance) * (horizon_seconds / used_seconds) / confseq.rho_scale(alpha)
-    z = float(stats.norm.ppf(power))
+    z = float(special.ndtri(power))
 
     def gap(n: float) -> float:
         m = confseq.multiplier_scalar(n / s**2, rho, alpha)
         if math.isfinite(blocks_now):  # the Student-t calibration, with blocks growing like n
-            m = float(confseq.student(m, blocks_now * n / n_now - 1.0))
+            m = confseq.student_scalar(m, blocks_now * n / n_now - 1.0)
         return (m + z) * s / math.sqrt(n) - delta
 
     if gap(n_now) <= 0:

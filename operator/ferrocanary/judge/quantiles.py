@@ -57,8 +57,13 @@ def locate(cum: Float, pooled: Float, n: Float, p: Float, edges: Edges) -> tuple
     Rows with n == 0 give NaN.
     """
     rank = p * n[:, None]
-    k = (cum[:, None, :] < rank[:, :, None]).sum(axis=2)
-    k = np.minimum(k, cum.shape[1] - 1)
+    # One searchsorted over all rows: offsetting row i by i * (max count + 1) keeps rows apart and
+    # each row non-decreasing, so the flat search finds the first bucket with cum >= rank per row.
+    rows, width = cum.shape
+    step = float(n.max(initial=0.0)) + 1.0
+    offset = np.arange(rows, dtype=np.float64)[:, None] * step
+    flat = np.searchsorted((cum + offset).ravel(), (rank + offset).ravel(), side="left").reshape(rank.shape)
+    k = np.minimum(flat - np.arange(rows)[:, None] * width, width - 1)
     c_here = np.take_along_axis(pooled, k, axis=1)
     c_prev = np.take_along_axis(cum, k, axis=1) - c_here
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -163,11 +163,11 @@ def _interval_track(
     """Anytime intervals at alpha (PASS) and at the Bonferroni alpha (MISS), and the three-way reading.
     A guard rail tests only for harm, at the guard alpha, and reports that interval."""
     horizon = ctx.settings.information_horizon_seconds
-    t_used = stat.used * ctx.settings.interval_seconds
     sd = np.sqrt(stat.var)
     a_miss = ctx.alpha_guard if guard else ctx.alpha_miss
-    half_pass = confseq.student(confseq.multiplier_at_time(t_used, horizon, ctx.alpha), stat.df) * sd
-    half_miss = confseq.student(confseq.multiplier_at_time(t_used, horizon, a_miss), stat.df) * sd
+    interval = ctx.settings.interval_seconds
+    half_pass = confseq.calibrated(stat.used, stat.df, interval, horizon, ctx.alpha) * sd
+    half_miss = confseq.calibrated(stat.used, stat.df, interval, horizon, a_miss) * sd
     log_t = math.log(target)
     lower, upper = stat.d - half_pass, stat.d + half_pass
     miss_lower, miss_upper = stat.d - half_miss, stat.d + half_miss
