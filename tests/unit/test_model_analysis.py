@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from ferrocanary.model import analysis
 from ferrocanary.model.analysis import Direction, GuardKind, KpiKind
 
