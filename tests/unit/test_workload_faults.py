@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from textscore import pyscore
+from textscore import faults, pyscore
 
 from ferrocanary.bench import corpus, servers
 
@@ -112,7 +112,7 @@ def test_slow_fault_loses_the_rust_latency_edge(start) -> None:  # type: ignore[
     fast = _median_latency(start("rust"))
     slow = _median_latency(start("rust", TEXTSCORE_FAULT="slow"))
     features = sum(len(pyscore.feature_hashes(t)) for t in json.loads(BODY)["texts"])
-    assert slow >= features * 600e-9  # the spin alone: 600 ns per feature by default
+    assert slow >= features * faults.FaultConfig().slow_ns_per_feature * 1e-9  # the spin alone
     assert slow > 5 * fast
     # The KPI the fault exists to break: the Rust build must be at most 0.6x the Python latency.
     assert slow / python > 0.6, (slow, python)
