@@ -56,28 +56,48 @@ def _missing_workload(reason: str) -> int:
 
 
 def _print_rows(payload: dict[str, Any]) -> None:
+    from rich import box  # noqa: PLC0415 (heavy imports stay out of `ferrocanary --help`)
     from rich.console import Console  # noqa: PLC0415 (heavy imports stay out of `ferrocanary --help`)
     from rich.table import Table  # noqa: PLC0415 (heavy imports stay out of `ferrocanary --help`)
 
     console = Console()
-    table = Table(title="judge benchmark (rates are fractions of runs; minutes to promote or roll back)")
-    for column in ("buckets", "true", "rps", "method", "runs", "promote", "rollback", "inconcl.", "invalid",
-                   "median min", "p90 min"):  # fmt: skip
-        table.add_column(column, justify="right" if column not in ("buckets", "method") else "left")
 
     def pct(x: float) -> str:
-        return f"{100 * x:.1f}%"
+        return f"{100 * x:.1f}"
 
     def num(x: float | None) -> str:
         return "-" if x is None else f"{x:.0f}"
 
-    for r in payload["rows"]:
-        table.add_row(
-            r["buckets"], f"{r['true_ratio']:.2f}", f"{r['rps']:g}", r["method"], str(r["runs"]),
-            pct(r["promote"]), pct(r["rollback"]), pct(r["inconclusive"]), pct(r["invalid"]),
-            num(r["median_minutes"]), num(r["p90_minutes"]),
-        )  # fmt: skip
-    console.print(table)
+    schemes = list(dict.fromkeys(r["buckets"] for r in payload["rows"]))
+    for scheme in schemes:
+        rows = [r for r in payload["rows"] if r["buckets"] == scheme]
+        runs = sorted({r["runs"] for r in rows})
+        table = Table(
+            title=f"buckets {scheme}, {'/'.join(map(str, runs))} runs a cell: rates in %, median minutes",
+            box=box.SIMPLE,
+            title_justify="left",
+            pad_edge=False,
+            collapse_padding=True,
+        )
+        for column in (
+            "truth",
+            "rps",
+            "method",
+            "promote",
+            "rollback",
+            "inconcl",
+            "invalid",
+            "median",
+        ):
+            justify = "left" if column == "method" else "right"
+            width = 16 if column == "method" else len(column)
+            table.add_column(column, justify=justify, no_wrap=True, min_width=width)
+        for r in rows:
+            table.add_row(
+                f"{r['true_ratio']:.2f}", f"{r['rps']:g}", r["method"], pct(r["promote"]), pct(r["rollback"]),
+                pct(r["inconclusive"]), pct(r["invalid"]), num(r["median_minutes"]),
+            )  # fmt: skip
+        console.print(table)
     for check in payload["criteria"]:
         mark = "[green]ok[/green]" if check["ok"] else "[red]FAIL[/red]"
         console.print(f"{mark} {check['name']}: {check['value']} (bound {check['bound']:.4g})")
