@@ -126,3 +126,16 @@ def test_files_have_one_block_per_line() -> None:
     text = recording.dumps(recording.from_dict(_doc(3)))
     assert len(text.splitlines()) == 5
     assert json.loads(text)["blocks"][2]["candidate"]["requests"] == 12
+
+
+def test_json_schema_documents_what_the_loader_writes() -> None:
+    """docs/recording.schema.json must not drift from the format: same tag, same required keys, same
+    signal names."""
+    schema = json.loads((Path(__file__).resolve().parents[2] / "docs" / "recording.schema.json").read_text())
+    written = recording.to_dict(recording.from_dict(_doc(1)))
+    assert schema["properties"]["format"]["const"] == recording.FORMAT
+    assert set(schema["required"]) == set(written)
+    block = schema["$defs"]["block"]
+    assert set(block["required"]) == set(written["blocks"][0]) - {"missing"}
+    assert set(schema["$defs"]["arm"]["required"]) == set(written["blocks"][0]["baseline"])
+    assert tuple(block["properties"]["missing"]["items"]["enum"]) == recording.SIGNALS
