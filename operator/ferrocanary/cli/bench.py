@@ -89,9 +89,10 @@ def _print_rows(payload: dict[str, Any]) -> None:
             "invalid",
             "median",
         ):
-            justify = "left" if column == "method" else "right"
-            width = 16 if column == "method" else len(column)
-            table.add_column(column, justify=justify, no_wrap=True, min_width=width)
+            if column == "method":
+                table.add_column(column, justify="left", no_wrap=True, min_width=16)
+            else:
+                table.add_column(column, justify="right", no_wrap=True, min_width=len(column))
         for r in rows:
             table.add_row(
                 f"{r['true_ratio']:.2f}", f"{r['rps']:g}", r["method"], pct(r["promote"]), pct(r["rollback"]),
