@@ -62,7 +62,7 @@ def _manifests(namespace: str, weights: tuple[int, int], env_b: list[dict[str, s
 @pytest.fixture
 def runtime(sandbox: Sandbox, namespace: str) -> Iterator[tuple[PodRunner, NginxGateway, RouteFollower]]:
     api = rest.Rest(client.api_client(str(sandbox.kubeconfig)))
-    runner = PodRunner(sandbox, api, namespace, {"echo-a": _echo("a"), "echo-b": _echo("b")})
+    runner = PodRunner(sandbox, api, namespace, {"echo-a:1": _echo("a"), "echo-b:1": _echo("b")})
     gateway = NginxGateway(
         sandbox.dir / "gateways" / namespace, sandbox.toolchain.path("nginx"), processes.free_port()
     )

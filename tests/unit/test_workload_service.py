@@ -165,7 +165,7 @@ def test_metrics_expose_exactly_the_contract(running: dict[str, servers.Server])
             for s in hist.samples
             if s.name.endswith("_bucket") and s.labels["route"] == "/v1/score" and s.labels["le"] != "+Inf"
         )
-        assert bounds[0] == 0.0005
+        assert bounds[0] == 0.00002  # below the Rust build's fastest answers
         assert bounds[-1] >= 10.0 > bounds[-2]
         growth = [b / a for a, b in itertools.pairwise(bounds)]
         assert max(growth) <= 1.1 + 1e-9

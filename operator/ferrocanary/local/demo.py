@@ -44,7 +44,7 @@ from ferrocanary.local.sandbox import Sandbox
 from ferrocanary.local.toolchain import repo_root
 
 TERMINAL_PHASES = ("Promoted", "RolledBack", "Inconclusive", "Invalid")
-IMAGES = {"textscore-python": "python", "textscore-rust": "rust"}  # image name -> workload build
+IMAGES = {"textscore:python": "python", "textscore:rust": "rust"}  # image (workloads/k8s) -> build
 GROUP, VERSION, PLURAL = "ferrocanary.io", "v1alpha1", "rustcanaries"
 
 
@@ -125,12 +125,13 @@ class Workload:
 
     @classmethod
     def load(cls, directory: Path) -> Workload:
-        docs = [
-            d
-            for path in sorted(directory.glob("*.yaml"))
-            for d in yaml.safe_load_all(path.read_text())
-            if isinstance(d, dict)
-        ]
+        """The documents the directory's kustomization.yaml lists (all *.yaml files without one)."""
+        kustomization = directory / "kustomization.yaml"
+        if kustomization.is_file():
+            files = [directory / f for f in yaml.safe_load(kustomization.read_text()).get("resources", [])]
+        else:
+            files = sorted(directory.glob("*.yaml"))
+        docs = [d for path in files for d in yaml.safe_load_all(path.read_text()) if isinstance(d, dict)]
         workload = cls(docs)
         for doc in docs:
             kind, name = doc.get("kind"), doc.get("metadata", {}).get("name", "")
@@ -265,9 +266,8 @@ def running(
         sandbox.kubectl(
             "apply", "--server-side", "-f", str(root / "crds" / "rustcanaries.ferrocanary.io.yaml")
         )
-        sandbox.kubectl(
-            "wait", "crd/rustcanaries.ferrocanary.io", "--for=condition=Established", "--timeout=60s"
-        )
+        crd = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/rustcanaries.ferrocanary.io"
+        _wait(lambda: _condition(api.get(crd), "Established"), 60, "the RustCanary CRD to be established")
         sandbox.kubectl("create", "namespace", namespace)
         stack.callback(sandbox.kubectl, "delete", "namespace", namespace, "--wait=false", check=False)
         workload = Workload.load(root / "workloads" / "k8s")
@@ -317,6 +317,11 @@ def running(
         sandbox.kubectl("apply", "-f", "-", input_text=json.dumps(manifest))
         progress("RustCanary applied: the operator takes it from here")
         yield DemoRun(sandbox, api, namespace, name, scenario, timing, runner, follower, load)
+
+
+def _condition(obj: Mapping[str, Any], kind: str) -> bool:
+    conditions = (obj.get("status") or {}).get("conditions") or []
+    return any(c.get("type") == kind and c.get("status") == "True" for c in conditions)
 
 
 def _stop_popen(process: subprocess.Popen[bytes]) -> None:

@@ -41,7 +41,7 @@ from ferrocanary.kube import rest
 from ferrocanary.local import processes
 from ferrocanary.local.sandbox import Sandbox
 
-# (container spec, port) -> argv. Keyed by image name without registry and tag.
+# (container spec, port) -> argv. Keyed by image reference without its registry ("textscore:rust").
 CommandFor = Callable[[Mapping[str, Any], int], list[str]]
 RESTART_BACKOFF_SECONDS = 1.0
 _QUANTITY = re.compile(r"^(\d+(?:\.\d+)?)([KMGTE]i?)?$")
@@ -58,9 +58,8 @@ def memory_quantity(text: str) -> int:
 
 
 def image_name(image: str) -> str:
-    """``registry.example/org/textscore-rust:1.2`` -> ``textscore-rust``."""
-    last = image.rsplit("/", 1)[-1]
-    return last.split("@", 1)[0].split(":", 1)[0]
+    """``registry.example/org/textscore:rust@sha256:...`` -> ``textscore:rust`` (the tag names the build)."""
+    return image.rsplit("/", 1)[-1].split("@", 1)[0]
 
 
 def exit_code(returncode: int) -> int:

@@ -116,7 +116,7 @@ def plot_kpis(data: ReportInput, path: Path) -> None:
             seen = est[np.isfinite(est)]
             low = min(span[0], target, 1.0, *(seen.min(initial=np.inf),))
             high = max(span[1], target, 1.0, *(seen.max(initial=-np.inf),))
-            pad = 0.1 * (high - low)
+            pad = 0.1 * (high - low) or 0.05 * max(abs(high), 1.0)
             ax.set_ylim(max(low - pad, 0.0), high + pad)
         if last_with_direction := next((r for r in reversed(series) if r), None):
             # Shade the side of the target that counts as success, so the reading is visible at a glance.

@@ -1,7 +1,8 @@
 """The Prometheus families of the metrics contract (shared/design: metrics-contract), exactly.
 
-A private registry holds only these: the latency histogram (growth 1.1 buckets from 0.5 ms to
-10 s), request counts by status, panics caught at the Rust boundary, build_info, and the process
+A private registry holds only these: the latency histogram (growth 1.1 buckets from 20 µs to
+10 s: the Rust build answers most requests in well under a millisecond, and a quantile that falls
+in the open first bucket cannot be measured, so the judge would rightly refuse to decide), request counts by status, panics caught at the Rust boundary, build_info, and the process
 collector (CPU seconds, resident memory, start time). Both builds expose the same names, labels
 and buckets; which arm a series belongs to comes from the scrape, not from here.
 """
@@ -15,12 +16,15 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Proc
 prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
 
 
+FIRST_BUCKET = 0.00002  # seconds
+
+
 def latency_buckets() -> list[float]:
-    """0.0005 * 1.1**k for k = 0, 1, ... up to the first bound >= 10 s (rounded for tidy labels)."""
+    """FIRST_BUCKET * 1.1**k for k = 0, 1, ... up to the first bound >= 10 s (rounded for tidy labels)."""
     bounds: list[float] = []
     k = 0
     while not bounds or bounds[-1] < 10.0:
-        bounds.append(round(0.0005 * 1.1**k, 12))
+        bounds.append(float(f"{FIRST_BUCKET * 1.1**k:.12g}"))  # 12 significant digits
         k += 1
     return bounds
 
