@@ -40,10 +40,16 @@ TABLE_END = "<!-- values:end -->"
 # Schema defaults the chart's values fill in: sentinel -> (how the line is rendered, the condition).
 # A condition of None means the default is always written (the CRD has one already).
 _DEFAULTS: dict[str, tuple[str, str | None]] = {
-    "CPU_HOUR": ("{{ .Values.pricing.cpuHour }}", None),
-    "MEMORY_GIB_HOUR": ("{{ .Values.pricing.memoryGiBHour }}", None),
-    "MONTHLY_REQUESTS": ("{{ .Values.pricing.monthlyRequests | int64 }}", ".Values.pricing.monthlyRequests"),
-    "PROMETHEUS": ("{}", ".Values.prometheus.address"),
+    # float64: `--set pricing.cpuHour=0.05` arrives as a string; the schema default must be a number.
+    "CPU_HOUR": ("{{ .Values.pricing.cpuHour | float64 }}", None),
+    "MEMORY_GIB_HOUR": ("{{ .Values.pricing.memoryGiBHour | float64 }}", None),
+    "MONTHLY_REQUESTS": (
+        "{{ .Values.pricing.monthlyRequests | float64 | int64 }}",
+        "gt (.Values.pricing.monthlyRequests | float64) 0.0",
+    ),
+    # The API server validates a default as it stands (nested defaults are not applied to it first),
+    # so the object's default must carry the required address itself.
+    "PROMETHEUS": ("{address: {{ .Values.prometheus.address | quote }}}", ".Values.prometheus.address"),
     "ADDRESS": ("{{ .Values.prometheus.address | quote }}", ".Values.prometheus.address"),
     "SECRET_REF": (
         "{name: {{ .Values.prometheus.tokenSecret.name | quote }}, "

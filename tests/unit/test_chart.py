@@ -79,8 +79,8 @@ def test_the_crd_template_puts_the_values_into_the_schema_defaults() -> None:
     assert template.startswith("{{- /* GENERATED")
     assert "{{- if .Values.crd.create }}" in template
     for expression in (
-        "default: {{ .Values.pricing.cpuHour }}",
-        "default: {{ .Values.pricing.memoryGiBHour }}",
+        "default: {{ .Values.pricing.cpuHour | float64 }}",
+        "default: {{ .Values.pricing.memoryGiBHour | float64 }}",
         "default: {{ .Values.prometheus.address | quote }}",
         "{{- if .Values.prometheus.tokenSecret.name }}",
         "helm.sh/resource-policy: keep",

@@ -1,0 +1,431 @@
+"""The Helm charts with the real tools: helm lint and template, the real API server's server-side dry
+run of every rendering, a real install whose Deployment kwok makes Available, and the operator's
+permissions checked with ``kubectl auth can-i`` as its ServiceAccount.
+
+The ServiceMonitor and PrometheusRule kinds come from the Prometheus Operator's own CRDs, taken from
+its Go module (the sandbox has no Prometheus Operator); kopf's peering kinds from the chart's crds/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from ferrocanary.cli import main as cli_main
+from ferrocanary.local.sandbox import Sandbox
+from ferrocanary.local.toolchain import cache_dir
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "ferrocanary"
+WORKLOAD_CHART = ROOT / "charts" / "textscore"
+CRD_SOURCE = ROOT / "crds" / "rustcanaries.ferrocanary.io.yaml"
+PROMETHEUS_OPERATOR = "github.com/prometheus-operator/prometheus-operator"
+PROMETHEUS_OPERATOR_VERSION = "v0.85.0"
+MONITORING_KINDS = ("servicemonitors", "prometheusrules", "podmonitors")
+
+# Value sets a platform team would use; each is rendered, linted and dry-run applied.
+VALUE_SETS: dict[str, dict[str, Any]] = {
+    "defaults": {},
+    "namespaced-with-token": {
+        "watchNamespaces": ["{ns1}", "{ns2}"],
+        "prometheus": {"address": "http://prometheus.monitoring:9090", "tokenSecret": {"name": "prom-token"}},
+        "rbac": {"secretNames": ["other-token"]},
+        "pricing": {"cpuHour": 0.05, "memoryGiBHour": 0.006, "monthlyRequests": 2000000000},
+    },
+    "monitoring": {
+        "serviceMonitor": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}},
+        "prometheusRule": {"enabled": True},
+        "dashboards": {"annotations": {"grafana_folder": "Canaries"}},
+    },
+    "peering-two-replicas": {"peering": {"enabled": True, "priority": 10}, "replicaCount": 2},
+    "bring-your-own": {"crd": {"create": False}, "rbac": {"create": False, "gatewayAPI": False}},
+}
+
+
+def _env(sandbox: Sandbox, tmp: Path) -> dict[str, str]:
+    # Helm's caches and config in a scratch directory: nothing leaks into HOME or the checkout.
+    return {
+        **os.environ,
+        **sandbox.env(),
+        "HELM_CACHE_HOME": str(tmp / "helm-cache"),
+        "HELM_CONFIG_HOME": str(tmp / "helm-config"),
+        "HELM_DATA_HOME": str(tmp / "helm-data"),
+    }
+
+
+def _run(
+    sandbox: Sandbox, tmp: Path, tool: str, *args: str, input_text: str | None = None, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        [str(sandbox.bin_dir / tool), *args],
+        env=_env(sandbox, tmp),
+        input=input_text,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{tool} {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr}")
+    return proc
+
+
+def _helm(sandbox: Sandbox, tmp: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return _run(sandbox, tmp, "helm", *args, check=check)
+
+
+def _dry_run(
+    sandbox: Sandbox, tmp: Path, manifests: str, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """The real API server's verdict on manifests: admission, schemas, CEL rules; nothing stored."""
+    args = ("apply", "--server-side", "--dry-run=server", "--field-manager=chart-test", "--force-conflicts")
+    return _run(sandbox, tmp, "kubectl", *args, "-f", "-", input_text=manifests, check=check)
+
+
+def _values(name: str, tmp: Path, **namespaces: str) -> Path:
+    text = json.dumps(VALUE_SETS[name])
+    for key, value in namespaces.items():
+        text = text.replace("{" + key + "}", value)
+    path = tmp / f"{name}.json"
+    path.write_text(text)
+    return path
+
+
+def _template(
+    sandbox: Sandbox, tmp: Path, values: Path, release: str = "fc", namespace: str = "fc"
+) -> list[dict[str, Any]]:
+    rendered = _run(sandbox, tmp, "helm", "template", release, str(CHART), "-n", namespace, "-f", str(values))
+    return [d for d in yaml.safe_load_all(rendered.stdout) if d]
+
+
+def _kind(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [d for d in docs if d["kind"] == kind]
+
+
+@pytest.fixture
+def helm_tmp(tmp_path: Path) -> Path:
+    return tmp_path
+
+
+@pytest.fixture(scope="session")
+def monitoring_crds(sandbox: Sandbox) -> list[str]:
+    """Install the ServiceMonitor and PrometheusRule CRDs of the Prometheus Operator's Go module."""
+    module_dir = cache_dir() / "go" / "mod" / f"{PROMETHEUS_OPERATOR}@{PROMETHEUS_OPERATOR_VERSION}"
+    if not module_dir.is_dir():
+        env = {
+            **os.environ,
+            "GOTOOLCHAIN": "local",
+            "GOFLAGS": "-mod=mod",
+            "GOMODCACHE": str(cache_dir() / "go" / "mod"),
+        }
+        try:
+            subprocess.run(
+                ["go", "mod", "download", "-json", f"{PROMETHEUS_OPERATOR}@{PROMETHEUS_OPERATOR_VERSION}"],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=300,
+                check=True,
+                cwd="/",
+            )
+        except (OSError, subprocess.SubprocessError) as exc:
+            pytest.skip(
+                f"no Prometheus Operator CRDs (go mod download failed: {exc}): monitoring kinds untested"
+            )
+    installed = []
+    for kind in MONITORING_KINDS:
+        crd = module_dir / "example" / "prometheus-operator-crd" / f"monitoring.coreos.com_{kind}.yaml"
+        sandbox.kubectl("apply", "--server-side", "-f", str(crd))
+        sandbox.kubectl(
+            "wait", "--for=condition=Established", f"crd/{kind}.monitoring.coreos.com", "--timeout=60s"
+        )
+        installed.append(kind)
+    return installed
+
+
+@pytest.fixture(scope="session")
+def rustcanary_crd(sandbox: Sandbox) -> None:
+    sandbox.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD_SOURCE))
+    sandbox.kubectl("wait", "--for=condition=Established", "crd/rustcanaries.ferrocanary.io", "--timeout=60s")
+    # kopf's peering kinds, as `helm install` would create them from the chart's crds/.
+    sandbox.kubectl("apply", "--server-side", "-f", str(CHART / "crds" / "kopf-peering.yaml"))
+
+
+@pytest.fixture(scope="session")
+def cluster_kinds(rustcanary_crd: None, monitoring_crds: list[str]) -> None:
+    """Every kind the charts render is known to the API server."""
+
+
+@pytest.fixture
+def namespaces(sandbox: Sandbox) -> Iterator[dict[str, str]]:
+    """Three fresh namespaces: the release's and two watched ones; deleted afterwards."""
+    names = {key: f"{key}-{uuid.uuid4().hex[:8]}" for key in ("rel", "ns1", "ns2")}
+    for name in names.values():
+        sandbox.kubectl("create", "namespace", name)
+    try:
+        yield names
+    finally:
+        for name in names.values():
+            sandbox.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+# ----------------------------------------------------------------------------------- render only
+
+
+@pytest.mark.parametrize("name", list(VALUE_SETS))
+def test_helm_lint_passes_under_every_value_set(sandbox: Sandbox, helm_tmp: Path, name: str) -> None:
+    values = _values(name, helm_tmp, ns1="shop", ns2="web")
+    linted = _run(sandbox, helm_tmp, "helm", "lint", "--strict", str(CHART), "-f", str(values))
+    assert "1 chart(s) linted, 0 chart(s) failed" in linted.stdout
+
+
+def test_the_workload_chart_lints_with_its_canary(sandbox: Sandbox, helm_tmp: Path) -> None:
+    for flags in (
+        [],
+        ["--set", "canary.enabled=true,podMonitor.enabled=true"],
+        ["--set", "canary.enabled=true,canary.routing=gatewayAPI,httpRoute.enabled=true"],
+    ):
+        linted = _run(sandbox, helm_tmp, "helm", "lint", "--strict", str(WORKLOAD_CHART), *flags)
+        assert "0 chart(s) failed" in linted.stdout
+
+
+def test_the_default_render_carries_the_crd_exactly(sandbox: Sandbox, helm_tmp: Path) -> None:
+    source = yaml.safe_load(CRD_SOURCE.read_text())
+    crds = _kind(_template(sandbox, helm_tmp, _values("defaults", helm_tmp)), "CustomResourceDefinition")
+    assert len(crds) == 1
+    assert crds[0]["spec"] == source["spec"], "the chart's CRD drifted: run `python charts/sync.py`"
+    assert crds[0]["metadata"]["name"] == source["metadata"]["name"]
+    assert crds[0]["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
+
+
+def test_values_become_the_crds_schema_defaults(sandbox: Sandbox, helm_tmp: Path) -> None:
+    docs = _template(sandbox, helm_tmp, _values("namespaced-with-token", helm_tmp, ns1="shop", ns2="web"))
+    schema = _kind(docs, "CustomResourceDefinition")[0]["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    analysis = schema["properties"]["spec"]["properties"]["analysis"]["properties"]
+    prometheus = analysis["prometheus"]
+    assert prometheus["default"] == {"address": "http://prometheus.monitoring:9090"}
+    assert prometheus["properties"]["address"]["default"] == "http://prometheus.monitoring:9090"
+    assert prometheus["properties"]["secretRef"]["default"] == {"name": "prom-token", "key": "token"}
+    pricing = analysis["pricing"]["properties"]
+    assert (pricing["cpuHour"]["default"], pricing["memoryGiBHour"]["default"]) == (0.05, 0.006)
+    assert pricing["monthlyRequests"]["default"] == 2_000_000_000
+
+
+@pytest.mark.parametrize("name", list(VALUE_SETS))
+def test_the_operator_is_started_with_a_valid_ferrocanary_run(
+    sandbox: Sandbox, helm_tmp: Path, name: str
+) -> None:
+    docs = _template(sandbox, helm_tmp, _values(name, helm_tmp, ns1="shop", ns2="web"))
+    (deployment,) = _kind(docs, "Deployment")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    parser = cli_main.build_parser()
+    try:
+        parser.parse_args(["run", "--peering=x"])
+        has_peering = True
+    except SystemExit:
+        has_peering = False
+    if any(a.startswith("--peering") for a in container["args"]) and not has_peering:
+        pytest.skip("`ferrocanary run` has no --peering flag yet (asked of the operator's owner)")
+    args = parser.parse_args(container["args"])
+    assert args.command == "run"
+    assert args.metrics_port == container["ports"][0]["containerPort"]
+    watched = VALUE_SETS[name].get("watchNamespaces")
+    assert args.namespace == (["shop", "web"] if watched else [])
+    assert args.all_namespaces is (not watched)
+    pod = deployment["spec"]["template"]["spec"]["securityContext"]
+    assert pod["runAsNonRoot"] is True
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    # Standalone operators must not overlap during a rollout; peers may.
+    recreate = deployment["spec"].get("strategy") == {"type": "Recreate"}
+    assert recreate is (not name.startswith("peering"))
+
+
+def test_the_chart_refuses_settings_that_cannot_work(sandbox: Sandbox, helm_tmp: Path) -> None:
+    for flags, message in (
+        (["--set", "replicaCount=2"], "needs peering.enabled=true"),
+        (["--set", "prometheus.tokenSecret.name=t"], "set watchNamespaces or rbac.secretNamespaces"),
+        (["--set", "prometheus.address=ftp://x"], "Does not match pattern"),
+        (["--set", "watchNamespace=typo"], "Additional property watchNamespace is not allowed"),
+    ):
+        refused = _run(sandbox, helm_tmp, "helm", "template", "fc", str(CHART), *flags, check=False)
+        assert refused.returncode != 0
+        assert message in refused.stderr
+
+
+def test_the_dashboards_configmap_is_labelled_for_grafanas_sidecar(sandbox: Sandbox, helm_tmp: Path) -> None:
+    docs = _template(sandbox, helm_tmp, _values("monitoring", helm_tmp))
+    (configmap,) = _kind(docs, "ConfigMap")
+    assert configmap["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert configmap["metadata"]["annotations"] == {"grafana_folder": "Canaries"}
+    titles = {json.loads(text)["title"] for text in configmap["data"].values()}
+    assert titles == {"ferrocanary / Canary verdicts", "ferrocanary / Python vs Rust"}
+    (rule,) = _kind(docs, "PrometheusRule")
+    shipped = yaml.safe_load((ROOT / "dashboards" / "rules" / "ferrocanary.rules.yml").read_text())
+    assert rule["spec"] == shipped
+    assert "{{ $labels.name }}" in json.dumps(rule["spec"])
+
+
+# ----------------------------------------------------------------------------------- the API server
+
+
+@pytest.mark.parametrize("name", list(VALUE_SETS))
+def test_every_rendering_passes_the_api_servers_dry_run(
+    sandbox: Sandbox, helm_tmp: Path, namespaces: dict[str, str], cluster_kinds: None, name: str
+) -> None:
+    values = _values(name, helm_tmp, ns1=namespaces["ns1"], ns2=namespaces["ns2"])
+    rendered = _helm(
+        sandbox, helm_tmp, "template", "fc", str(CHART), "-n", namespaces["rel"], "-f", str(values)
+    )
+    applied = _dry_run(sandbox, helm_tmp, rendered.stdout)
+    kinds = {line.split("/", 1)[0] for line in applied.stdout.splitlines()}
+    assert "deployment.apps" in kinds
+    if name == "monitoring":
+        assert {"servicemonitor.monitoring.coreos.com", "prometheusrule.monitoring.coreos.com"} <= kinds
+    if name.startswith("peering"):
+        assert "clusterkopfpeering.kopf.dev" in kinds
+
+
+def test_the_workload_chart_and_its_rustcanary_pass_the_dry_run(
+    sandbox: Sandbox, helm_tmp: Path, namespaces: dict[str, str], cluster_kinds: None
+) -> None:
+    def render(*settings: str) -> str:
+        flags = [
+            a for s in (*settings, f"canary.prometheusAddress={sandbox.prometheus_url}") for a in ("--set", s)
+        ]
+        chart = str(WORKLOAD_CHART)
+        return _helm(
+            sandbox, helm_tmp, "template", "textscore", chart, "-n", namespaces["ns1"], *flags
+        ).stdout
+
+    gateway = "canary.enabled=true,canary.routing=gatewayAPI,httpRoute.enabled=true,podMonitor.enabled=true"
+    applied = _dry_run(sandbox, helm_tmp, render(gateway))
+    assert "rustcanary.ferrocanary.io/scorer serverside-applied (server dry run)" in applied.stdout
+    assert "httproute.gateway.networking.k8s.io/scorer" in applied.stdout
+    assert "podmonitor.monitoring.coreos.com/textscore" in applied.stdout
+    # The CRD's CEL rules judge the chart's RustCanary: a bad step list is refused, naming the field.
+    refused = _dry_run(sandbox, helm_tmp, render("canary.enabled=true,canary.weights={50,10}"), check=False)
+    assert refused.returncode != 0
+    assert "spec.steps.weights must be strictly increasing" in refused.stderr
+
+
+def _can(sandbox: Sandbox, helm_tmp: Path, sa: str, *args: str) -> bool:
+    answer = _run(sandbox, helm_tmp, "kubectl", "auth", "can-i", f"--as={sa}", *args, check=False)
+    return answer.stdout.strip() == "yes"
+
+
+def test_helm_install_runs_the_operator_with_least_privilege(
+    sandbox: Sandbox, helm_tmp: Path, namespaces: dict[str, str], rustcanary_crd: None
+) -> None:
+    rel, other = namespaces["rel"], namespaces["ns1"]
+    release = f"fc{uuid.uuid4().hex[:6]}"
+    # --take-ownership: the CRD is already in the cluster (applied with kubectl), as after an upgrade.
+    _run(sandbox, helm_tmp, "helm", "install", release, str(CHART), "-n", rel, "--take-ownership",
+         "--wait", "--timeout", "180s")  # fmt: skip
+    try:
+        deployment = json.loads(
+            sandbox.kubectl("-n", rel, "get", "deploy", f"{release}-ferrocanary", "-o", "json")
+        )
+        available = {c["type"]: c["status"] for c in deployment["status"]["conditions"]}
+        assert available["Available"] == "True"
+        assert deployment["status"]["readyReplicas"] == 1
+        sa = f"system:serviceaccount:{rel}:{release}-ferrocanary"
+        granted = [
+            ("patch", "httproutes.gateway.networking.k8s.io", "-n", other),
+            ("update", "httproutes.gateway.networking.k8s.io", "-n", other),
+            ("patch", "rustcanaries.ferrocanary.io", "--subresource=status", "-n", other),
+            ("watch", "rustcanaries.ferrocanary.io", "--all-namespaces"),
+            ("patch", "deployments.apps", "--subresource=scale", "-n", other),
+            ("create", "events", "-n", other),
+            ("list", "customresourcedefinitions.apiextensions.k8s.io"),
+        ]
+        refused = [
+            ("list", "secrets", "--all-namespaces"),
+            ("get", "secrets", "-n", other),
+            ("delete", "namespaces"),
+            ("delete", "rustcanaries.ferrocanary.io", "-n", other),
+            ("patch", "deployments.apps", "-n", other),
+            ("create", "pods", "-n", other),
+            ("list", "httproutes.gateway.networking.k8s.io", "-n", other),
+            ("get", "services", "-n", other),
+            ("create", "clusterrolebindings.rbac.authorization.k8s.io"),
+        ]
+        for check in granted:
+            assert _can(sandbox, helm_tmp, sa, *check), f"cannot {' '.join(check)}"
+        for check in refused:
+            assert not _can(sandbox, helm_tmp, sa, *check), f"can {' '.join(check)}"
+        notes = _run(sandbox, helm_tmp, "helm", "get", "notes", release, "-n", rel).stdout
+        assert "It handles RustCanaries in every namespace." in notes
+    finally:
+        _run(sandbox, helm_tmp, "helm", "uninstall", release, "-n", rel, "--wait", check=False)
+    # crd.keep: uninstalling the operator never deletes the RustCanaries with their CRD.
+    assert sandbox.kubectl("get", "crd", "rustcanaries.ferrocanary.io", "-o", "name").strip()
+
+
+def test_a_namespaced_install_reads_only_its_named_secrets_in_its_namespaces(
+    sandbox: Sandbox, helm_tmp: Path, namespaces: dict[str, str], rustcanary_crd: None
+) -> None:
+    rel, watched, unwatched = namespaces["rel"], namespaces["ns1"], namespaces["ns2"]
+    release = f"fc{uuid.uuid4().hex[:6]}"
+    _run(sandbox, helm_tmp, "helm", "install", release, str(CHART), "-n", rel, "--take-ownership",
+         "--set", "crd.create=false", "--set", f"watchNamespaces={{{watched}}}",
+         "--set", "prometheus.tokenSecret.name=prom-token", "--set", "rbac.secretNames={other-token}",
+         "--wait", "--timeout", "180s")  # fmt: skip
+    try:
+        sa = f"system:serviceaccount:{rel}:{release}-ferrocanary"
+        assert _can(sandbox, helm_tmp, sa, "patch", "rustcanaries.ferrocanary.io", "-n", watched)
+        assert _can(sandbox, helm_tmp, sa, "get", "secrets/prom-token", "-n", watched)
+        assert _can(sandbox, helm_tmp, sa, "get", "secrets/other-token", "-n", watched)
+        assert not _can(sandbox, helm_tmp, sa, "get", "secrets/default-token", "-n", watched)
+        assert not _can(sandbox, helm_tmp, sa, "list", "secrets", "-n", watched)
+        assert not _can(sandbox, helm_tmp, sa, "watch", "secrets", "-n", watched)
+        assert not _can(sandbox, helm_tmp, sa, "get", "secrets/prom-token", "-n", unwatched)
+        assert not _can(sandbox, helm_tmp, sa, "patch", "rustcanaries.ferrocanary.io", "-n", unwatched)
+        assert not _can(sandbox, helm_tmp, sa, "list", "rustcanaries.ferrocanary.io", "--all-namespaces")
+        assert not _can(
+            sandbox, helm_tmp, sa, "patch", "httproutes.gateway.networking.k8s.io", "-n", unwatched
+        )
+    finally:
+        _run(sandbox, helm_tmp, "helm", "uninstall", release, "-n", rel, "--wait", check=False)
+
+
+def test_the_charts_defaults_reach_every_rustcanary_through_the_api_server(
+    sandbox: Sandbox, helm_tmp: Path, namespaces: dict[str, str], rustcanary_crd: None
+) -> None:
+    """prometheus.address and pricing become schema defaults: the API server fills them in."""
+    rel, ns = namespaces["rel"], namespaces["ns1"]
+    release = f"fc{uuid.uuid4().hex[:6]}"
+    try:
+        _run(sandbox, helm_tmp, "helm", "install", release, str(CHART), "-n", rel, "--take-ownership",
+             "--set", f"prometheus.address={sandbox.prometheus_url}", "--set", "pricing.cpuHour=0.05",
+             "--set", "dashboards.enabled=false")  # fmt: skip
+        canary = {
+            "apiVersion": "ferrocanary.io/v1alpha1",
+            "kind": "RustCanary",
+            "metadata": {"name": "scorer", "namespace": ns},
+            "spec": {
+                "baseline": {"deployment": "scorer-python"},
+                "candidate": {"deployment": "scorer-rust"},
+                "trafficRouting": {"none": {}},
+                "analysis": {},
+            },
+        }
+        sandbox.kubectl("apply", "-f", "-", input_text=json.dumps(canary))
+        stored = json.loads(sandbox.kubectl("-n", ns, "get", "rustcanary", "scorer", "-o", "json"))["spec"]
+        assert stored["analysis"]["prometheus"]["address"] == sandbox.prometheus_url
+        assert stored["analysis"]["pricing"]["cpuHour"] == 0.05
+        assert stored["analysis"]["pricing"]["memoryGiBHour"] == 0.004445
+        sandbox.kubectl("-n", ns, "delete", "rustcanary", "scorer", "--wait=false")
+    finally:
+        _run(sandbox, helm_tmp, "helm", "uninstall", release, "-n", rel, check=False)
+        # Put the CRD back to the single source for the other tests of this session.
+        sandbox.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD_SOURCE))
