@@ -8,7 +8,7 @@ CACHE := $(HOME)/.cache/ferrocanary
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 PYTEST_ARGS ?=
 
-.PHONY: setup venv toolchain workload lint typecheck imports unit integration test demo bench clean
+.PHONY: setup venv toolchain workload lint typecheck imports rust unit integration test demo bench clean
 
 setup: venv toolchain workload
 
@@ -38,13 +38,19 @@ typecheck: venv
 imports: venv
 	cd operator && ../$(VENV)/bin/lint-imports --config ../.importlinter
 
+# The workload's Rust crates: tests, clippy with warnings as errors, formatting.
+rust:
+	CARGO_TARGET_DIR=$(CACHE)/cargo-target cargo test --workspace --quiet
+	CARGO_TARGET_DIR=$(CACHE)/cargo-target cargo clippy --workspace --all-targets --quiet -- -D warnings
+	cargo fmt --all --check
+
 unit: venv
 	$(PY) -m pytest -m "not integration" $(PYTEST_ARGS)
 
 integration: setup
 	$(PY) -m pytest -m integration $(PYTEST_ARGS)
 
-test: setup lint typecheck imports
+test: setup lint typecheck imports rust
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 demo: setup

@@ -33,9 +33,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _settings_from_manifest(path: str) -> Any:
-    import yaml  # noqa: PLC0415 (heavy imports stay out of `ferrocanary --help`)
+    import yaml
 
-    from ferrocanary.model import analysis  # noqa: PLC0415 (heavy imports stay out of `ferrocanary --help`)
+    from ferrocanary.model import analysis
 
     with open(path, encoding="utf-8") as handle:
         documents = [d for d in yaml.safe_load_all(handle) if d is not None]
@@ -49,8 +49,8 @@ def _settings_from_manifest(path: str) -> Any:
 
 
 def _print_table(result: dict[str, Any]) -> None:
-    from rich.console import Console  # noqa: PLC0415 (heavy imports stay out of `ferrocanary --help`)
-    from rich.table import Table  # noqa: PLC0415 (heavy imports stay out of `ferrocanary --help`)
+    from rich.console import Console
+    from rich.table import Table
 
     console = Console()
     at = result["decided_at_block"]
@@ -99,10 +99,10 @@ def _print_table(result: dict[str, Any]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import yaml  # noqa: PLC0415 (heavy imports stay out of `ferrocanary --help`)
+    import yaml
 
-    from ferrocanary.judge import replay  # noqa: PLC0415 (heavy imports stay out of `ferrocanary --help`)
-    from ferrocanary.model import analysis, recording  # noqa: PLC0415 (heavy imports stay out of `ferrocanary --help`)
+    from ferrocanary.judge import replay
+    from ferrocanary.model import analysis, recording
 
     try:
         rec = recording.load(args.recording)
@@ -130,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     if rec.interval_seconds != settings.interval_seconds:
-        import dataclasses  # noqa: PLC0415 (heavy imports stay out of `ferrocanary --help`)
+        import dataclasses
 
         settings = dataclasses.replace(settings, interval_seconds=rec.interval_seconds)
 

@@ -56,9 +56,9 @@ def _missing_workload(reason: str) -> int:
 
 
 def _print_rows(payload: dict[str, Any]) -> None:
-    from rich import box  # noqa: PLC0415 (heavy imports stay out of `ferrocanary --help`)
-    from rich.console import Console  # noqa: PLC0415 (heavy imports stay out of `ferrocanary --help`)
-    from rich.table import Table  # noqa: PLC0415 (heavy imports stay out of `ferrocanary --help`)
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
 
     console = Console()
 
@@ -110,12 +110,12 @@ def _print_rows(payload: dict[str, Any]) -> None:
 
 
 def run_judge(args: argparse.Namespace) -> int:
-    import os  # noqa: PLC0415 (heavy imports stay out of `ferrocanary --help`)
+    import os
 
-    from rich.console import Console  # noqa: PLC0415 (heavy imports stay out of `ferrocanary --help`)
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: PLC0415 (heavy imports stay out of `ferrocanary --help`)
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from ferrocanary.bench import judge  # noqa: PLC0415 (heavy imports stay out of `ferrocanary --help`)
+    from ferrocanary.bench import judge
 
     if args.runs is not None and args.runs < 1:
         print("ferrocanary bench judge: --runs must be >= 1", file=sys.stderr)

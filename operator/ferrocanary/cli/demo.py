@@ -91,9 +91,9 @@ def canary_view(obj: dict[str, Any], elapsed: float, extra: str = "") -> Group:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ferrocanary.local import demo  # noqa: PLC0415 (keeps `ferrocanary --help` fast)
-    from ferrocanary.model import recording  # noqa: PLC0415 (keeps `ferrocanary --help` fast)
-    from ferrocanary.report import source  # noqa: PLC0415 (keeps `ferrocanary --help` fast)
+    from ferrocanary.local import demo
+    from ferrocanary.model import recording
+    from ferrocanary.report import source
 
     scenario = demo.SCENARIOS[args.scenario]
     timing = demo.QUICK if args.quick else demo.REALISTIC

@@ -36,10 +36,10 @@ def register(subparsers: Any) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from ferrocanary.kube import client, rest  # noqa: PLC0415 (keeps `ferrocanary --help` fast)
-    from ferrocanary.metrics import protocol  # noqa: PLC0415 (keeps `ferrocanary --help` fast)
-    from ferrocanary.model import recording  # noqa: PLC0415 (keeps `ferrocanary --help` fast)
-    from ferrocanary.report import source  # noqa: PLC0415 (keeps `ferrocanary --help` fast)
+    from ferrocanary.kube import client, rest
+    from ferrocanary.metrics import protocol
+    from ferrocanary.model import recording
+    from ferrocanary.report import source
 
     api = client.connect(args.kubeconfig)
     path = f"/apis/ferrocanary.io/v1alpha1/namespaces/{args.namespace}/rustcanaries/{args.name}"
