@@ -94,8 +94,10 @@ def compute(data: blocks.BlockData, settings: AnalysisSettings) -> Looks:
     faults, pod_hours = tracks.fault_totals(data)
     usable = tracks.count(~ctx.warm & ~data.any_missing())
 
-    # Sample-ratio mismatch: requests per arm against the configured split, two-sided, every block.
-    srm_mask = ~data.lacks("requests") & (data.weight > 0) & (data.weight < 100)
+    # Sample-ratio mismatch: requests per arm against the configured split, two-sided, on every block
+    # past its warm-up. While a new weight propagates to the data plane the split is in transit, so a
+    # mismatch there says nothing about the routing (seen live: nginx picking up a route change).
+    srm_mask = ~ctx.warm & ~data.lacks("requests") & (data.weight > 0) & (data.weight < 100)
     srm_log_e = tracks.expand(
         counts.log_e_process(
             data.candidate.requests[srm_mask],

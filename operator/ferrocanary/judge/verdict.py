@@ -40,6 +40,11 @@ def evaluate(rec: recording.Recording, settings: AnalysisSettings) -> Judgement:
     return judgement_at(data, table, settings, data.n_blocks - 1)
 
 
+def _exp(log_ratio: float) -> float:
+    """exp() of a log ratio; an early look's interval can reach e^±1000, which is reported as 0 or inf."""
+    return math.exp(log_ratio) if log_ratio < 700.0 else math.inf
+
+
 def _fmt(value: float) -> str:
     if not math.isfinite(value):
         return "inf" if value > 0 else "-inf" if value < 0 else "n/a"
@@ -60,7 +65,7 @@ def _interval_text(track: tracks.Track, j: int, alpha: float) -> str:
     else:
         lo, hi = track.miss_lower[j], track.miss_upper[j]
     return (
-        f"ratio {_fmt(math.exp(track.estimate[j]))} [{_fmt(math.exp(lo))}, {_fmt(math.exp(hi))}] "
+        f"ratio {_fmt(_exp(track.estimate[j]))} [{_fmt(_exp(lo))}, {_fmt(_exp(hi))}] "
         f"({100 * (1 - alpha):.3g}% anytime interval)"
     )
 
@@ -102,7 +107,7 @@ def _kpi_result(
         e_value = math.exp(min(float(track.log_e[j]), 700.0))
         return KpiResult(
             name=track.name,
-            estimate=math.exp(d) if math.isfinite(d) else None,
+            estimate=_exp(d) if math.isfinite(d) else None,
             lower=None,
             upper=None,
             target=track.target,
@@ -141,9 +146,9 @@ def _kpi_result(
         detail = _interval_text(track, j, track.alpha_pass)
     return KpiResult(
         name=track.name,
-        estimate=math.exp(d) if math.isfinite(d) else None,
-        lower=math.exp(float(track.lower[j])) if finite else None,
-        upper=math.exp(float(track.upper[j])) if finite else None,
+        estimate=_exp(d) if math.isfinite(d) else None,
+        lower=_exp(float(track.lower[j])) if finite else None,
+        upper=_exp(float(track.upper[j])) if finite else None,
         target=track.target,
         direction=track.direction,
         decision=reading,
@@ -228,7 +233,7 @@ def _reason(
         for g in breached:
             if g.log_e.size:
                 parts.append(
-                    f"{g.name}: candidate/baseline rate {_fmt(math.exp(g.estimate[j]))} above "
+                    f"{g.name}: candidate/baseline rate {_fmt(_exp(g.estimate[j]))} above "
                     f"{_fmt(g.target)} (e-value {_fmt(math.exp(min(g.log_e[j], 700)))} >= "
                     f"{_fmt(math.exp(g.threshold))})"
                 )

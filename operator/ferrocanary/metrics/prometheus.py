@@ -176,7 +176,7 @@ def _block(
     ordered = tuple(name for name in recording.SIGNALS if name in missing)
     return recording.Block(
         start=start.astimezone(UTC),
-        weight=float(window.weight_at(start)),
+        weight=float(window.block_weight(start)),
         baseline=built["baseline"],
         candidate=built["candidate"],
         missing=ordered,

@@ -57,6 +57,15 @@ class Window:
         step = timedelta(seconds=self.interval_seconds)
         return tuple(self.start + k * step for k in range(count))
 
+    def block_weight(self, start: datetime) -> float:
+        """The weight a block is labelled with: the one in effect at its end.
+
+        A block during which the weight changed then counts as after the change, so the judge's
+        warm-up drops it; labelled with the old weight it would carry the new split's traffic as if
+        it were the old one's and trip the sample-ratio check.
+        """
+        return self.weight_at(start + timedelta(seconds=self.interval_seconds) - timedelta(microseconds=1))
+
     def weight_at(self, moment: datetime) -> float:
         """The candidate weight in effect at ``moment`` (the first step's before any step started)."""
         weight = self.steps[0].weight if self.steps else 0.0

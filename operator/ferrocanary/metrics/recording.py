@@ -38,7 +38,7 @@ class RecordingSource:
             )
         step = timedelta(seconds=self._rec.interval_seconds)
         blocks = tuple(
-            dataclasses.replace(b, weight=window.weight_at(b.start)) if self._relabel else b
+            dataclasses.replace(b, weight=window.block_weight(b.start)) if self._relabel else b
             for b in self._rec.blocks
             if b.start >= window.start and b.start + step <= window.end
         )
