@@ -72,7 +72,21 @@ def _text(renderable: Any) -> str:
 
 @pytest.mark.parametrize(
     ("seconds", "shown"),
-    [(None, "-"), (float("nan"), "-"), (-1, "-"), (45, "45s"), (250, "4m10s"), (3725, "1h2m"), (7200, "2h")],
+    [
+        (None, "-"),
+        (float("nan"), "-"),
+        (-1, "-"),
+        (45, "45s"),
+        (119, "119s"),
+        (250, "4m10s"),
+        (300, "5m"),
+        (2545, "42m"),
+        (3725, "62m"),
+        (5 * 3600 + 12 * 60, "5h12m"),
+        (30 * 3600, "30h"),
+        (3 * 86400 + 4 * 3600, "3d4h"),
+        (20 * 86400, "20d"),
+    ],
 )
 def test_durations_read_like_kubectl(seconds: Any, shown: str) -> None:
     assert plugin.duration(seconds) == shown
@@ -104,7 +118,7 @@ def test_the_kpi_table_has_every_kpis_estimate_interval_target_decision_and_eta(
         "1.50",
         "Open",
         "4m10s",
-        "1h2m",
+        "62m",
     ]
     assert "DETAIL" not in text
     assert "upper 0.58 <= 0.60" in _text(plugin.kpi_table("KPI", KPIS, wide=True))

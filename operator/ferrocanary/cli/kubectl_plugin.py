@@ -73,15 +73,24 @@ def target(item: Mapping[str, Any]) -> str:
 
 
 def duration(seconds: Any) -> str:
-    """kubectl-style short durations: 45s, 4m10s, 2h3m, 3d4h."""
+    """Durations as kubectl prints ages (its HumanDuration): 90s, 4m10s, 42m, 5h12m, 30h, 3d4h, 20d."""
     if not isinstance(seconds, int | float) or math.isnan(seconds) or seconds < 0:
         return "-"
     s = round(seconds)
-    for unit, size, sub, sub_size in (("d", 86400, "h", 3600), ("h", 3600, "m", 60), ("m", 60, "s", 1)):
-        if s >= size:
-            rest = (s % size) // sub_size
-            return f"{s // size}{unit}{rest}{sub}" if rest else f"{s // size}{unit}"
-    return f"{s}s"
+    minutes, hours, days = s // 60, s // 3600, s // 86400
+    if s < 120:
+        return f"{s}s"
+    if s < 600:
+        return f"{minutes}m{s % 60}s" if s % 60 else f"{minutes}m"
+    if hours < 3:
+        return f"{minutes}m"
+    if hours < 8:
+        return f"{hours}h{minutes % 60}m" if minutes % 60 else f"{hours}h"
+    if hours < 48:
+        return f"{hours}h"
+    if days < 8:
+        return f"{days}d{hours % 24}h" if hours % 24 else f"{days}d"
+    return f"{days}d"
 
 
 def age(stamp: Any, now: datetime | None = None) -> str:
@@ -96,7 +105,7 @@ def _styled(text: str, style: str | None) -> str:
 
 
 def _table(columns: Sequence[str]) -> Any:
-    from rich.table import Table  # noqa: PLC0415
+    from rich.table import Table
 
     # kubectl's look: no borders, upper-case headers, three spaces between columns.
     table = Table(box=None, show_edge=False, pad_edge=False, padding=(0, 3, 0, 0), header_style="bold")
@@ -210,9 +219,9 @@ class Cluster:
     """RustCanaries through the kubernetes client, for one kubeconfig context and namespace."""
 
     def __init__(self, kubeconfig: str | None, context: str | None, namespace: str | None) -> None:
-        from kubernetes import client  # noqa: PLC0415
-        from kubernetes import config as _config  # noqa: PLC0415
-        from kubernetes.config.config_exception import ConfigException  # noqa: PLC0415
+        from kubernetes import client
+        from kubernetes import config as _config
+        from kubernetes.config.config_exception import ConfigException
 
         config: Any = _config  # the loaders carry no annotations
         try:
@@ -228,8 +237,8 @@ class Cluster:
 
     @contextlib.contextmanager
     def _errors(self, name: str = "") -> Iterator[None]:
-        from kubernetes.client.exceptions import ApiException  # noqa: PLC0415
-        from urllib3.exceptions import HTTPError  # noqa: PLC0415
+        from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
 
         try:
             yield
@@ -312,7 +321,7 @@ class Cluster:
 
 
 def _print(renderable: Any) -> None:
-    from rich.console import Console  # noqa: PLC0415
+    from rich.console import Console
 
     if sys.stdout.isatty():
         Console(highlight=False).print(renderable)
@@ -328,7 +337,7 @@ def _dump(data: Any, fmt: str) -> None:
     if fmt == "json":
         print(json.dumps(data, indent=2, sort_keys=True))
     else:
-        import yaml  # noqa: PLC0415
+        import yaml
 
         print(yaml.safe_dump(data, sort_keys=False), end="")
 
