@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from ferrocanary.model import recording
+from ferrocanary.model import analysis, recording
 
 
 def _arm(requests: float = 100.0) -> dict[str, Any]:
@@ -139,3 +139,15 @@ def test_json_schema_documents_what_the_loader_writes() -> None:
     assert set(block["required"]) == set(written["blocks"][0]) - {"missing"}
     assert set(schema["$defs"]["arm"]["required"]) == set(written["blocks"][0]["baseline"])
     assert tuple(block["properties"]["missing"]["items"]["enum"]) == recording.SIGNALS
+
+
+def test_a_recording_carries_the_analysis_settings_it_was_judged_with() -> None:
+    spec = {"interval": "10s", "warmup": "20s", "kpis": [{"name": "p99-latency", "type": "latencyQuantile",
+                                                          "quantile": 0.99, "target": 0.5}]}  # fmt: skip
+    rec = recording.Recording(10, (0.001, 0.002), (), analysis=spec)
+    again = recording.from_dict(json.loads(recording.dumps(rec)))
+    assert again.analysis == spec
+    settings = analysis.settings_from_spec(again.analysis)
+    assert settings.warmup_seconds == 20
+    assert [k.target for k in settings.kpis] == [0.5]
+    assert recording.from_dict(recording.to_dict(recording.Recording(10, (0.001,), ()))).analysis is None

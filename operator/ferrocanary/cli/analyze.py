@@ -113,7 +113,11 @@ def run(args: argparse.Namespace) -> int:
         print(f"ferrocanary analyze: cannot read {args.recording}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     try:
-        settings = _settings_from_manifest(args.canary) if args.canary else analysis.AnalysisSettings()
+        if args.canary:
+            settings = _settings_from_manifest(args.canary)
+        else:
+            # A recording written by the operator or the demo carries the spec.analysis it was judged with.
+            settings = analysis.settings_from_spec(rec.analysis)
     except OSError as exc:
         print(f"ferrocanary analyze: cannot read {args.canary}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -121,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"ferrocanary analyze: {args.canary}: not valid YAML: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except ValueError as exc:
-        print(f"ferrocanary analyze: {args.canary}: {exc}", file=sys.stderr)
+        print(f"ferrocanary analyze: {args.canary or args.recording}: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     if rec.interval_seconds != settings.interval_seconds and args.canary:
         print(

@@ -90,10 +90,29 @@ def canary_view(obj: dict[str, Any], elapsed: float, extra: str = "") -> Group:
     return Group(head, table, reason, Text(extra, style="dim"))
 
 
-def _run(args: argparse.Namespace) -> int:
-    from ferrocanary.local import demo
+def _report(run: Any, obj: dict[str, Any], out: Path, record: Path | None) -> Path | None:
+    """Write the report (and the recording); a failure here is reported but never hides the verdict."""
+    from ferrocanary.metrics import protocol
     from ferrocanary.model import recording
     from ferrocanary.report import source
+
+    try:
+        rec = source.canary_recording(run.api, obj)
+    except (ValueError, protocol.MetricsUnavailableError) as exc:
+        _err.print(f"[yellow]no report: the canary's blocks could not be fetched: {exc}[/yellow]")
+        return None
+    if record:
+        recording.dump(rec, record)
+        _err.print(f"recording saved: {record} (replay: ferrocanary analyze --recording {record})")
+    try:
+        return source.render_report(obj, rec, out)
+    except Exception as exc:  # the verdict stands without its report; say what went wrong
+        _err.print(f"[yellow]the report could not be written: {type(exc).__name__}: {exc}[/yellow]")
+        return None
+
+
+def _run(args: argparse.Namespace) -> int:
+    from ferrocanary.local import demo
 
     scenario = demo.SCENARIOS[args.scenario]
     timing = demo.QUICK if args.quick else demo.REALISTIC
@@ -114,13 +133,7 @@ def _run(args: argparse.Namespace) -> int:
                     time.sleep(1.0)
             status = obj.get("status") or {}
             phase = str(status.get("phase", "Pending"))
-            out = args.out / f"{run.namespace}"
-            report_path, rec = source.write_report(run.api, obj, out)
-            if args.record:
-                recording.dump(rec, args.record)
-                _err.print(
-                    f"recording saved: {args.record} (replay: ferrocanary analyze --recording {args.record})"
-                )
+            report_path = _report(run, obj, args.out / run.namespace, args.record)
     except (TimeoutError, ValueError, RuntimeError) as exc:
         _err.print(f"[red]demo failed:[/red] {exc}")
         return 1
@@ -128,9 +141,10 @@ def _run(args: argparse.Namespace) -> int:
     seconds = round(time.monotonic() - started, 1)
     if args.json:
         print(json.dumps({"verdict": phase, "reason": reason, "kpis": status.get("kpis", []),
-                          "report": str(report_path), "seconds": seconds}, indent=2))  # fmt: skip
+                          "report": str(report_path) if report_path else None, "seconds": seconds},
+                         indent=2))  # fmt: skip
     else:
         colour = "green" if phase == "Promoted" else "red"
         _err.print(f"[bold {colour}]{phase}[/bold {colour}]: {reason}")
-        _err.print(f"report: {report_path}   ({seconds / 60:.1f} min)")
+        _err.print(f"report: {report_path or 'not written'}   ({seconds / 60:.1f} min)")
     return 0 if phase == scenario.expected_phase else 3

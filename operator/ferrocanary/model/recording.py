@@ -70,6 +70,9 @@ class Recording:
     interval_seconds: float
     latency_bucket_bounds: tuple[float, ...]  # finite upper bounds in seconds, ascending; +Inf implied
     blocks: tuple[Block, ...]
+    # The RustCanary's spec.analysis the blocks were judged with (optional JSON key "analysis"), so a
+    # recording alone reproduces the controller's verdict; None: judge with the defaults.
+    analysis: Mapping[str, Any] | None = None
 
 
 def _number(value: Any, block: int | None, field: str, *, minimum: float | None = 0.0) -> float:
@@ -182,7 +185,9 @@ def from_dict(data: Mapping[str, Any]) -> Recording:
     for i in range(1, len(blocks)):
         if blocks[i].start <= blocks[i - 1].start:
             raise RecordingError(i, "start", f"blocks must be in time order; not after block {i - 1}")
-    return Recording(interval, bounds, blocks)
+    raw_analysis = top.get("analysis")
+    settings = None if raw_analysis is None else dict(_mapping(raw_analysis, None, "analysis"))
+    return Recording(interval, bounds, blocks, settings)
 
 
 def _num(value: float) -> float | int:
@@ -221,12 +226,15 @@ def to_dict(rec: Recording) -> dict[str, Any]:
         if block.missing:
             entry["missing"] = list(block.missing)
         blocks.append(entry)
-    return {
+    data: dict[str, Any] = {
         "format": FORMAT,
         "interval_seconds": _num(rec.interval_seconds),
         "latency_bucket_bounds": list(rec.latency_bucket_bounds),
-        "blocks": blocks,
     }
+    if rec.analysis is not None:
+        data["analysis"] = dict(rec.analysis)
+    data["blocks"] = blocks
+    return data
 
 
 def load(path: str | os.PathLike[str]) -> Recording:

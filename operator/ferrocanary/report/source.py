@@ -7,6 +7,7 @@ Blocks are aligned to the start, so this reproduces the controller's blocks exac
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -42,7 +43,9 @@ def canary_recording(
         selectors=reconcile.selectors(namespace, spec),
         steps=tuple(protocol.StepChange(s.started_at, s.weight) for s in state.steps),
     )
-    return prometheus.from_spec(api, namespace, analysis_spec).fetch(window)
+    rec = prometheus.from_spec(api, namespace, analysis_spec).fetch(window)
+    # The settings travel with the blocks, so `ferrocanary analyze --recording` alone reproduces the verdict.
+    return dataclasses.replace(rec, analysis=dict(analysis_spec))
 
 
 def write_report(
@@ -50,6 +53,11 @@ def write_report(
 ) -> tuple[Path, recording.Recording]:
     """Fetch the canary's blocks, replay the judge's looks, write report.md and its plots into ``out``."""
     rec = canary_recording(api, obj, now)
+    return render_report(obj, rec, out), rec
+
+
+def render_report(obj: Mapping[str, Any], rec: recording.Recording, out: Path) -> Path:
+    """report.md and its plots for a canary whose blocks are already at hand."""
     spec: Mapping[str, Any] = obj.get("spec") or {}
     status: Mapping[str, Any] = obj.get("status") or {}
     settings = analysis.settings_from_spec(spec.get("analysis"))
@@ -67,4 +75,4 @@ def write_report(
         settings=settings,
         decided_at_block=decided,
     )
-    return render.write(data, out), rec
+    return render.write(data, out)
