@@ -269,6 +269,9 @@ def test_the_dashboards_configmap_is_labelled_for_grafanas_sidecar(sandbox: Sand
     assert configmap["metadata"]["annotations"] == {"grafana_folder": "Canaries"}
     titles = {json.loads(text)["title"] for text in configmap["data"].values()}
     assert titles == {"ferrocanary / Canary verdicts", "ferrocanary / Python vs Rust"}
+    (monitor,) = _kind(docs, "ServiceMonitor")
+    assert monitor["spec"]["endpoints"][0]["honorLabels"] is True, "the canary's namespace label must survive"
+    assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
     (rule,) = _kind(docs, "PrometheusRule")
     shipped = yaml.safe_load((ROOT / "dashboards" / "rules" / "ferrocanary.rules.yml").read_text())
     assert rule["spec"] == shipped
