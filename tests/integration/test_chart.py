@@ -432,3 +432,41 @@ def test_the_charts_defaults_reach_every_rustcanary_through_the_api_server(
         _run(sandbox, helm_tmp, "helm", "uninstall", release, "-n", rel, check=False)
         # Put the CRD back to the single source for the other tests of this session.
         sandbox.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD_SOURCE))
+
+
+def test_the_workload_chart_installs_its_builds_and_canary(
+    sandbox: Sandbox, helm_tmp: Path, namespaces: dict[str, str], rustcanary_crd: None
+) -> None:
+    ns = namespaces["ns1"]
+    settings = ("canary.enabled=true", f"canary.prometheusAddress={sandbox.prometheus_url}")
+    flags = [a for s in settings for a in ("--set", s)]
+    _helm(
+        sandbox,
+        helm_tmp,
+        "install",
+        "textscore",
+        str(WORKLOAD_CHART),
+        "-n",
+        ns,
+        *flags,
+        "--wait",
+        "--timeout",
+        "180s",
+    )
+    deployments = json.loads(sandbox.kubectl("-n", ns, "get", "deploy", "-o", "json"))["items"]
+    tracks = {
+        d["metadata"]["name"]: d["spec"]["template"]["metadata"]["labels"]["track"] for d in deployments
+    }
+    assert tracks == {"scorer-python": "baseline", "scorer-rust": "candidate"}
+    assert all(d["status"].get("availableReplicas") == 2 for d in deployments)
+    canary = json.loads(sandbox.kubectl("-n", ns, "get", "rustcanary", "scorer", "-o", "json"))["spec"]
+    assert canary["trafficRouting"] == {"replicas": {"total": 4}}
+    assert canary["analysis"]["prometheus"]["address"] == sandbox.prometheus_url
+    # The API server filled in the KPI table of ARCHITECTURE.md: the chart need not repeat it.
+    assert [k["name"] for k in canary["analysis"]["kpis"]] == [
+        "p99-latency",
+        "throughput-per-cpu",
+        "cost-per-request",
+        "memory-faults",
+    ]
+    _helm(sandbox, helm_tmp, "uninstall", "textscore", "-n", ns, "--wait")
