@@ -42,7 +42,7 @@ def register(subparsers: Any) -> None:
         "--out", type=Path, default=Path("reports"), help="report directory (default: %(default)s)"
     )
     parser.add_argument(
-        "--rate", type=float, default=40.0, help="requests per second sent (default: %(default)s)"
+        "--rate", type=float, default=60.0, help="requests per second sent (default: %(default)s)"
     )
     parser.add_argument("--sandbox", default="demo", help="sandbox name (default: %(default)s)")
     parser.set_defaults(func=_run)

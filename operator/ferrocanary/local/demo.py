@@ -89,7 +89,7 @@ class Timing:
 
 
 QUICK = Timing(
-    interval="10s", warmup="20s", min_dwell="40s", max_duration="15m", lag="3s", deadline_seconds=1080
+    interval="10s", warmup="20s", min_dwell="30s", max_duration="15m", lag="3s", deadline_seconds=1080
 )
 REALISTIC = Timing(
     interval="1m", warmup="2m", min_dwell="5m", max_duration="2h", lag="15s", deadline_seconds=7500

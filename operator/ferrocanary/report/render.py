@@ -106,18 +106,14 @@ def plot_kpis(data: ReportInput, path: Path) -> None:
         if math.isfinite(target):
             ax.axhline(target, color="black", linewidth=1.2, linestyle=":", label=f"target {target:g}")
         ax.axhline(1.0, color="grey", linewidth=0.8, alpha=0.6)
-        finite = np.concatenate(
-            [v[np.isfinite(v) & (v > 0)] for v in (est, lo, hi)] + [np.array([target, 1.0])]
-        )
-        finite = finite[np.isfinite(finite) & (finite > 0)]
-        if finite.size:
-            # Early looks have very wide intervals: clip the view to what later looks make readable.
-            span = np.nanpercentile(finite, [5, 95]) if finite.size > 20 else (finite.min(), finite.max())
-            seen = est[np.isfinite(est)]
-            low = min(span[0], target, 1.0, *(seen.min(initial=np.inf),))
-            high = max(span[1], target, 1.0, *(seen.max(initial=-np.inf),))
-            pad = 0.1 * (high - low) or 0.05 * max(abs(high), 1.0)
-            ax.set_ylim(max(low - pad, 0.0), high + pad)
+        # The view follows the estimates and the final interval; the first looks' intervals are far
+        # wider (that is what anytime-valid costs early on) and simply run off the chart.
+        final_band = [v for v in (lo[-1], hi[-1]) if np.isfinite(v)]
+        anchors = np.array([*est[np.isfinite(est)], *final_band, target, 1.0])
+        anchors = anchors[np.isfinite(anchors)]
+        low, high = float(anchors.min()), float(anchors.max())
+        pad = 0.15 * (high - low) or 0.05 * max(abs(high), 1.0)
+        ax.set_ylim(max(low - pad, 0.0), high + pad)
         if last_with_direction := next((r for r in reversed(series) if r), None):
             # Shade the side of the target that counts as success, so the reading is visible at a glance.
             bottom, top = ax.get_ylim()
@@ -129,6 +125,9 @@ def plot_kpis(data: ReportInput, path: Path) -> None:
             ax.axhspan(*good, color="#4caf50", alpha=0.07, linewidth=0)
             ax.set_ylim(bottom, top)
         last = series[-1]
+        if not np.isfinite(est).any() and last is not None:
+            # e.g. no errors in either arm: say so rather than leave an empty panel.
+            ax.text(0.5, 0.5, last.detail or "no estimate", transform=ax.transAxes, ha="center", fontsize=9)
         ax.set_title(f"{name}: {last.decision.value if last else 'no data'}", fontsize=10, loc="left")
         _mark_decision(ax, data, minutes)
         ax.grid(alpha=0.3, which="both")
@@ -171,6 +170,16 @@ def plot_latency(data: ReportInput, path: Path) -> None:
             if idx < len(bounds):
                 ax.axvline(bounds[idx] * 1000, color=colour, linestyle=style, linewidth=0.9, alpha=0.8)
     ax.set_xscale("log")
+    seen = [
+        i
+        for b in rec.blocks
+        for arm in (b.baseline, b.candidate)
+        for i, c in enumerate(arm.latency_counts)
+        if c
+    ]
+    if seen:
+        edges = np.concatenate([[bounds[0] / 1.1], bounds, [bounds[-1] * 1.1]]) * 1000
+        ax.set_xlim(edges[max(min(seen) - 2, 0)], edges[min(max(seen) + 3, len(edges) - 1)])
     ax.set_xlabel("request latency (ms), dashed p50, solid p99 (bucket upper edges)")
     ax.set_ylabel("density per log-ms")
     ax.set_title("Latency of both builds over the whole canary")
