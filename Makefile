@@ -53,9 +53,9 @@ integration: setup
 test: setup lint typecheck imports rust
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# A full canary of the reference workload on the local sandbox; ends with a verdict and a report.
 demo: setup
-	$(VENV)/bin/ferrocanary local up
-	$(VENV)/bin/ferrocanary local status
+	$(VENV)/bin/ferrocanary demo --quick
 
 bench: setup
 	$(VENV)/bin/ferrocanary bench judge --quick --json
