@@ -30,10 +30,12 @@ workload: venv
 
 lint: venv
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check operator tests
+	$(VENV)/bin/ruff format --check operator tests dashboards charts workloads/textscore
 
 typecheck: venv
 	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy --explicit-package-bases dashboards/*.py charts/sync.py
+	$(VENV)/bin/mypy --strict workloads/textscore/textscore
 
 imports: venv
 	cd operator && ../$(VENV)/bin/lint-imports --config ../.importlinter

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
+
 from ferrocanary.local import certs, processes
 from ferrocanary.local.sandbox import ComponentState, Sandbox, SandboxError, SandboxState
 from ferrocanary.local.toolchain import Toolchain, read_versions, repo_root

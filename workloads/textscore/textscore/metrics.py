@@ -2,7 +2,8 @@
 
 A private registry holds only these: the latency histogram (growth 1.1 buckets from 20 µs to
 10 s: the Rust build answers most requests in well under a millisecond, and a quantile that falls
-in the open first bucket cannot be measured, so the judge would rightly refuse to decide), request counts by status, panics caught at the Rust boundary, build_info, and the process
+in the open first bucket cannot be measured, so the judge would rightly refuse to decide),
+request counts by status, panics caught at the Rust boundary, build_info, and the process
 collector (CPU seconds, resident memory, start time). Both builds expose the same names, labels
 and buckets; which arm a series belongs to comes from the scrape, not from here.
 """
