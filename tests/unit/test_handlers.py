@@ -113,8 +113,10 @@ def test_ferrocanary_run_hands_its_options_to_the_handlers(monkeypatch: pytest.M
     assert cli_main.main(["run", "-n", "shop", "-n", "web", "--metrics-port", "9102"]) == 0
     assert seen["namespaces"] == ("shop", "web")
     assert seen["metrics_port"] == 9102
+    assert seen["peering"] is None
     seen.clear()
-    assert cli_main.main(["run", "--all-namespaces"]) == 0
+    assert cli_main.main(["run", "--all-namespaces", "--peering", "ferrocanary"]) == 0
     assert seen["namespaces"] == ()
+    assert seen["peering"] == "ferrocanary"
     with pytest.raises(SystemExit):
         cli_main.main(["run", "-n", "shop", "--all-namespaces"])

@@ -32,8 +32,22 @@ def window(blocks: int, steps: tuple[protocol.StepChange, ...] = ()) -> protocol
 
 
 def series(values: dict[int, float], **labels: str) -> dict[str, Any]:
-    """A query_range series with a value at the end of each given block index."""
+    """A query_range series of a block aggregate (memory, pods): a value at the end of each block."""
     return {"metric": labels, "values": [[T0.timestamp() + 10 * (k + 1), str(v)] for k, v in values.items()]}
+
+
+def counter(values: dict[int, float], **labels: str) -> dict[str, Any]:
+    """A raw counter series: its value at each given boundary k (time T0 + 10 k)."""
+    return {"metric": labels, "values": [[T0.timestamp() + 10 * k, str(v)] for k, v in values.items()]}
+
+
+def cumulative(increments: dict[int, float], start: float = 1000.0) -> dict[int, float]:
+    """Counter values at boundaries 0..n for the given per-block increments."""
+    values, running = {0: start}, start
+    for k in sorted(increments):
+        running += increments[k]
+        values[k + 1] = running
+    return values
 
 
 def signal_of(query: str) -> str:
@@ -76,14 +90,14 @@ def source_with(answers: dict[tuple[str, str], list[dict[str, Any]]]) -> tuple[P
 
 def full_arm(arm: str, blocks: dict[int, float]) -> dict[tuple[str, str], list[dict[str, Any]]]:
     return {
-        ("requests", arm): [series(blocks)],
-        ("cpu", arm): [series({k: v / 1000 for k, v in blocks.items()})],
+        ("requests", arm): [counter(cumulative(blocks), code="200")],
+        ("cpu", arm): [counter(cumulative({k: v / 1000 for k, v in blocks.items()}, start=5.0))],
         ("memory", arm): [series(dict.fromkeys(blocks, 100000000.0))],
         ("pods", arm): [series(dict.fromkeys(blocks, 2))],
         ("latency", arm): [
-            series({k: v * 0.5 for k, v in blocks.items()}, le="0.01"),
-            series({k: v * 0.9 for k, v in blocks.items()}, le="0.1"),
-            series(blocks, le="+Inf"),
+            counter(cumulative({k: v * 0.5 for k, v in blocks.items()}, start=500), le="0.01"),
+            counter(cumulative({k: v * 0.9 for k, v in blocks.items()}, start=900), le="0.1"),
+            counter(cumulative(blocks), le="+Inf"),
         ],
     }
 
@@ -102,15 +116,32 @@ def test_blocks_are_aligned_to_the_window_start_and_read_at_their_end() -> None:
     assert rec.latency_bucket_bounds == (0.01, 0.1)
     assert rec.blocks[1].candidate.latency_counts == pytest.approx((5.5, 4.4, 1.1))
     assert rec.blocks[0].missing == ()
-    _, start, end, step = canned.calls[0]
-    assert (start, end, step) == (T0 + timedelta(seconds=10), T0 + timedelta(seconds=30), "10s")
-    assert all("[10s]" in call[0] for call in canned.calls)
+    first_counter = next(c for c in canned.calls if c[0].startswith("http_requests_total"))
+    assert first_counter[0] == 'http_requests_total{track="baseline"}'  # raw: no increase(), no extrapolation
+    assert first_counter[1:] == (T0, T0 + timedelta(seconds=30), "10s")  # boundaries 0..3
+    memory = next(c for c in canned.calls if "resident_memory" in c[0])
+    assert memory[1:] == (T0 + timedelta(seconds=10), T0 + timedelta(seconds=30), "10s")  # block ends
+    assert "[10s]" in memory[0]
+
+
+def test_counters_reset_and_new_series_are_differenced_like_increase() -> None:
+    answers = {
+        **full_arm("baseline", {0: 100, 1: 100, 2: 100}),
+        **full_arm("candidate", {0: 10, 1: 10, 2: 10}),
+    }
+    answers[("requests", "candidate")] = [
+        counter({0: 500, 1: 510, 2: 4, 3: 14}, code="200"),  # the pod restarted in block 1: 4 since the reset
+        counter({2: 7, 3: 9}, code="200", pod="new"),  # a pod that appeared during block 1
+        counter({0: 50, 1: 60, 3: 80}, code="200", pod="gappy"),  # no point at boundary 2: 20 in block 2
+    ]
+    rec = source_with(answers)[0].fetch(window(3))
+    assert [b.candidate.requests for b in rec.blocks] == [20.0, 11.0, 32.0]
 
 
 def test_missing_signals_are_listed_but_absent_errors_and_faults_count_as_zero() -> None:
     answers = {**full_arm("baseline", {0: 100, 1: 100}), **full_arm("candidate", {0: 10, 1: 10})}
-    answers[("cpu", "candidate")] = [series({0: 0.01})]  # no CPU at block 1
-    answers[("panics", "candidate")] = [series({1: 1.0})]
+    answers[("cpu", "candidate")] = [counter({0: 5.0, 1: 5.01})]  # no CPU sample at boundary 2
+    answers[("panics", "candidate")] = [counter({0: 0.0, 1: 0.0, 2: 1.0})]
     answers[("container_faults", "candidate")] = [series({1: 1.0})]
     rec = source_with(answers)[0].fetch(window(2))
     assert rec.blocks[0].missing == ()
@@ -123,7 +154,7 @@ def test_missing_signals_are_listed_but_absent_errors_and_faults_count_as_zero()
 
 
 def test_cumulative_buckets_are_made_monotone_before_differencing() -> None:
-    # increase() extrapolates each series separately: a higher bucket can come out slightly lower.
+    # Buckets scraped a moment apart (or extrapolated by increase()) can come out slightly lower.
     counts = per_bucket({0.01: 50.0, 0.1: 49.0, math.inf: 60.0}, (0.01, 0.05, 0.1))
     assert counts == (50.0, 0.0, 0.0, 10.0)
     assert all(c >= 0 for c in counts)

@@ -14,6 +14,11 @@ from ferrocanary.metrics import queries
 SEL = 'namespace="shop",track="candidate"'
 PODS = 'namespace="shop",pod=~"scorer-rust-.*"'
 ALL = {
+    "requests_counter": queries.requests_counter(SEL),
+    "errors_counter": queries.errors_counter(SEL),
+    "latency_bucket_counter": queries.latency_bucket_counter(SEL),
+    "cpu_counter": queries.cpu_counter(SEL),
+    "panics_counter": queries.panics_counter(SEL),
     "requests": queries.requests(SEL, "60s"),
     "errors": queries.errors(SEL, "60s"),
     "latency_buckets": queries.latency_buckets(SEL, "60s"),

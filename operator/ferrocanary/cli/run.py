@@ -3,6 +3,7 @@
 ferrocanary run                          watch RustCanaries in every namespace
 ferrocanary run --namespace shop -n web  only these namespaces
 ferrocanary run --metrics-port 9102      also serve the operator's /metrics
+ferrocanary run --peering ferrocanary    several replicas, one active (kopf peering)
 
 Uses the in-cluster service account, else $KUBECONFIG. The CLI never imports kopf itself (an
 import-linter contract): the handlers package is loaded by name and its ``run()`` called.
@@ -43,6 +44,12 @@ def register(subparsers: Any) -> None:
         metavar="ADDR",
         help="bind /metrics to this address (default 0.0.0.0)",
     )
+    parser.add_argument(
+        "--peering",
+        default=None,
+        metavar="NAME",
+        help="coordinate replicas through this kopf peering object (default: standalone)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log every tick")
     parser.set_defaults(func=_run)
 
@@ -53,6 +60,7 @@ def _run(args: argparse.Namespace) -> int:
         namespaces=() if args.all_namespaces else tuple(args.namespace),
         metrics_port=args.metrics_port,
         metrics_address=args.metrics_address,
+        peering=args.peering,
         verbose=args.verbose,
     )
     return code

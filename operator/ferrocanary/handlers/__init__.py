@@ -21,13 +21,23 @@ def run(
     namespaces: Sequence[str] = (),
     metrics_port: int | None = None,
     metrics_address: str | None = None,
+    peering: str | None = None,
     verbose: bool = False,
 ) -> int:
-    """Run the operator until interrupted: the given namespaces, or every namespace when none."""
+    """Run the operator until interrupted: the given namespaces, or every namespace when none.
+
+    ``peering`` names a kopf peering object (its CRDs installed, e.g. by the Helm chart) so that of
+    several replicas only one acts at a time; without it the operator runs standalone.
+    """
     if metrics_port is not None:
         os.environ["FERROCANARY_METRICS_PORT"] = str(metrics_port)
     if metrics_address is not None:
         os.environ["FERROCANARY_METRICS_ADDRESS"] = metrics_address
     kopf.configure(verbose=verbose)
-    kopf.run(standalone=True, clusterwide=not namespaces, namespaces=list(namespaces))
+    kopf.run(
+        standalone=peering is None,
+        peering_name=peering,
+        clusterwide=not namespaces,
+        namespaces=list(namespaces),
+    )
     return 0

@@ -35,7 +35,30 @@ def default_selectors(namespace: str, baseline_deployment: str, candidate_deploy
     }
 
 
-# --- the judge's signals, one number (or one histogram) per arm per block --------------------------
+# --- raw counters, read at block boundaries and differenced by the source (no extrapolation) ------
+
+
+def requests_counter(selector: str) -> str:
+    return f"http_requests_total{matchers(selector)}"
+
+
+def errors_counter(selector: str) -> str:
+    return f"http_requests_total{matchers(selector, SERVER_ERRORS)}"
+
+
+def latency_bucket_counter(selector: str) -> str:
+    return f"http_request_duration_seconds_bucket{matchers(selector)}"
+
+
+def cpu_counter(selector: str) -> str:
+    return f"process_cpu_seconds_total{matchers(selector)}"
+
+
+def panics_counter(selector: str) -> str:
+    return f"panics_total{matchers(selector)}"
+
+
+# --- the same signals as increases over a range (dashboards, alerts, ad-hoc checks) ---------------
 
 
 def requests(selector: str, rng: str) -> str:

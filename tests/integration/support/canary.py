@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -171,6 +172,18 @@ class Canary:
                 [f"127.0.0.1:{self.ports[track]}"],
                 {"namespace": self.namespace, "canary": self.name, "track": track},
             )
+        # Start the canary only once Prometheus scrapes both arms, as a team would (and so the first
+        # blocks are not read from series that appear halfway through them).
+        query = f'count(up{{namespace="{self.namespace}",canary="{self.name}"}} == 1)'
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            url = f"{self.sandbox.prometheus_url}/api/v1/query?{urllib.parse.urlencode({'query': query})}"
+            with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=5) as reply:
+                result = json.load(reply)["data"]["result"]
+                if result and float(result[0]["value"][1]) == 2:
+                    return
+            time.sleep(0.5)
+        raise RuntimeError(f"Prometheus does not scrape the exporter of {self.name}")
 
     def _job(self, track: str) -> str:
         return f"{self.namespace}-{self.name}-{track}"
