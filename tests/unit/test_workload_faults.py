@@ -118,6 +118,27 @@ def test_slow_fault_loses_the_rust_latency_edge(start) -> None:  # type: ignore[
     assert slow / python > 0.6, (slow, python)
 
 
+def test_a_slow_rate_slows_only_that_fraction_of_requests(start) -> None:  # type: ignore[no-untyped-def]
+    # 10% of 60 requests slowed by >= 20 ms each: the median stays fast, the slowest tenth is slow.
+    features = sum(len(pyscore.feature_hashes(t)) for t in json.loads(BODY)["texts"])
+    ns = int(0.02e9 / features) + 1
+    server = start("rust", TEXTSCORE_FAULT="slow", TEXTSCORE_FAULT_SLOW_RATE="0.1",
+                   TEXTSCORE_FAULT_SLOW_NS_PER_FEATURE=str(ns))  # fmt: skip
+    times = []
+    for _ in range(60):
+        started = time.perf_counter()
+        assert post(server)[0] == 200
+        times.append(time.perf_counter() - started)
+    slowed = sum(t >= 0.02 for t in times)
+    assert 1 <= slowed <= 15, slowed  # 6 expected; binomial(60, 0.1) lies in 1..15 with p > 0.999
+    assert statistics.median(times) < 0.01
+
+
+def test_a_slow_rate_outside_0_1_is_refused() -> None:
+    with pytest.raises(faults.FaultConfigError, match=r"TEXTSCORE_FAULT_SLOW_RATE=1\.5 is outside"):
+        faults.from_env({"TEXTSCORE_FAULT": "slow", "TEXTSCORE_FAULT_SLOW_RATE": "1.5"})
+
+
 def _run_server(env: dict[str, str], build: str) -> subprocess.CompletedProcess[str]:
     full = {k: v for k, v in os.environ.items() if not k.startswith("TEXTSCORE_")} | env
     return subprocess.run(

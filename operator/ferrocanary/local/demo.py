@@ -61,8 +61,14 @@ SCENARIOS: dict[str, Scenario] = {
     "promote": Scenario("promote", "the real Rust build", {}, "Promoted", ()),
     "regression": Scenario(
         "regression",
-        "the Rust build with its hot path slowed down (fault mode slow)",
-        {"TEXTSCORE_FAULT": "slow", "TEXTSCORE_FAULT_SLOW_NS_PER_FEATURE": "1500"},
+        "the Rust build with a tail regression: 5% of requests spin ~50 ms (fault mode slow)",
+        # A uniformly slower build would breach the p50 guard first (Python's tail is 5x its median,
+        # the spin's is not); a tail regression is what misses p99 while the median stays fast.
+        {
+            "TEXTSCORE_FAULT": "slow",
+            "TEXTSCORE_FAULT_SLOW_RATE": "0.05",
+            "TEXTSCORE_FAULT_SLOW_NS_PER_FEATURE": "6000",
+        },
         "RolledBack",
         ("p99",),
     ),

@@ -9,9 +9,12 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Fault {
     None,
-    /// Busy-spin this many nanoseconds per feature, on top of the real work.
+    /// Busy-spin this many nanoseconds per feature, on top of the real work, on a fraction `rate`
+    /// of calls (1.0: every call, a uniformly slower build; 0.05: a tail regression, the shape
+    /// lock contention or allocator stalls give, where p99 suffers and the median does not).
     Slow {
         ns_per_feature: u64,
+        rate: f64,
     },
     /// Die on the call with this 1-based ordinal: SIGSEGV, or abort (SIGABRT) when `abort`.
     Crash {
@@ -42,6 +45,17 @@ pub fn action(fault: Fault, call: u64) -> Action {
         Fault::Crash { after, abort } if call >= after.max(1) => Action::Crash { abort },
         Fault::Panic { rate } if unit_interval(call) < rate => Action::Panic,
         _ => Action::Proceed,
+    }
+}
+
+/// Whether the slow fault spins on this call.
+pub fn slows(fault: Fault, call: u64) -> Option<u64> {
+    match fault {
+        Fault::Slow {
+            ns_per_feature,
+            rate,
+        } if unit_interval(call) < rate => Some(ns_per_feature),
+        _ => None,
     }
 }
 
@@ -110,13 +124,37 @@ mod tests {
     fn no_fault_always_proceeds() {
         assert!((1..1000).all(|c| action(Fault::None, c) == Action::Proceed));
         assert_eq!(
-            action(Fault::Slow { ns_per_feature: 10 }, 5),
+            action(
+                Fault::Slow {
+                    ns_per_feature: 10,
+                    rate: 1.0
+                },
+                5
+            ),
             Action::Proceed
         );
         assert_eq!(
             action(Fault::Leak { bytes_per_call: 10 }, 5),
             Action::Proceed
         );
+    }
+
+    #[test]
+    fn slow_rate_picks_that_fraction_of_calls() {
+        // 20,000 calls at rate 0.05: binomial sd ~31 calls (0.15 points); a ±1 point band cannot
+        // fail for a well-spread sequence and does fail if the rate is ignored (100%).
+        let fault = Fault::Slow {
+            ns_per_feature: 7,
+            rate: 0.05,
+        };
+        let slowed = (1..=20_000).filter(|&c| slows(fault, c) == Some(7)).count();
+        assert!((800..=1200).contains(&slowed), "{slowed}");
+        let every = Fault::Slow {
+            ns_per_feature: 7,
+            rate: 1.0,
+        };
+        assert!((1..1000).all(|c| slows(every, c) == Some(7)));
+        assert!((1..1000).all(|c| slows(Fault::None, c).is_none()));
     }
 
     #[test]

@@ -81,10 +81,11 @@ fn score_texts(texts: &[String], fault: Fault, call: u64) -> Vec<f64> {
             .collect::<Vec<f64>>();
         (scores, features)
     });
-    match fault {
-        Fault::Slow { ns_per_feature } => faults::spin(ns_per_feature, features),
-        Fault::Leak { bytes_per_call } => faults::leak(bytes_per_call),
-        _ => {}
+    if let Some(ns_per_feature) = faults::slows(fault, call) {
+        faults::spin(ns_per_feature, features);
+    }
+    if let Fault::Leak { bytes_per_call } = fault {
+        faults::leak(bytes_per_call);
     }
     scores
 }
@@ -139,9 +140,15 @@ fn set_fault(
 ) -> PyResult<()> {
     let fault = match kind {
         "none" => Fault::None,
-        "slow" => Fault::Slow {
+        "slow" if (0.0..=1.0).contains(&rate) => Fault::Slow {
             ns_per_feature: slow_ns_per_feature,
+            rate,
         },
+        "slow" => {
+            return Err(PyValueError::new_err(format!(
+                "slow rate must be in [0, 1], not {rate}"
+            )))
+        }
         "crash" => match signal {
             "segv" => Fault::Crash {
                 after,

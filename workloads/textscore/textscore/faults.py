@@ -4,7 +4,9 @@ TEXTSCORE_FAULT selects one:
 
 - ``slow``: the hot path also burns TEXTSCORE_FAULT_SLOW_NS_PER_FEATURE nanoseconds per feature
   (default 1000, more than the Python build's whole cost per feature, about 700 ns here), so
-  the Rust build ends up no faster and no cheaper than the Python one;
+  the Rust build ends up no faster and no cheaper than the Python one; with
+  TEXTSCORE_FAULT_SLOW_RATE below 1 (default 1) only that fraction of requests is slowed: a tail
+  regression, where p99 misses its target while the median stays fast;
 - ``crash``: the process dies by SIGSEGV (or SIGABRT with TEXTSCORE_FAULT_CRASH_SIGNAL=abort) on
   request TEXTSCORE_FAULT_CRASH_AFTER (default 100);
 - ``leak``: TEXTSCORE_FAULT_LEAK_KIB per request (default 1024) is never freed;
@@ -30,6 +32,7 @@ class FaultConfigError(ValueError):
 class FaultConfig:
     kind: str = "none"
     slow_ns_per_feature: int = 1000
+    slow_rate: float = 1.0
     crash_after: int = 100
     crash_signal: str = "segv"
     leak_kib: int = 1024
@@ -38,7 +41,7 @@ class FaultConfig:
     def describe(self) -> str:
         details = {
             "none": "",
-            "slow": f" ({self.slow_ns_per_feature} ns per feature)",
+            "slow": f" ({self.slow_ns_per_feature} ns per feature on {self.slow_rate:.0%} of requests)",
             "crash": f" (SIG{self.crash_signal.upper()} on request {self.crash_after})",
             "leak": f" ({self.leak_kib} KiB per request)",
             "panic": f" (rate {self.panic_rate})",
@@ -74,6 +77,9 @@ def from_env(env: Mapping[str, str] | None = None) -> FaultConfig:
         slow_ns_per_feature=int(
             _number(env, "TEXTSCORE_FAULT_SLOW_NS_PER_FEATURE", default=1000, cast=int, low=0, high=10**9)
         ),
+        slow_rate=float(
+            _number(env, "TEXTSCORE_FAULT_SLOW_RATE", default=1.0, cast=float, low=0.0, high=1.0)
+        ),
         crash_after=int(
             _number(env, "TEXTSCORE_FAULT_CRASH_AFTER", default=100, cast=int, low=1, high=2**62)
         ),
@@ -100,7 +106,7 @@ def apply(config: FaultConfig, build: str) -> None:
     textscore_native.set_fault(
         config.kind,
         after=config.crash_after,
-        rate=config.panic_rate,
+        rate=config.slow_rate if config.kind == "slow" else config.panic_rate,
         leak_bytes=config.leak_kib * 1024,
         slow_ns_per_feature=config.slow_ns_per_feature,
         signal=config.crash_signal,

@@ -24,7 +24,10 @@ def set_fault(
     slow_ns_per_feature: int = 0,
     signal: str = "segv",
 ) -> None:
-    """Sets this process's injected fault: none, slow, crash, leak or panic."""
+    """Sets this process's injected fault: none, slow, crash, leak or panic.
+
+    ``rate`` is the fraction of calls that panic (panic) or are slowed (slow).
+    """
 
 def panics() -> int:
     """Panics caught at the boundary since the module was loaded."""
