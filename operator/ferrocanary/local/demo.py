@@ -75,7 +75,7 @@ SCENARIOS: dict[str, Scenario] = {
     "crash": Scenario(
         "crash",
         "the Rust build crashing with SIGSEGV (fault mode crash)",
-        {"TEXTSCORE_FAULT": "crash", "TEXTSCORE_FAULT_CRASH_AFTER": "400"},
+        {"TEXTSCORE_FAULT": "crash", "TEXTSCORE_FAULT_CRASH_AFTER": "50"},
         "RolledBack",
         ("fault",),
     ),
