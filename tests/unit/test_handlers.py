@@ -120,3 +120,14 @@ def test_ferrocanary_run_hands_its_options_to_the_handlers(monkeypatch: pytest.M
     assert seen["peering"] == "ferrocanary"
     with pytest.raises(SystemExit):
         cli_main.main(["run", "-n", "shop", "--all-namespaces"])
+
+
+def test_the_per_tick_success_line_is_dropped_and_everything_else_kept() -> None:
+    quiet = startup.QuietTicks()
+
+    def record(message: str) -> logging.LogRecord:
+        return logging.LogRecord("kopf.objects", logging.INFO, __file__, 1, message, None, None)
+
+    assert not quiet.filter(record("Timer 'tick' succeeded."))
+    assert quiet.filter(record("StepAdvanced: advanced to step 2/3"))
+    assert quiet.filter(record("Timer 'tick' failed with an exception. Will retry."))

@@ -23,6 +23,16 @@ PREFIX = "ferrocanary.io"
 _serving: set[tuple[str, int]] = set()
 
 
+class QuietTicks(logging.Filter):
+    """Drop kopf's "Timer 'tick' succeeded." line: it would repeat every few seconds per canary.
+
+    The tick logs what it did itself (transitions and holds), so nothing is lost.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Timer 'tick' succeeded")
+
+
 @kopf.on.login()
 def login(**_: Any) -> kopf.ConnectionInfo:
     """kopf's API credentials from the same place as the operator's own calls ($KUBECONFIG read now)."""
@@ -46,6 +56,10 @@ def configure(settings: kopf.OperatorSettings, memo: Any, logger: kopf.Logger, *
         prefix=PREFIX, key="last-handled-configuration"
     )
     settings.posting.level = logging.WARNING
+    quiet = QuietTicks()
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, QuietTicks) for f in handler.filters):
+            handler.addFilter(quiet)
     memo["deps"] = reconcile.Deps(api=client.connect())
     port = int(os.environ.get("FERROCANARY_METRICS_PORT", "0") or 0)
     address = os.environ.get("FERROCANARY_METRICS_ADDRESS", "0.0.0.0")
