@@ -7,13 +7,14 @@ import json
 import math
 import statistics
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from ferrocanary.bench import recordings, sim
 from ferrocanary.judge import blocks, confseq, eta, looks, replay, tracks, verdict
-from ferrocanary.model import recording
+from ferrocanary.model import analysis, recording
 from ferrocanary.model.analysis import AnalysisSettings
 from ferrocanary.model.decisions import Decision, Judgement, KpiResult, Reading
 
@@ -215,3 +216,24 @@ def test_one_evaluation_of_120_blocks_by_130_buckets_is_fast() -> None:
         verdict.evaluate(rec, SETTINGS)
         times.append(time.perf_counter() - start)
     assert statistics.median(times) < 0.025
+
+
+def test_while_waiting_a_kpi_that_already_passes_is_not_said_to_span_its_target() -> None:
+    # In the promote example p99 sits at 0.41: with a 0.42 target it stays open while throughput passes.
+    rec = recording.load(Path(__file__).parent.parent / "data" / "recordings" / "promote.json")
+    settings = analysis.settings_from_spec({"kpis": [
+        {"name": "p99-latency", "type": "latencyQuantile", "quantile": 0.99, "target": 0.42},
+        {"name": "throughput-per-cpu", "type": "throughputPerCpu", "target": 1.5},
+    ]})  # fmt: skip
+    for cut in range(len(rec.blocks), 0, -1):
+        judgement = verdict.evaluate(dataclasses.replace(rec, blocks=rec.blocks[:cut]), settings)
+        readings = {k.name: k.decision for k in judgement.kpis if k.name != "memory-faults"}
+        if judgement.decision is Decision.CONTINUE and Reading.PASS in readings.values():
+            break
+    else:
+        pytest.fail("no look with a passing KPI while the canary continues")
+    for name, reading in readings.items():
+        if reading is Reading.PASS:
+            assert f"{name} ratio" in judgement.reason
+            assert f"{name} spans" not in judgement.reason
+            assert "already" in judgement.reason

@@ -274,6 +274,11 @@ def _reason(
     for t, r in zip(stat, [r for r in results if r.name in {s.name for s in stat}], strict=True):
         if r.decision is Reading.NO_DATA:
             open_parts.append(f"{t.name}: not enough data yet ({r.detail})")
+        elif r.decision is Reading.PASS:
+            # Promotion waits for every KPI: say which ones are already settled, not that they "span".
+            open_parts.append(
+                f"{t.name} {_interval_text(t, j, t.alpha_pass)} already {_relation(t, True)} {_fmt(t.target)}"
+            )
         else:
             open_parts.append(
                 f"{t.name} {_interval_text(t, j, t.alpha_pass)} spans {_fmt(t.target)} "
