@@ -4,7 +4,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-CACHE := $(HOME)/.cache/ferrocanary
+CACHE := $(or $(FERROCANARY_CACHE),$(HOME)/.cache/ferrocanary)
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 PYTEST_ARGS ?=
 
