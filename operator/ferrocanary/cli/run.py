@@ -50,6 +50,13 @@ def register(subparsers: Any) -> None:
         metavar="NAME",
         help="coordinate replicas through this kopf peering object (default: standalone)",
     )
+    parser.add_argument(
+        "--priority",
+        type=int,
+        default=None,
+        metavar="N",
+        help="this replica's peering priority: the highest-priority replica acts, the others wait",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log every tick")
     parser.set_defaults(func=_run)
 
@@ -61,6 +68,7 @@ def _run(args: argparse.Namespace) -> int:
         metrics_port=args.metrics_port,
         metrics_address=args.metrics_address,
         peering=args.peering,
+        priority=args.priority,
         verbose=args.verbose,
     )
     return code

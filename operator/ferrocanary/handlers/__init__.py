@@ -22,12 +22,14 @@ def run(
     metrics_port: int | None = None,
     metrics_address: str | None = None,
     peering: str | None = None,
+    priority: int | None = None,
     verbose: bool = False,
 ) -> int:
     """Run the operator until interrupted: the given namespaces, or every namespace when none.
 
     ``peering`` names a kopf peering object (its CRDs installed, e.g. by the Helm chart) so that of
-    several replicas only one acts at a time; without it the operator runs standalone.
+    several replicas only one acts at a time (the one with the highest ``priority``); without it
+    the operator runs standalone.
     """
     if metrics_port is not None:
         os.environ["FERROCANARY_METRICS_PORT"] = str(metrics_port)
@@ -37,6 +39,7 @@ def run(
     kopf.run(
         standalone=peering is None,
         peering_name=peering,
+        priority=priority,
         clusterwide=not namespaces,
         namespaces=list(namespaces),
     )
