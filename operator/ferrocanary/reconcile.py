@@ -10,7 +10,8 @@ handled annotation and updates the operator's own metrics.
 
 Because every fact lives in status and blocks are re-fetched each time, an operator killed at any
 point resumes where it was: a traffic change not yet recorded in status is undone by the next
-tick's convergence (status is the intent), and a status write that lost a race is simply redone.
+tick's convergence (status is the intent, and the stray interval is written into the step history so
+the judge never reads it under the wrong weight), and a status write that lost a race is simply redone.
 """
 
 from __future__ import annotations
@@ -148,9 +149,10 @@ def _analyse(
     settings: analysis.AnalysisSettings,
     router: routing.TrafficRouter | None,
 ) -> machine.Transition:
-    state, spec, deps = t.state, t.spec, t.deps
-    if router is not None and state.step_index >= 0:
-        _converge(t, plan, router)
+    spec, deps = t.spec, t.deps
+    if router is not None and t.state.step_index >= 0:
+        t.state = _converge(t, plan, router)
+    state = t.state
     t.extra["lastTickAt"] = policy_state.format_time(t.now)
     prom = (spec.get("analysis") or {}).get("prometheus") or {}
     lag = analysis.parse_duration(prom.get("lag", "30s"), "spec.analysis.prometheus.lag")
@@ -207,18 +209,22 @@ def _count(t: _Tick, deps: Deps, decision: decisions.Decision) -> None:
         exposition.count_decision(t.namespace, t.name, decision.value)
 
 
-def _converge(t: _Tick, plan: policy_state.Plan, router: routing.TrafficRouter) -> None:
-    """Status is the intent: put traffic back where status says (after a crash, or someone's edit)."""
+def _converge(t: _Tick, plan: policy_state.Plan, router: routing.TrafficRouter) -> policy_state.CanaryState:
+    """Status is the intent: put traffic back where status says (after a crash, or someone's edit).
+
+    The restore is also written into the step history (``machine.disturbed``), so the blocks that
+    carried the stray split are not judged as if they had carried the step's own.
+    """
     state = t.state
     try:
         actual = router.get_weights().candidate
         if abs(actual - state.weight) <= 0.5:
-            return
+            return state
         wanted = plan.weights[min(state.step_index, len(plan.weights) - 1)]
         effective = router.set_weights(wanted)
     except routing.RoutingError as exc:
         t.condition(TRAFFIC_ROUTED, False, "RoutingFailed", str(exc))
-        return
+        return state
     t.notes.append(
         machine.Note(
             machine.WARNING,
@@ -226,6 +232,8 @@ def _converge(t: _Tick, plan: policy_state.Plan, router: routing.TrafficRouter) 
             f"traffic was {actual:g}% on the candidate; restored {effective.candidate:g}% as in status",
         )
     )
+    since = policy_state.parse_time(t.status.get("lastTickAt")) or state.step_started_at or t.now
+    return machine.disturbed(state, actual, since, t.now)
 
 
 def _finalize(t: _Tick, router: routing.TrafficRouter) -> machine.Transition | None:

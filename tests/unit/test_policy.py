@@ -173,6 +173,20 @@ def test_record_weight_keeps_the_routers_quantised_split_in_the_history() -> Non
     assert s.steps[-1].weight == 10.0
 
 
+def test_a_disturbance_is_labelled_in_the_history_and_keeps_the_step_and_its_dwell() -> None:
+    s = started()
+    d = machine.disturbed(s, actual=25.0, since=at(60), now=at(90))
+    assert [(r.index, r.weight, r.started_at) for r in d.steps] == [
+        (0, 5.0, T0),
+        (0, 25.0, at(60)),
+        (0, 5.0, at(90)),
+    ]
+    assert (d.step_index, d.weight, d.step_started_at) == (s.step_index, s.weight, s.step_started_at)
+    # A "since" older than the step itself is clamped: the step's own start is where it is known.
+    assert machine.disturbed(s, 25.0, since=at(-60), now=at(5)).steps[1].started_at == T0
+    assert machine.disturbed(CanaryState(), 25.0, at(0), at(5)) == CanaryState()  # not started
+
+
 def test_status_round_trip_resumes_the_same_state() -> None:
     s = machine.judge(started(), PLAN, Decision.CONTINUE, "open", at(300)).state
     back = state.from_status(state.to_status(s))

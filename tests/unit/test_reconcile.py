@@ -9,6 +9,7 @@ Prometheus source). ``FakeKube`` is the in-memory API from test_routing.
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -237,6 +238,64 @@ def test_a_restarted_operator_resumes_from_status_and_reaches_the_same_verdict()
     assert "RouteRestored" in world.reasons()
     assert (status["phase"], status["verdict"]) == (expected["phase"], expected["verdict"])
     assert world.replicas() == straight.replicas()
+
+
+class StraySource(ModelSource):
+    """Like ModelSource, but the traffic really is at ``stray`` percent from ``stray_from`` on until the
+    route is put back: the split the arms get is the time-weighted truth, not the label."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.stray: tuple[datetime, datetime, float] | None = None
+
+    def fetch(self, window: protocol.Window) -> recording.Recording:
+        rec = super().fetch(window)
+        if self.stray is None:
+            return rec
+        begin, end, stray = self.stray
+        interval = window.interval_seconds
+        blocks = []
+        for block in rec.blocks:
+            true_start = window.weight_at(block.start)
+            stop = block.start + timedelta(seconds=interval)
+            overlap = max(0.0, (min(stop, end) - max(block.start, begin)).total_seconds())
+            weight = (true_start * (interval - overlap) + stray * overlap) / interval
+            total = self.rps * interval
+            blocks.append(
+                dataclasses.replace(
+                    block,
+                    baseline=self.baseline.block(total * (100 - weight) / 100, interval),
+                    candidate=self.candidate.block(total * weight / 100, interval),
+                )
+            )
+        return recording.Recording(interval, arms.BOUNDS, tuple(blocks))
+
+
+def test_traffic_moved_behind_the_operators_back_is_kept_out_of_the_judgement() -> None:
+    """Killed between moving traffic and writing status, at 2,000 requests a second: the seconds of
+    stray split must not reach the sample-ratio check (it would call an honest canary Invalid)."""
+    straight = World(StraySource(arms.PYTHON, arms.RUST_WIN, rps=2000.0))
+    expected = straight.run(terminal)
+    assert expected["phase"] == "Promoted"
+
+    source = StraySource(arms.PYTHON, arms.RUST_WIN, rps=2000.0)
+    world = World(source)
+    world.run(lambda s: s.get("stepIndex") == 1)
+    for _ in range(8):  # let step 2 settle past its warm-up
+        world.tick()
+    crash = world.now
+    world.kube.objects[BASE + "py"]["spec"]["replicas"] = 5
+    world.kube.objects[BASE + "rs"]["spec"]["replicas"] = 5
+    world.now += timedelta(seconds=25)  # down, with half the traffic on Rust, unlabelled
+    source.stray = (crash, world.now, 50.0)
+    world.deps = world.fresh_deps()
+    status = world.run(terminal)
+    assert "RouteRestored" in world.reasons()
+    assert (status["phase"], status["verdict"]) == (expected["phase"], expected["verdict"]), status[
+        "verdictReason"
+    ]
+    stray = [s for s in status["steps"] if s["weight"] == 50.0 and s["index"] == 1]
+    assert stray, status["steps"]  # the history shows the stray split
 
 
 def test_pause_freezes_the_step_resume_continues_and_the_annotation_is_cleared() -> None:

@@ -233,3 +233,24 @@ def record_weight(state: CanaryState, effective: float) -> CanaryState:
     if steps and steps[-1].index == state.step_index:
         steps = (*steps[:-1], dataclasses.replace(steps[-1], weight=float(effective)))
     return dataclasses.replace(state, weight=float(effective), steps=steps)
+
+
+def disturbed(state: CanaryState, actual: float, since: datetime, now: datetime) -> CanaryState:
+    """Record traffic found off its step (``actual`` percent) and put back at ``now``.
+
+    The route moved some time after ``since`` (the last status write that saw it where status says)
+    without status knowing: an operator killed between routing and writing status, or someone's
+    edit. The step history gains the stray weight from ``since`` and the step's own weight again
+    from ``now``, so the blocks in between are labelled as changed, fall in the judge's warm-up and
+    never reach the sample-ratio check or a KPI under the wrong weight. The step itself (its index
+    and dwell) is unchanged.
+    """
+    if state.step_index < 0 or not state.steps:
+        return state
+    since = max(since, state.steps[-1].started_at)
+    steps = (
+        *state.steps,
+        StepRecord(state.step_index, float(actual), since),
+        StepRecord(state.step_index, state.weight, now),
+    )
+    return dataclasses.replace(state, steps=steps)
