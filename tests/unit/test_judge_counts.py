@@ -57,6 +57,30 @@ def test_two_sided_version_detects_a_short_arm() -> None:
     assert fair[-1] < math.log(100) < starved[-1]
 
 
+def test_split_deviation_holds_its_error_at_the_edge_of_the_tolerance_band() -> None:
+    """2,000 runs of 60 blocks (1,000 requests a block, weight 10%) whose candidate gets exactly 1.1x
+    or 1/1.1x its configured share per unit weight, the edges of a 10% band: the running maximum of E
+    crosses 1/alpha = 20 in at most alpha of them (s.e. 0.5 points). 1.5x off is caught in nearly all."""
+    rng = np.random.default_rng(11)
+    weight = np.full(60, 10.0)
+
+    def crossed(factor: float, tolerance: float) -> float:
+        odds = factor * 10.0 / 90.0
+        p_candidate = odds / (1.0 + odds)
+        hits = 0
+        for _ in range(2000):
+            k_c = rng.binomial(1000, p_candidate, size=60).astype(float)
+            log_e = counts.log_e_split_deviation(k_c, 1000.0 - k_c, weight, 100.0 - weight, tolerance)
+            hits += log_e[-1] >= math.log(20)
+        return hits / 2000
+
+    assert crossed(1.1, 0.1) <= 0.05
+    assert crossed(1 / 1.1, 0.1) <= 0.05
+    assert crossed(1.1, 0.0) >= 0.2  # the exact check flags the same skew (about a third of runs)
+    assert crossed(1.5, 0.1) >= 0.95
+    assert crossed(1 / 1.5, 0.1) >= 0.95
+
+
 def test_zero_event_upper_bound() -> None:
     assert counts.poisson_upper(0, 10.0, 0.05) == pytest.approx(-math.log(0.05) / 10.0, rel=1e-9)  # about 3/E
     for k in (1, 2, 7):

@@ -90,6 +90,18 @@ def test_traffic_not_split_as_configured_is_invalid() -> None:
     assert "Sample-ratio mismatch" in judgement.reason
 
 
+def test_a_split_a_little_off_is_tolerated_and_the_exact_check_is_available() -> None:
+    """A data plane that gives the candidate 10% more than its weight (kube-proxy by connection, say)
+    is within the default 10% tolerance; with the tolerance set to 0 the same data is Invalid."""
+    rec = _recording(sim.Scenario(0.40, 100.0, traffic_skew=1.1))
+    judgement, _ = replay.replay(rec, SETTINGS)
+    assert judgement.decision is Decision.PROMOTE
+    exact = dataclasses.replace(SETTINGS, sample_ratio_tolerance=0.0)
+    judgement, _ = replay.replay(rec, exact)
+    assert judgement.decision is Decision.INVALID
+    assert "beyond the 0% tolerance" in judgement.reason
+
+
 def test_coarse_buckets_never_promote_and_say_why() -> None:
     for truth in (0.3, 0.6):
         judgement, _ = replay.replay(_recording(sim.Scenario(truth, 100.0, buckets="default")), SETTINGS)

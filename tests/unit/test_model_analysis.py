@@ -100,6 +100,7 @@ def test_spec_overrides() -> None:
         ({"maxDuration": "soon"}, "spec.analysis.maxDuration"),
         ({"guards": [{"name": "g", "type": "errorRate", "maxRatio": 0}]}, "spec.analysis.guards[0].maxRatio"),
         ({"pricing": {"cpuHour": "cheap"}}, "spec.analysis.pricing.cpuHour"),
+        ({"sampleRatioTolerance": 2}, "spec.analysis.sampleRatioTolerance"),
         (
             {
                 "kpis": [

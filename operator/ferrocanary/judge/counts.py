@@ -49,6 +49,25 @@ def log_e_process(
     return np.maximum.accumulate(np.maximum(log_e, 0.0))
 
 
+def log_e_split_deviation(
+    k_c: Float, k_b: Float, share_c: Float, share_b: Float, tolerance: float = 0.0
+) -> Float:
+    """Running maximum of log E against "each arm gets its configured share, within ``tolerance``".
+
+    The null is a band: the candidate's requests per unit of configured share are within a factor
+    (1 + tolerance) of the baseline's, either way. Each side is a one-sided e-process at its edge of
+    the band (valid for every ratio on its side of the edge, binomial likelihood ratios being
+    monotone), and the two are joined by a union bound: max(E_up, E_down) / 2. With tolerance 0 this
+    is the exact two-sided sample-ratio check. A tolerance lets data planes that split by connection
+    rather than by request (kube-proxy behind a replica ratio, keep-alive clients) pass without an
+    alarm while a route that is not applied, or a backend that is not reached, still fails fast.
+    """
+    edge = 1.0 + tolerance
+    up = log_e_process(k_c, k_b, share_c, share_b, edge)
+    down = log_e_process(k_b, k_c, share_b, share_c, edge)
+    return np.maximum(np.maximum(up, down) - math.log(2.0), 0.0)
+
+
 def logsumexp_rows(values: Float) -> Float:
     """log(sum(exp(values), axis=0)), stable; scipy.special.logsumexp without its per-call overhead
     (it dominated the benchmark's profile); the unit tests pin the two together."""

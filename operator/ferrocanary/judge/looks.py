@@ -31,6 +31,7 @@ from ferrocanary.model.analysis import AnalysisSettings, GuardKind, KpiKind
 
 Float = NDArray[np.float64]
 Int = NDArray[np.int64]
+Bool = NDArray[np.bool_]
 
 
 class Code(IntEnum):
@@ -72,6 +73,7 @@ class Looks:
     guards: tuple[tracks.Track, ...]
     srm_log_e: Float
     srm_threshold: float
+    srm_mask: Bool  # the blocks the sample-ratio check reads
     faults: Float  # cumulative candidate faults
     pod_hours: Float  # cumulative candidate pod-hours
     growth: Float  # log of the largest bucket growth in the quantile range (NaN: not checked yet)
@@ -94,18 +96,18 @@ def compute(data: blocks.BlockData, settings: AnalysisSettings) -> Looks:
     faults, pod_hours = tracks.fault_totals(data)
     usable = tracks.count(~ctx.warm & ~data.any_missing())
 
-    # Sample-ratio mismatch: requests per arm against the configured split, two-sided, on every block
+    # Sample-ratio mismatch: requests per arm against the configured split, two-sided with the spec's
+    # tolerance band (counts.log_e_split_deviation), on every block
     # past its warm-up. While a new weight propagates to the data plane the split is in transit, so a
     # mismatch there says nothing about the routing (seen live: nginx picking up a route change).
     srm_mask = ~ctx.warm & ~data.lacks("requests") & (data.weight > 0) & (data.weight < 100)
     srm_log_e = tracks.expand(
-        counts.log_e_process(
+        counts.log_e_split_deviation(
             data.candidate.requests[srm_mask],
             data.baseline.requests[srm_mask],
             data.weight[srm_mask],
             100.0 - data.weight[srm_mask],
-            1.0,
-            two_sided=True,
+            settings.sample_ratio_tolerance,
         ),
         tracks.count(srm_mask),
         0.0,
@@ -162,6 +164,7 @@ def compute(data: blocks.BlockData, settings: AnalysisSettings) -> Looks:
         guards=guards,
         srm_log_e=srm_log_e,
         srm_threshold=srm_threshold,
+        srm_mask=srm_mask,
         faults=faults,
         pod_hours=pod_hours,
         growth=growth,

@@ -215,17 +215,16 @@ def _reason(
             )
         return f"Data missing in the latest block ({', '.join(latest)}); waiting ({run} of 3 before holding)."
     if cause is looks.Cause.SRM:
-        window = slice(0, j + 1)
-        share = data.candidate.requests[window].sum() / max(
-            1.0, (data.candidate.requests[window] + data.baseline.requests[window]).sum()
-        )
-        configured = float(np.mean(data.weight[window]))
+        read = table.srm_mask[: j + 1]
+        candidate = data.candidate.requests[: j + 1][read]
+        share = candidate.sum() / max(1.0, (candidate + data.baseline.requests[: j + 1][read]).sum())
+        configured = float(np.mean(data.weight[: j + 1][read]))
         e_value = _fmt(math.exp(min(table.srm_log_e[j], 700)))
         return (
             f"Sample-ratio mismatch: the candidate received {100 * share:.1f}% of requests against a "
-            f"configured {configured:.1f}% on average (e-value {e_value} >= "
-            f"{_fmt(math.exp(table.srm_threshold))}); traffic is not split as configured, so no KPI "
-            "can be trusted."
+            f"configured {configured:.1f}% on average, beyond the {100 * settings.sample_ratio_tolerance:g}% "
+            f"tolerance (e-value {e_value} >= {_fmt(math.exp(table.srm_threshold))}); traffic is not "
+            "split as configured, so no KPI can be trusted."
         )
     if cause is looks.Cause.GUARD:
         breached = [g for g in table.guards if g.reading[j] == tracks.Read.MISS]

@@ -125,6 +125,9 @@ class AnalysisSettings:
     min_blocks: int = 20  # J_min: no decision before this many usable blocks
     min_tail_count: int = 50  # observations above each quantile, per arm, before deciding on it
     max_bucket_growth: float = 1.1  # largest bucket edge ratio tolerated across p50..p99.9
+    # Relative slack of the sample-ratio check: the candidate's requests per unit of configured share
+    # may differ from the baseline's by this factor either way before the split counts as broken.
+    sample_ratio_tolerance: float = 0.1
     information_horizon_seconds: float = 1800.0  # where the confidence sequence is tightest
     kpis: tuple[KpiTarget, ...] = DEFAULT_KPIS
     guards: tuple[GuardRail, ...] = DEFAULT_GUARDS
@@ -139,6 +142,8 @@ class AnalysisSettings:
             raise ValueError("interval and maxDuration must be > 0 and warmup >= 0")
         if self.max_bucket_growth <= 1.0:
             raise ValueError(f"max_bucket_growth must be > 1, got {self.max_bucket_growth!r}")
+        if not 0.0 <= self.sample_ratio_tolerance <= 1.0:
+            raise ValueError(f"sample_ratio_tolerance must be in [0, 1], got {self.sample_ratio_tolerance!r}")
         names = [k.name for k in self.kpis] + [g.name for g in self.guards]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
@@ -300,6 +305,11 @@ def settings_from_spec(analysis: Mapping[str, Any] | None) -> AnalysisSettings:
         if growth <= 1.0:
             raise ValueError(f"{where}.maxBucketGrowth: must be > 1, got {growth!r}")
         values["max_bucket_growth"] = growth
+    if "sampleRatioTolerance" in analysis:
+        tolerance = _number(analysis["sampleRatioTolerance"], f"{where}.sampleRatioTolerance")
+        if not 0.0 <= tolerance <= 1.0:
+            raise ValueError(f"{where}.sampleRatioTolerance: must be in [0, 1], got {tolerance!r}")
+        values["sample_ratio_tolerance"] = tolerance
     if "kpis" in analysis:
         items = _list(analysis["kpis"], f"{where}.kpis")
         values["kpis"] = tuple(_kpi(item, f"{where}.kpis[{i}]") for i, item in enumerate(items))
