@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 
 class Direction(StrEnum):
@@ -187,31 +187,40 @@ def _quantile_from_name(name: str) -> float | None:
     return float(match.group(1)) / 100.0 if match else None
 
 
-def _kpi(data: Any, where: str) -> KpiTarget:
+_Kind = TypeVar("_Kind", KpiKind, GuardKind)
+
+
+def _named_kind(data: Any, where: str, kinds: type[_Kind], what: str) -> tuple[str, _Kind]:
+    """The ``name`` and ``type`` every KPI and guard entry carries, checked with the field named."""
     if not isinstance(data, Mapping):
         raise ValueError(f"{where}: expected an object")
     name = data.get("name")
     if not isinstance(name, str) or not name:
         raise ValueError(f"{where}.name: required (a non-empty string)")
     try:
-        kind = KpiKind(str(data.get("type")))
+        kind = kinds(str(data.get("type")))
     except ValueError:
-        known = ", ".join(k.value for k in KpiKind)
-        raise ValueError(f"{where}.type: unknown KPI type {data.get('type')!r}; known: {known}") from None
+        known = ", ".join(k.value for k in kinds)
+        raise ValueError(f"{where}.type: unknown {what} type {data.get('type')!r}; known: {known}") from None
+    return name, kind
+
+
+def _quantile(data: Mapping[str, Any], name: str, where: str) -> float:
+    """A latencyQuantile entry's quantile: given, or read from a name like ``p99-latency``."""
+    quantile = (
+        _number(data["quantile"], f"{where}.quantile") if "quantile" in data else _quantile_from_name(name)
+    )
+    if quantile is None or not 0.0 < quantile < 1.0:
+        raise ValueError(f"{where}.quantile: required in (0, 1) for type latencyQuantile, got {quantile!r}")
+    return quantile
+
+
+def _kpi(data: Any, where: str) -> KpiTarget:
+    name, kind = _named_kind(data, where, KpiKind, "KPI")
     if "target" not in data:
         raise ValueError(f"{where}.target: required")
     target = _number(data["target"], f"{where}.target")
-    quantile = None
-    if kind is KpiKind.LATENCY_QUANTILE:
-        quantile = (
-            _number(data["quantile"], f"{where}.quantile")
-            if "quantile" in data
-            else _quantile_from_name(name)
-        )
-        if quantile is None or not 0.0 < quantile < 1.0:
-            raise ValueError(
-                f"{where}.quantile: required in (0, 1) for type latencyQuantile, got {quantile!r}"
-            )
+    quantile = _quantile(data, name, where) if kind is KpiKind.LATENCY_QUANTILE else None
     try:
         return KpiTarget(name, kind, target, quantile=quantile)
     except ValueError as exc:
@@ -219,27 +228,8 @@ def _kpi(data: Any, where: str) -> KpiTarget:
 
 
 def _guard(data: Any, where: str) -> GuardRail:
-    if not isinstance(data, Mapping):
-        raise ValueError(f"{where}: expected an object")
-    name = data.get("name")
-    if not isinstance(name, str) or not name:
-        raise ValueError(f"{where}.name: required (a non-empty string)")
-    try:
-        kind = GuardKind(str(data.get("type")))
-    except ValueError:
-        known = ", ".join(k.value for k in GuardKind)
-        raise ValueError(f"{where}.type: unknown guard type {data.get('type')!r}; known: {known}") from None
-    quantile = None
-    if kind is GuardKind.LATENCY_QUANTILE:
-        quantile = (
-            _number(data["quantile"], f"{where}.quantile")
-            if "quantile" in data
-            else _quantile_from_name(name)
-        )
-        if quantile is None or not 0.0 < quantile < 1.0:
-            raise ValueError(
-                f"{where}.quantile: required in (0, 1) for type latencyQuantile, got {quantile!r}"
-            )
+    name, kind = _named_kind(data, where, GuardKind, "guard")
+    quantile = _quantile(data, name, where) if kind is GuardKind.LATENCY_QUANTILE else None
     max_ratio = _number(data.get("maxRatio", 1.0), f"{where}.maxRatio")
     if max_ratio <= 0:
         raise ValueError(f"{where}.maxRatio: must be > 0, got {max_ratio!r}")
