@@ -5,12 +5,12 @@ candidate's Service as a second backendRef at weight 0 next to every baseline ba
 ``set_weights`` writes baseline = 100 - w and candidate = w on all those rules, and ``finalize``
 either leaves the candidate at 100 (promoted) or removes the candidate backendRef again (rolled back),
 so the route ends as the team wrote it. Every write is a read-modify-replace carrying the
-resourceVersion, retried on a conflict, so concurrent edits by others are never overwritten.
+resourceVersion, retried on a conflict (``protocol.replace_object``), so concurrent edits by others
+are never overwritten.
 """
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -20,7 +20,6 @@ from ferrocanary.routing import protocol
 PROVIDER = "gatewayAPI"
 GROUP = "gateway.networking.k8s.io"
 VERSION = "v1"
-_RETRIES = 3
 
 
 def route_path(namespace: str, name: str) -> str:
@@ -60,13 +59,12 @@ class GatewayApiRouter:
     def provider(self) -> str:
         return PROVIDER
 
+    @property
+    def _what(self) -> str:
+        return f"HTTPRoute {self._ns}/{self._route}"
+
     def _read(self) -> dict[str, Any]:
-        try:
-            return self._api.get(route_path(self._ns, self._route))
-        except rest.NotFoundError:
-            raise protocol.RoutingError(f"HTTPRoute {self._ns}/{self._route} not found") from None
-        except rest.KubeError as exc:
-            raise protocol.RoutingError(str(exc)) from None
+        return protocol.read_object(self._api, route_path(self._ns, self._route), self._what)
 
     def _rules(self, route: Mapping[str, Any]) -> list[dict[str, Any]]:
         """The rules that send traffic to the baseline Service (the ones this canary splits)."""
@@ -83,23 +81,7 @@ class GatewayApiRouter:
         return rules
 
     def _update(self, change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
-        """Read, apply ``change`` to a copy, replace if it changed; retry when someone else wrote first."""
-        for attempt in range(_RETRIES):
-            route = self._read()
-            wanted = copy.deepcopy(route)
-            change(wanted)
-            if wanted == route:
-                return route
-            try:
-                return self._api.put(route_path(self._ns, self._route), wanted)
-            except rest.ConflictError:
-                if attempt == _RETRIES - 1:
-                    raise protocol.RoutingError(
-                        f"HTTPRoute {self._ns}/{self._route}: still conflicting after {_RETRIES} attempts"
-                    ) from None
-            except rest.KubeError as exc:
-                raise protocol.RoutingError(f"HTTPRoute {self._ns}/{self._route}: {exc}") from None
-        raise AssertionError("unreachable")
+        return protocol.replace_object(self._api, route_path(self._ns, self._route), self._what, change)
 
     def _set(self, route: dict[str, Any], baseline: int, candidate: int | None) -> None:
         """Weights on every split rule; ``candidate=None`` removes the candidate backendRef."""

@@ -7,13 +7,23 @@ backendRefs, an Istio VirtualService's route destinations, an SMI TrafficSplit's
 canary Ingress's ``canary-weight`` annotation are all "two weighted backends on one object", so each
 is one module implementing these verbs. Weights are percents of traffic, as the router reports them:
 a replica ratio cannot hit every percent, so callers record what ``set_weights`` returns.
+
+It also holds the one write discipline the object-editing routers share (``read_object``,
+``replace_object``): read-modify-replace carrying the resourceVersion, retried on a conflict, with API
+errors turned into ``RoutingError`` messages that name the object.
 """
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
+
+from ferrocanary.kube import rest
+
+_ATTEMPTS = 3
 
 
 class RoutingError(Exception):
@@ -76,3 +86,37 @@ class TrafficRouter(Protocol):
     def finalize(self, outcome: Outcome) -> Weights:
         """Leave the traffic in its end state (all candidate, or all baseline and the candidate detached)."""
         ...
+
+
+def read_object(api: rest.JsonApi, path: str, what: str) -> dict[str, Any]:
+    """GET ``path``; ``what`` names the object (``HTTPRoute shop/scorer``) in the RoutingError."""
+    try:
+        return api.get(path)
+    except rest.NotFoundError:
+        raise RoutingError(f"{what} not found") from None
+    except rest.KubeError as exc:
+        raise RoutingError(str(exc)) from None
+
+
+def replace_object(
+    api: rest.JsonApi, path: str, what: str, change: Callable[[dict[str, Any]], None]
+) -> dict[str, Any]:
+    """Read, apply ``change`` to a copy, replace if it changed; retry when someone else wrote first.
+
+    The PUT carries the resourceVersion we read, so a concurrent edit by someone else is never
+    overwritten: the apiserver answers 409 and we start again from their version.
+    """
+    for attempt in range(_ATTEMPTS):
+        current = read_object(api, path, what)
+        wanted = copy.deepcopy(current)
+        change(wanted)
+        if wanted == current:
+            return current
+        try:
+            return api.put(path, wanted)
+        except rest.ConflictError:
+            if attempt == _ATTEMPTS - 1:
+                raise RoutingError(f"{what}: still conflicting after {_ATTEMPTS} attempts") from None
+        except rest.KubeError as exc:
+            raise RoutingError(f"{what}: {exc}") from None
+    raise AssertionError("unreachable")
