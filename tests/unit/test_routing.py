@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from ferrocanary.kube import rest
-from ferrocanary.routing import gateway_api, null, protocol, registry, replicas
+from ferrocanary.routing import gateway_api, istio, null, protocol, registry, replicas
 
 NS = "shop"
 
@@ -220,6 +220,110 @@ def test_gateway_names_what_is_missing() -> None:
         gateway(kube).ensure()
 
 
+def virtual_service(*destinations: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "VirtualService",
+        "metadata": {"name": "scorer", "namespace": NS},
+        "spec": {
+            "hosts": ["scorer"],
+            "http": [
+                {"name": "api", "match": [{"uri": {"prefix": "/v1"}}], "route": list(destinations)},
+                {"name": "admin", "route": [{"destination": {"host": "admin"}}]},
+            ],
+        },
+    }
+
+
+VS = istio.virtual_service_path(NS, "scorer")
+
+
+def dest(host: str, weight: int | None = None, port: int | None = 8080) -> dict[str, Any]:
+    out: dict[str, Any] = {"destination": {"host": host, **({"port": {"number": port}} if port else {})}}
+    if weight is not None:
+        out["weight"] = weight
+    return out
+
+
+def test_istio_ensure_adds_the_candidate_beside_the_baseline_at_zero() -> None:
+    kube = FakeKube()
+    kube.add(VS, virtual_service(dest("scorer-py.shop.svc.cluster.local")))
+    router = istio.IstioRouter(kube, TARGET, "scorer")
+    router.ensure()
+    http = kube.objects[VS]["spec"]["http"]
+    # same host form and port as the baseline; weights add up to 100, as Istio requires
+    assert http[0]["route"] == [
+        dest("scorer-py.shop.svc.cluster.local", 100),
+        dest("scorer-rs.shop.svc.cluster.local", 0),
+    ]
+    assert http[1]["route"] == [{"destination": {"host": "admin"}}]  # not the baseline's: untouched
+    assert router.get_weights() == protocol.Weights(100.0, 0.0)
+    writes = len(kube.writes)
+    router.ensure()
+    assert len(kube.writes) == writes  # idempotent
+
+
+def test_istio_set_weights_splits_and_finalize_ends_cleanly() -> None:
+    kube = FakeKube()
+    kube.add(VS, virtual_service(dest("scorer-py")))
+    router = istio.from_spec(TARGET, {"virtualService": {"name": "scorer", "routes": ["api"]}}, kube)
+    assert router.get_weights() == protocol.Weights(100.0, 0.0)  # a lone destination takes it all
+    assert router.set_weights(25) == protocol.Weights(75.0, 25.0)
+    assert kube.objects[VS]["spec"]["http"][0]["route"] == [dest("scorer-py", 75), dest("scorer-rs", 25)]
+    assert router.get_weights() == protocol.Weights(75.0, 25.0)
+    assert router.finalize(protocol.Outcome.PROMOTED) == protocol.Weights(0.0, 100.0)
+    assert router.finalize(protocol.Outcome.ROLLED_BACK) == protocol.Weights(100.0, 0.0)
+    assert kube.objects[VS]["spec"]["http"][0]["route"] == [dest("scorer-py", 100)]  # detached again
+
+
+def test_istio_splits_only_the_named_routes() -> None:
+    kube = FakeKube()
+    body = virtual_service(dest("scorer-py"))
+    body["spec"]["http"].append({"name": "beta", "route": [dest("scorer-py")]})
+    kube.add(VS, body)
+    istio.IstioRouter(kube, TARGET, "scorer", ["beta"]).set_weights(10)
+    http = kube.objects[VS]["spec"]["http"]
+    assert http[0]["route"] == [dest("scorer-py")]
+    assert http[2]["route"] == [dest("scorer-py", 90), dest("scorer-rs", 10)]
+
+
+def test_istio_names_what_is_wrong() -> None:
+    kube = FakeKube()
+    router = istio.IstioRouter(kube, TARGET, "scorer")
+    with pytest.raises(protocol.RoutingError, match=r"VirtualService shop/scorer not found"):
+        router.ensure()
+    kube.add(VS, virtual_service(dest("other")))
+    with pytest.raises(
+        protocol.RoutingError, match=r"virtualService\.name: .* no http route with a destination"
+    ):
+        router.ensure()
+    with pytest.raises(
+        protocol.RoutingError, match=r"virtualService\.routes\[1\]: .* no http route named 'nope'"
+    ):
+        istio.IstioRouter(kube, TARGET, "scorer", ["api", "nope"]).ensure()
+    kube.add(VS, virtual_service(dest("scorer-py", 80), dest("legacy", 20)))
+    with pytest.raises(
+        protocol.RoutingError, match=r"http route api .* exactly one destination to host scorer-py"
+    ):
+        router.set_weights(10)
+    assert kube.objects[VS]["spec"]["http"][0]["route"][1] == dest("legacy", 20)  # nothing written
+    with pytest.raises(
+        protocol.RoutingError, match=r"spec\.trafficRouting\.istio\.virtualService\.name is required"
+    ):
+        istio.from_spec(TARGET, {}, kube)
+    with pytest.raises(
+        protocol.RoutingError, match=r"spec\.baseline\.service .* spec\.trafficRouting\.istio"
+    ):
+        istio.from_spec(protocol.RouteTarget(NS, "x", "py", "rs"), {"virtualService": {"name": "s"}}, kube)
+
+
+def test_istio_hosts_match_in_every_form_of_the_service_name() -> None:
+    for host in ("scorer-py", "scorer-py.shop", "scorer-py.shop.svc", "scorer-py.shop.svc.cluster.local"):
+        assert istio.is_host(host, "scorer-py", NS)
+    for host in ("scorer-py.other", "scorer-py2", "x.scorer-py", None):
+        assert not istio.is_host(host, "scorer-py", NS)
+
+
 @pytest.mark.parametrize(
     ("total", "percent", "expected"),
     [
@@ -281,9 +385,11 @@ def test_registry_builds_the_one_provider_the_spec_names() -> None:
         == "replicas"
     )
     assert registry.build(NS, "s", {**spec, "trafficRouting": {"none": {}}}, kube).provider == "none"
+    istio_spec = {**spec, "trafficRouting": {"istio": {"virtualService": {"name": "scorer"}}}}
+    assert registry.build(NS, "s", istio_spec, kube).provider == "istio"
     with pytest.raises(protocol.RoutingError, match="exactly one"):
         registry.build(NS, "s", {**spec, "trafficRouting": {"none": {}, "replicas": {"total": 2}}}, kube)
-    with pytest.raises(protocol.RoutingError, match=r"spec\.trafficRouting\.istio: unknown provider"):
-        registry.build(NS, "s", {**spec, "trafficRouting": {"istio": {}}}, kube)
+    with pytest.raises(protocol.RoutingError, match=r"spec\.trafficRouting\.smi: unknown provider"):
+        registry.build(NS, "s", {**spec, "trafficRouting": {"smi": {}}}, kube)
     with pytest.raises(protocol.RoutingError, match=r"spec\.baseline\.service"):
         registry.build(NS, "s", {**spec, "baseline": {"deployment": "py"}}, kube)

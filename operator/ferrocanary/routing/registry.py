@@ -1,7 +1,7 @@
 """The one module that names every traffic router: spec key -> factory.
 
 A RustCanary's ``spec.trafficRouting`` has exactly one key (the CRD's CEL rule says so); the key picks
-the provider here. Adding Istio, SMI or NGINX is one module with a ``from_spec`` and one line below.
+the provider here. Adding a provider (SMI, ...) is one module with a ``from_spec`` and one line below.
 """
 
 from __future__ import annotations
@@ -10,12 +10,13 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ferrocanary.kube import rest
-from ferrocanary.routing import gateway_api, null, protocol, replicas
+from ferrocanary.routing import gateway_api, istio, null, protocol, replicas
 
 Factory = Callable[[protocol.RouteTarget, Mapping[str, Any], rest.JsonApi], protocol.TrafficRouter]
 
 PROVIDERS: Mapping[str, Factory] = {
     gateway_api.PROVIDER: gateway_api.from_spec,
+    istio.PROVIDER: istio.from_spec,
     replicas.PROVIDER: replicas.from_spec,
     null.PROVIDER: null.from_spec,
 }
