@@ -71,7 +71,7 @@ spec:
 @pytest.mark.parametrize(
     "message",
     [
-        "spec.trafficRouting: set exactly one of gatewayAPI, istio, replicas, none",
+        "spec.trafficRouting: set exactly one of gatewayAPI, istio, nginx, replicas, none",
         "spec.steps.weights must be strictly increasing",
         "spec.steps.weights: every weight must be within 1..100",
         "spec.steps.minDwell",

@@ -1,8 +1,8 @@
 """Traffic routers against an in-memory API that behaves like the apiserver on the calls they make.
 
 ``FakeKube`` implements the ``kube.rest.JsonApi`` Protocol (GET, POST, PUT with resourceVersion
-checks, merge and JSON patches, the Deployment scale subresource); the real apiserver runs these
-routers in tests/integration. test_reconcile.py reuses it.
+checks, merge and JSON patches, DELETE with preconditions, the Deployment scale subresource); the real
+apiserver runs these routers in tests/integration. test_reconcile.py reuses it.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from ferrocanary.kube import rest
-from ferrocanary.routing import gateway_api, istio, null, protocol, registry, replicas
+from ferrocanary.routing import gateway_api, istio, nginx, null, protocol, registry, replicas
 
 NS = "shop"
 
@@ -83,6 +83,15 @@ class FakeKube:
         if body.get("metadata", {}).get("resourceVersion") != current["metadata"]["resourceVersion"]:
             raise rest.ConflictError(409, "the object has been modified", path)
         return self._store(path, copy.deepcopy(body), "put")
+
+    def delete(self, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        current = self._find(path)
+        wanted = (body or {}).get("preconditions") or {}
+        for key in ("uid", "resourceVersion"):
+            if key in wanted and wanted[key] != current["metadata"].get(key):
+                raise rest.ConflictError(409, f"precondition failed: {key}", path)
+        self.writes.append(("delete", path))
+        return self.objects.pop(path)
 
     def patch(self, path: str, body: Any, patch_type: rest.PatchType = "merge") -> dict[str, Any]:
         base, sub = self._base(path)
@@ -324,6 +333,138 @@ def test_istio_hosts_match_in_every_form_of_the_service_name() -> None:
         assert not istio.is_host(host, "scorer-py", NS)
 
 
+def ingress(backend: str = "scorer-py", annotations: dict[str, str] | None = None) -> dict[str, Any]:
+    def path(prefix: str, service: str) -> dict[str, Any]:
+        return {
+            "path": prefix,
+            "pathType": "Prefix",
+            "backend": {"service": {"name": service, "port": {"number": 8080}}},
+        }
+
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": {"name": "scorer", "namespace": NS, "annotations": annotations or {}},
+        "spec": {
+            "ingressClassName": "nginx",
+            "tls": [{"hosts": ["scorer.example.com"], "secretName": "scorer-tls"}],
+            "rules": [
+                {
+                    "host": "scorer.example.com",
+                    "http": {"paths": [path("/v1", backend), path("/admin", "admin")]},
+                },
+                {"host": "admin.example.com", "http": {"paths": [path("/", "admin")]}},
+            ],
+        },
+    }
+
+
+STABLE = nginx.ingress_path(NS, "scorer")
+CANARY = nginx.ingress_path(NS, "scorer-scorer-canary")
+W = "nginx.ingress.kubernetes.io/canary-weight"
+
+
+def test_nginx_ensure_creates_a_canary_ingress_for_the_baselines_paths_only() -> None:
+    kube = FakeKube()
+    kube.add(STABLE, ingress())
+    router = nginx.from_spec(TARGET, {"ingress": "scorer"}, kube)
+    router.ensure()
+    canary = kube.objects[CANARY]
+    assert canary["metadata"]["annotations"] == {
+        "ferrocanary.io/rustcanary": "scorer",
+        "nginx.ingress.kubernetes.io/canary": "true",
+        W: "0",
+    }
+    assert canary["spec"]["ingressClassName"] == "nginx"
+    assert canary["spec"]["tls"] == ingress()["spec"]["tls"]
+    # only the path that reached the baseline, now to the candidate; the admin routes stay stable-only
+    assert canary["spec"]["rules"] == [
+        {
+            "host": "scorer.example.com",
+            "http": {
+                "paths": [
+                    {
+                        "path": "/v1",
+                        "pathType": "Prefix",
+                        "backend": {"service": {"name": "scorer-rs", "port": {"number": 8080}}},
+                    }
+                ]
+            },
+        }
+    ]
+    assert "ownerReferences" not in canary["metadata"]  # promoted traffic must survive the RustCanary
+    assert kube.objects[STABLE]["metadata"]["resourceVersion"] == "1"  # the team's Ingress is never written
+    assert router.get_weights() == protocol.Weights(100.0, 0.0)
+    writes = len(kube.writes)
+    router.ensure()
+    assert len(kube.writes) == writes  # idempotent
+
+
+def test_nginx_weights_ride_on_the_annotation_and_rollback_deletes_the_canary() -> None:
+    kube = FakeKube()
+    kube.add(STABLE, ingress())
+    router = nginx.NginxRouter(kube, TARGET, "scorer")
+    assert router.get_weights() == protocol.Weights(100.0, 0.0)  # no canary Ingress yet: all stable
+    assert router.set_weights(25) == protocol.Weights(75.0, 25.0)  # creates it when ensure did not
+    assert kube.objects[CANARY]["metadata"]["annotations"][W] == "25"
+    kube.objects[CANARY]["metadata"]["annotations"]["nginx.ingress.kubernetes.io/canary-weight-total"] = (
+        "1000"
+    )
+    assert router.get_weights() == protocol.Weights(97.5, 2.5)  # someone's total is read honestly
+    assert router.set_weights(30) == protocol.Weights(70.0, 30.0)  # and dropped: our weights are percents
+    assert router.finalize(protocol.Outcome.PROMOTED) == protocol.Weights(0.0, 100.0)
+    assert kube.objects[CANARY]["metadata"]["annotations"][W] == "100"
+    assert router.finalize(protocol.Outcome.ROLLED_BACK) == protocol.Weights(100.0, 0.0)
+    assert CANARY not in kube.objects
+    assert router.finalize(protocol.Outcome.ROLLED_BACK) == protocol.Weights(100.0, 0.0)  # idempotent
+    assert router.get_weights() == protocol.Weights(100.0, 0.0)
+
+
+def test_nginx_honours_the_annotation_prefix_and_the_legacy_class_annotation() -> None:
+    kube = FakeKube()
+    kube.add(
+        STABLE, ingress(annotations={"kubernetes.io/ingress.class": "public", "cert-manager.io/issuer": "x"})
+    )
+    router = nginx.from_spec(TARGET, {"ingress": "scorer", "annotationPrefix": "ingress.example.io"}, kube)
+    router.set_weights(10)
+    assert kube.objects[CANARY]["metadata"]["annotations"] == {
+        "ferrocanary.io/rustcanary": "scorer",
+        "kubernetes.io/ingress.class": "public",
+        "ingress.example.io/canary": "true",
+        "ingress.example.io/canary-weight": "10",
+    }  # no other annotation copied: a cert-manager one would issue a second certificate
+
+
+def test_nginx_names_what_is_wrong_and_never_touches_an_ingress_it_does_not_own() -> None:
+    kube = FakeKube()
+    router = nginx.NginxRouter(kube, TARGET, "scorer")
+    with pytest.raises(
+        protocol.RoutingError, match=r"Ingress shop/scorer \(spec\.trafficRouting\.nginx\.ingress\) not found"
+    ):
+        router.ensure()
+    kube.add(STABLE, ingress(backend="other"))
+    with pytest.raises(
+        protocol.RoutingError, match=r"nginx\.ingress: .* no path with a backend to Service scorer-py"
+    ):
+        router.ensure()
+    kube.add(STABLE, ingress())
+    kube.add(CANARY, ingress(annotations={"nginx.ingress.kubernetes.io/canary": "true", W: "50"}))
+    with pytest.raises(
+        protocol.RoutingError, match=r"canary Ingress shop/scorer-scorer-canary exists and is not"
+    ):
+        router.set_weights(10)
+    with pytest.raises(protocol.RoutingError, match=r"is not ferrocanary's"):
+        router.finalize(protocol.Outcome.ROLLED_BACK)
+    assert kube.objects[CANARY]["metadata"]["annotations"][W] == "50"
+    kube.add(STABLE, ingress(annotations={"nginx.ingress.kubernetes.io/canary": "true"}))
+    with pytest.raises(
+        protocol.RoutingError, match=r"nginx\.ingress: Ingress shop/scorer is itself a canary"
+    ):
+        router.ensure()
+    with pytest.raises(protocol.RoutingError, match=r"spec\.trafficRouting\.nginx\.ingress is required"):
+        nginx.from_spec(TARGET, {}, kube)
+
+
 @pytest.mark.parametrize(
     ("total", "percent", "expected"),
     [
@@ -387,6 +528,8 @@ def test_registry_builds_the_one_provider_the_spec_names() -> None:
     assert registry.build(NS, "s", {**spec, "trafficRouting": {"none": {}}}, kube).provider == "none"
     istio_spec = {**spec, "trafficRouting": {"istio": {"virtualService": {"name": "scorer"}}}}
     assert registry.build(NS, "s", istio_spec, kube).provider == "istio"
+    nginx_spec = {**spec, "trafficRouting": {"nginx": {"ingress": "scorer"}}}
+    assert registry.build(NS, "s", nginx_spec, kube).provider == "nginx"
     with pytest.raises(protocol.RoutingError, match="exactly one"):
         registry.build(NS, "s", {**spec, "trafficRouting": {"none": {}, "replicas": {"total": 2}}}, kube)
     with pytest.raises(protocol.RoutingError, match=r"spec\.trafficRouting\.smi: unknown provider"):

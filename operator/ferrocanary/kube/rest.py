@@ -51,7 +51,7 @@ def _error(status: int, body: str, path: str) -> KubeError:
 
 
 class JsonApi(Protocol):
-    """What routers and the reconciler need from the API: read, create, replace and patch JSON."""
+    """What routers and the reconciler need from the API: read, create, replace, patch and delete JSON."""
 
     def get(self, path: str) -> dict[str, Any]: ...
 
@@ -60,6 +60,10 @@ class JsonApi(Protocol):
     def put(self, path: str, body: dict[str, Any]) -> dict[str, Any]: ...
 
     def patch(self, path: str, body: Any, patch_type: PatchType = "merge") -> dict[str, Any]: ...
+
+    def delete(self, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        """DELETE; ``body`` is DeleteOptions, e.g. ``preconditions`` on uid and resourceVersion."""
+        ...
 
 
 class Rest:
@@ -99,4 +103,8 @@ class Rest:
 
     def patch(self, path: str, body: Any, patch_type: PatchType = "merge") -> dict[str, Any]:
         result: dict[str, Any] = self._call("PATCH", path, body, _CONTENT_TYPES[patch_type])
+        return result
+
+    def delete(self, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("DELETE", path, body)
         return result

@@ -10,13 +10,14 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ferrocanary.kube import rest
-from ferrocanary.routing import gateway_api, istio, null, protocol, replicas
+from ferrocanary.routing import gateway_api, istio, nginx, null, protocol, replicas
 
 Factory = Callable[[protocol.RouteTarget, Mapping[str, Any], rest.JsonApi], protocol.TrafficRouter]
 
 PROVIDERS: Mapping[str, Factory] = {
     gateway_api.PROVIDER: gateway_api.from_spec,
     istio.PROVIDER: istio.from_spec,
+    nginx.PROVIDER: nginx.from_spec,
     replicas.PROVIDER: replicas.from_spec,
     null.PROVIDER: null.from_spec,
 }
