@@ -99,10 +99,19 @@ def test_a_bad_spec_is_refused_with_a_message_naming_the_field(
     )
 
 
-def test_gateway_routing_needs_both_services(sandbox: Sandbox, namespace: str) -> None:
+@pytest.mark.parametrize(
+    ("example", "provider"),
+    [("gateway-api.yaml", "gatewayAPI"), ("istio.yaml", "istio"), ("nginx.yaml", "nginx")],
+)
+def test_service_routing_needs_both_services(
+    sandbox: Sandbox, namespace: str, example: str, provider: str
+) -> None:
     install_crd(sandbox)
-    body = yaml.safe_load(EXAMPLES[[p.name for p in EXAMPLES].index("gateway-api.yaml")].read_text())
+    body = yaml.safe_load(EXAMPLES[[p.name for p in EXAMPLES].index(example)].read_text())
     del body["spec"]["candidate"]["service"]
     refused = _apply(sandbox, namespace, yaml.safe_dump(body))
     assert refused.returncode != 0
-    assert "spec.baseline.service and spec.candidate.service are required" in refused.stderr
+    assert (
+        f"spec.baseline.service and spec.candidate.service are required with spec.trafficRouting.{provider}"
+        in refused.stderr
+    )

@@ -3,8 +3,8 @@
 Owns: reading the pinned versions (tools/versions.env), the cache layout under
 ``~/.cache/ferrocanary``, and one build recipe per component: the Kubernetes control plane and
 kubectl (Go wrapper module in tools/k8s), etcd (tools/etcd), kwok and helm (``go install``),
-Prometheus and promtool (Debian's package, extracted, never installed as a service), and the
-Gateway API CRDs (files inside the Go module download).
+Prometheus and promtool (Debian's package, extracted, never installed as a service), the
+Gateway API CRDs and Istio's VirtualService CRD (files inside the Go module downloads).
 
 Every build writes into a temporary directory that is renamed into place only on success, so a
 build interrupted halfway never looks finished. Logs go to ``<cache>/logs/<component>.log``.
@@ -20,6 +20,8 @@ import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+ISTIO_CRD_FILE = "virtualservices.networking.istio.io.yaml"
 
 
 class ToolchainError(RuntimeError):
@@ -51,6 +53,7 @@ class Versions:
     kwok: str
     helm: str
     gateway_api: str
+    istio_api: str
     prometheus_deb: str
     nginx_deb: str
 
@@ -74,6 +77,7 @@ def read_versions(root: Path | None = None) -> Versions:
             kwok=values["KWOK_VERSION"],
             helm=values["HELM_VERSION"],
             gateway_api=values["GATEWAY_API_VERSION"],
+            istio_api=values["ISTIO_API_VERSION"],
             prometheus_deb=values["PROMETHEUS_DEB_VERSION"],
             nginx_deb=values["NGINX_DEB_VERSION"],
         )
@@ -141,6 +145,13 @@ class Toolchain:
                 ("standard-install.yaml",),
                 "Gateway API CRDs from the Go module",
                 self._fetch_gateway_api,
+            ),
+            Component(
+                "istio-api",
+                v.istio_api,
+                (ISTIO_CRD_FILE,),
+                "Istio's VirtualService CRD from the istio.io/api Go module (for the Istio router's tests)",
+                self._fetch_istio_api,
             ),
         )
 
@@ -345,16 +356,36 @@ class Toolchain:
     def _build_nginx(self, target: Path, log: Path) -> None:
         self._extract_deb("nginx", self.versions.nginx_deb, {"usr/sbin/nginx": "nginx"}, target, log)
 
+    def _go_module_dir(self, name: str, module: str, log: Path) -> Path:
+        """The extracted tree of a Go module from the module proxy (into the toolchain's GOMODCACHE)."""
+        info = json.loads(self._run(name, ["go", "mod", "download", "-json", module], log))
+        return Path(info["Dir"])
+
     def _fetch_gateway_api(self, target: Path, log: Path) -> None:
-        info = json.loads(
-            self._run(
-                "gateway-api",
-                ["go", "mod", "download", "-json", f"sigs.k8s.io/gateway-api@{self.versions.gateway_api}"],
-                log,
-            )
+        module = self._go_module_dir(
+            "gateway-api", f"sigs.k8s.io/gateway-api@{self.versions.gateway_api}", log
         )
-        standard = Path(info["Dir"]) / "config" / "crd" / "standard"
+        standard = module / "config" / "crd" / "standard"
         documents = [p.read_text() for p in sorted(standard.glob("*.yaml"))]
         if not documents:
             raise ToolchainError(f"gateway-api: no CRDs under {standard}; see {log}")
         (target / "standard-install.yaml").write_text("\n---\n".join(documents))
+
+    def _fetch_istio_api(self, target: Path, log: Path) -> None:
+        # Only the VirtualService CRD: the Istio router reads and writes nothing else, and the
+        # apiserver then checks every write against Istio's own schema.
+        module = self._go_module_dir("istio-api", f"istio.io/api@{self.versions.istio_api}", log)
+        crds = module / "kubernetes" / "customresourcedefinitions.gen.yaml"
+        if not crds.is_file():
+            raise ToolchainError(
+                f"istio-api: no {crds.name} in istio.io/api@{self.versions.istio_api}; see {log}"
+            )
+        documents = re.split(r"(?m)^---\s*$", crds.read_text())
+        wanted = [
+            d for d in documents if re.search(r"(?m)^  name: virtualservices\.networking\.istio\.io\s*$", d)
+        ]
+        if len(wanted) != 1:
+            raise ToolchainError(
+                f"istio-api: no virtualservices.networking.istio.io CRD in {crds}; see {log}"
+            )
+        (target / ISTIO_CRD_FILE).write_text(wanted[0].strip() + "\n")
