@@ -22,6 +22,7 @@ import yaml
 from ferrocanary.cli import main as cli_main
 from ferrocanary.local.sandbox import Sandbox
 from ferrocanary.local.toolchain import cache_dir
+from tests.integration.support.canary import install_istio_crd
 
 pytestmark = pytest.mark.integration
 
@@ -39,7 +40,7 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
     "namespaced-with-token": {
         "watchNamespaces": ["{ns1}", "{ns2}"],
         "prometheus": {"address": "http://prometheus.monitoring:9090", "tokenSecret": {"name": "prom-token"}},
-        "rbac": {"secretNames": ["other-token"]},
+        "rbac": {"secretNames": ["other-token"], "istio": True, "nginx": True},
         "pricing": {"cpuHour": 0.05, "memoryGiBHour": 0.006, "monthlyRequests": 2000000000},
     },
     "monitoring": {
@@ -352,9 +353,14 @@ def test_helm_install_runs_the_operator_with_least_privilege(
             ("patch", "deployments.apps", "-n", other),
             ("create", "pods", "-n", other),
             ("list", "httproutes.gateway.networking.k8s.io", "-n", other),
+            # the Istio and NGINX routers' grants are opt-in (rbac.istio, rbac.nginx)
+            ("update", "virtualservices.networking.istio.io", "-n", other),
+            ("create", "ingresses.networking.k8s.io", "-n", other),
+            ("get", "ingresses.networking.k8s.io", "-n", other),
             ("get", "services", "-n", other),
             ("create", "clusterrolebindings.rbac.authorization.k8s.io"),
         ]
+        install_istio_crd(sandbox)  # so "no" for virtualservices is RBAC's answer, not discovery's
         for check in granted:
             assert _can(sandbox, helm_tmp, sa, *check), f"cannot {' '.join(check)}"
         for check in refused:
@@ -375,6 +381,7 @@ def test_a_namespaced_install_reads_only_its_named_secrets_in_its_namespaces(
     _run(sandbox, helm_tmp, "helm", "install", release, str(CHART), "-n", rel, "--take-ownership",
          "--set", "crd.create=false", "--set", f"watchNamespaces={{{watched}}}",
          "--set", "prometheus.tokenSecret.name=prom-token", "--set", "rbac.secretNames={other-token}",
+         "--set", "rbac.istio=true", "--set", "rbac.nginx=true",
          "--wait", "--timeout", "180s")  # fmt: skip
     try:
         sa = f"system:serviceaccount:{rel}:{release}-ferrocanary"
@@ -390,6 +397,18 @@ def test_a_namespaced_install_reads_only_its_named_secrets_in_its_namespaces(
         assert not _can(
             sandbox, helm_tmp, sa, "patch", "httproutes.gateway.networking.k8s.io", "-n", unwatched
         )
+        # Istio and NGINX routing, enabled: exactly the verbs their routers call, only where watched.
+        install_istio_crd(sandbox)  # kubectl auth can-i resolves the resource through discovery
+        vs, ing = "virtualservices.networking.istio.io", "ingresses.networking.k8s.io"
+        for verb, resource in [
+            ("get", vs),
+            ("update", vs),
+            *((v, ing) for v in ("get", "create", "update", "delete")),
+        ]:
+            assert _can(sandbox, helm_tmp, sa, verb, resource, "-n", watched), f"cannot {verb} {resource}"
+            assert not _can(sandbox, helm_tmp, sa, verb, resource, "-n", unwatched), f"can {verb} {resource}"
+        for verb, resource in [("patch", vs), ("list", vs), ("patch", ing), ("list", ing), ("watch", ing)]:
+            assert not _can(sandbox, helm_tmp, sa, verb, resource, "-n", watched), f"can {verb} {resource}"
     finally:
         _run(sandbox, helm_tmp, "helm", "uninstall", release, "-n", rel, "--wait", check=False)
 

@@ -10,17 +10,15 @@ from kubernetes import client
 
 from ferrocanary.kube import rest
 from ferrocanary.local.sandbox import Sandbox
-from ferrocanary.local.toolchain import Toolchain
 from ferrocanary.routing import istio, protocol, registry
+from tests.integration.support.canary import install_istio_crd
 
 pytestmark = pytest.mark.integration
-CRD = "virtualservices.networking.istio.io"
 
 
 @pytest.fixture(scope="session")
 def istio_crd(sandbox: Sandbox) -> None:
-    sandbox.kubectl("apply", "--server-side", "-f", str(Toolchain().path("istio-api")))
-    sandbox.kubectl("wait", "--for=condition=Established", f"crd/{CRD}", "--timeout=60s")
+    install_istio_crd(sandbox)
 
 
 @pytest.fixture

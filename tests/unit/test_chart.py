@@ -146,3 +146,38 @@ def test_the_build_context_keeps_what_the_dockerfile_copies() -> None:
         for path in source.split():
             assert path.rstrip("/") in kept, f"{path} is copied but excluded from the context"
         assert all((ROOT / p).exists() for p in source.split())
+
+
+def _rbac_rules() -> dict[str, list[str]]:
+    """resource -> verbs, as rbac.yaml's rule blocks grant them (the template is plain YAML there)."""
+    text = (CHART / "templates" / "rbac.yaml").read_text()
+    pairs = re.findall(r"resources: \[([\w/]+)\]\n\s+verbs: \[([\w, ]+)\]", text)
+    return {resource: [v.strip() for v in verbs.split(",")] for resource, verbs in pairs}
+
+
+@pytest.mark.parametrize(
+    ("resource", "value", "verbs"),
+    [
+        ("httproutes", "gatewayAPI", ["get", "patch", "update"]),
+        ("virtualservices", "istio", ["get", "update"]),
+        ("ingresses", "nginx", ["get", "create", "update", "delete"]),
+    ],
+)
+def test_each_routers_grant_matches_the_readme_behind_its_own_switch(
+    resource: str, value: str, verbs: list[str]
+) -> None:
+    assert _rbac_rules()[resource] == verbs
+    text = (CHART / "templates" / "rbac.yaml").read_text()
+    gate = text.index(f"{{{{- if .Values.rbac.{value} }}}}")
+    assert gate < text.index(f"resources: [{resource}]") < text.index("{{- end }}", gate)
+    assert value in VALUES["rbac"]
+    readme = (CHART / "README.md").read_text()
+    row = next(line for line in readme.splitlines() if line.startswith(f"| `{resource}`"))
+    assert f"`rbac.{value}`" in row
+    assert f"| {', '.join(verbs)} |" in row
+
+
+def test_the_istio_and_nginx_grants_are_opt_in() -> None:
+    """Writing Ingresses can redirect any host's traffic: nobody gets it without asking."""
+    assert VALUES["rbac"]["istio"] is False
+    assert VALUES["rbac"]["nginx"] is False

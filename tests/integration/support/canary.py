@@ -23,6 +23,7 @@ from typing import Any
 from ferrocanary.kube import canaries, rest
 from ferrocanary.local import processes
 from ferrocanary.local.sandbox import Sandbox
+from ferrocanary.local.toolchain import Toolchain
 from tests.integration.support import arms
 
 REPO = Path(__file__).resolve().parents[3]
@@ -33,6 +34,14 @@ TERMINAL = ("Promoted", "RolledBack", "Inconclusive", "Invalid")
 def install_crd(sandbox: Sandbox) -> None:
     sandbox.kubectl("apply", "-f", str(CRD))
     sandbox.kubectl("wait", "--for=condition=Established", "crd/rustcanaries.ferrocanary.io", "--timeout=60s")
+
+
+def install_istio_crd(sandbox: Sandbox) -> None:
+    """Istio's own VirtualService CRD (istio.io/api, pinned in tools/versions.env, cached locally)."""
+    sandbox.kubectl("apply", "--server-side", "-f", str(Toolchain().path("istio-api")))
+    sandbox.kubectl(
+        "wait", "--for=condition=Established", "crd/virtualservices.networking.istio.io", "--timeout=60s"
+    )
 
 
 def deployment(namespace: str, name: str, build: str, replicas: int) -> dict[str, Any]:
