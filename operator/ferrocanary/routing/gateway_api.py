@@ -44,16 +44,10 @@ class GatewayApiRouter:
     """A ``TrafficRouter`` over one HTTPRoute."""
 
     def __init__(self, api: rest.JsonApi, target: protocol.RouteTarget, http_route: str) -> None:
-        if not target.baseline_service or not target.candidate_service:
-            raise protocol.RoutingError(
-                "spec.baseline.service and spec.candidate.service are required "
-                "with spec.trafficRouting.gatewayAPI"
-            )
         self._api = api
         self._ns = target.namespace
         self._route = http_route
-        self._baseline: str = target.baseline_service
-        self._candidate: str = target.candidate_service
+        self._baseline, self._candidate = protocol.two_services(target, PROVIDER)
 
     @property
     def provider(self) -> str:

@@ -54,16 +54,11 @@ class IstioRouter:
         virtual_service: str,
         routes: Sequence[str] = (),
     ) -> None:
-        if not target.baseline_service or not target.candidate_service:
-            raise protocol.RoutingError(
-                "spec.baseline.service and spec.candidate.service are required with spec.trafficRouting.istio"
-            )
         self._api = api
         self._ns = target.namespace
         self._vs = virtual_service
         self._routes = tuple(routes)
-        self._baseline: str = target.baseline_service
-        self._candidate: str = target.candidate_service
+        self._baseline, self._candidate = protocol.two_services(target, PROVIDER)
 
     @property
     def provider(self) -> str:

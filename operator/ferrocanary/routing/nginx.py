@@ -56,17 +56,12 @@ class NginxRouter:
     def __init__(
         self, api: rest.JsonApi, target: protocol.RouteTarget, ingress: str, prefix: str = DEFAULT_PREFIX
     ) -> None:
-        if not target.baseline_service or not target.candidate_service:
-            raise protocol.RoutingError(
-                f"spec.baseline.service and spec.candidate.service are required with {FIELD}"
-            )
         self._api = api
         self._ns = target.namespace
         self._canary = target.canary
         self._stable = ingress
         self._name = canary_name(ingress, target.canary)
-        self._baseline: str = target.baseline_service
-        self._candidate: str = target.candidate_service
+        self._baseline, self._candidate = protocol.two_services(target, PROVIDER)
         self._weight_key = f"{prefix}/canary-weight"
         self._total_key = f"{prefix}/canary-weight-total"
         self._canary_key = f"{prefix}/canary"

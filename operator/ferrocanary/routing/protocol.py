@@ -63,6 +63,16 @@ class RouteTarget:
     port: int | None = None
 
 
+def two_services(target: RouteTarget, provider: str) -> tuple[str, str]:
+    """(baseline, candidate) Service names, which every router that splits between Services needs."""
+    if not target.baseline_service or not target.candidate_service:
+        raise RoutingError(
+            "spec.baseline.service and spec.candidate.service are required "
+            f"with spec.trafficRouting.{provider}"
+        )
+    return target.baseline_service, target.candidate_service
+
+
 class TrafficRouter(Protocol):
     """Moves traffic between the baseline and the candidate; every method is idempotent."""
 
