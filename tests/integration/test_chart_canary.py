@@ -184,7 +184,8 @@ def test_the_operator_needs_nothing_beyond_the_charts_permissions(run: Run) -> N
     assert "Promoted" in run.reasons
     assert "token" not in str(run.status.get("decisionReason", "")), "the token Secret was not readable"
     log = run.operator_log.read_text()
-    refused = [ln for ln in log.splitlines() if re.search(r"Forbidden|\b403\b|forbidden", ln)]
+    # The apiserver's refusals read "403" with "Forbidden"; a bare 403 also matches "0.403" in a verdict.
+    refused = [ln for ln in log.splitlines() if re.search(r"forbidden", ln, re.IGNORECASE)]
     assert not refused, "the operator was refused:\n" + "\n".join(refused[:10])
 
 

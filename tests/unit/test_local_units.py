@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -53,6 +55,22 @@ def test_stop_kills_by_pid_and_is_harmless_twice(tmp_path: Path) -> None:
     processes.stop(started.pid, started.executable)
     assert not processes.is_running(started.pid, started.executable)
     processes.stop(started.pid, started.executable)
+
+
+def test_children_lists_live_children_only() -> None:
+    """The gateway waits for nginx's old workers to go; that needs a true list of a process's children."""
+    child = subprocess.Popen(["sleep", "30"])
+    try:
+        assert child.pid in processes.children(os.getpid())
+        child.kill()
+        # Killed but not yet reaped, the child is a zombie: it no longer counts as a live child.
+        deadline = time.monotonic() + 5
+        while child.pid in processes.children(os.getpid()) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert child.pid not in processes.children(os.getpid())
+    finally:
+        child.kill()
+        child.wait()
 
 
 def test_a_recycled_pid_running_something_else_is_never_signalled() -> None:

@@ -16,6 +16,7 @@ import os
 import signal
 import subprocess
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,6 +82,8 @@ class NginxGateway:
         self.conf.write_text(
             f"""# Written by ferrocanary's sandbox gateway; regenerated whenever the HTTPRoute changes.
 worker_processes 1;
+# A reload waits for the old worker to leave (see _reload); bound how long a busy one may linger.
+worker_shutdown_timeout 5s;
 daemon off;
 pid {d}/nginx.pid;
 error_log {d}/logs/error.log warn;
@@ -145,10 +148,27 @@ http {{
         self._write(servers)
         self._check()
         if self.started is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.started.pid, signal.SIGHUP)
+            self._reload(self.started.pid)
         self.programmed = tuple(servers)
         return True
+
+    def _reload(self, master: int, timeout: float = 15.0) -> None:
+        """SIGHUP nginx and return once the new configuration alone accepts connections.
+
+        The old worker keeps accepting on the shared socket for a moment after the signal, with its
+        own round-robin state and the old weights; a split counted in that window is off by a few
+        requests. Only once every old worker has exited is the new split the one in force.
+        """
+        old_workers = processes.children(master)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(master, signal.SIGHUP)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            workers = processes.children(master)
+            if workers and not workers & old_workers:
+                return
+            time.sleep(0.02)
+        raise GatewayError(f"nginx did not replace its workers within {timeout:.0f} s after a reload")
 
     def stop(self) -> None:
         if self.started is not None:

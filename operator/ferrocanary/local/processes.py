@@ -85,6 +85,23 @@ def is_running(pid: int, executable: str) -> bool:
     return Path(running).name == Path(executable).name or Path(running) == Path(executable).resolve()
 
 
+def children(pid: int) -> set[int]:
+    """The live (non-zombie) processes whose parent is ``pid``, read from /proc."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # After the parenthesised command name: state, then the parent's pid.
+        state, parent = stat[stat.rindex(")") + 2 :].split(" ", 2)[:2]
+        if int(parent) == pid and state not in ("Z", "X"):
+            found.add(int(entry.name))
+    return found
+
+
 def stop(pid: int, executable: str, timeout: float = 10.0) -> None:
     """SIGTERM, wait, then SIGKILL; harmless if the process is already gone."""
     if not is_running(pid, executable):
