@@ -131,6 +131,8 @@ def _run(args: argparse.Namespace) -> int:
                     if phase in demo.TERMINAL_PHASES:
                         break
                     time.sleep(1.0)
+            if not _err.is_terminal:  # rich's Live leaves its last line unterminated in a log file
+                _err.line()
             status = obj.get("status") or {}
             phase = str(status.get("phase", "Pending"))
             report_path = _report(run, obj, args.out / run.namespace, args.record)
