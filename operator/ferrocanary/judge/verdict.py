@@ -90,33 +90,13 @@ def _kpi_result(
     reading = _READING[tracks.Read(int(track.reading[j]))]
     if track.kind == KpiKind.MEMORY_FAULTS.value:
         count = float(track.estimate[j]) if track.estimate.size else 0.0
-        return KpiResult(
-            name=track.name,
-            estimate=count,
-            lower=None,
-            upper=None,
-            target=track.target,
-            direction=track.direction,
-            decision=reading,
-            eta50_seconds=None,
-            eta80_seconds=None,
-            detail=f"{count:.0f} candidate memory faults (allowed {track.target:.0f})",
-        )
+        detail = f"{count:.0f} candidate memory faults (allowed {track.target:.0f})"
+        return _without_interval(track, count, reading, detail)
     d = float(track.estimate[j])
     if track.log_e.size:  # e-process guard rail
         e_value = math.exp(min(float(track.log_e[j]), 700.0))
-        return KpiResult(
-            name=track.name,
-            estimate=_exp(d) if math.isfinite(d) else None,
-            lower=None,
-            upper=None,
-            target=track.target,
-            direction=track.direction,
-            decision=reading,
-            eta50_seconds=None,
-            eta80_seconds=None,
-            detail=f"e-value {_fmt(e_value)} (breach at {_fmt(math.exp(track.threshold))})",
-        )
+        detail = f"e-value {_fmt(e_value)} (breach at {_fmt(math.exp(track.threshold))})"
+        return _without_interval(track, _exp(d) if math.isfinite(d) else None, reading, detail)
     finite = math.isfinite(d) and math.isfinite(float(track.variance[j]))
     eta50 = eta80 = None
     if reading in (Reading.PASS, Reading.MISS):
@@ -326,4 +306,22 @@ def judgement_at(data: blocks.BlockData, table: looks.Looks, settings: AnalysisS
         blocks_used=int(table.usable[j]),
         cost=_cost(data, settings, j),
         fault_rate_upper_bound=fault_bound,
+    )
+
+
+def _without_interval(
+    track: tracks.Track, estimate: float | None, reading: Reading, detail: str
+) -> KpiResult:
+    """A reading that is a rule or an e-value, not an interval: no bounds and no time to a decision."""
+    return KpiResult(
+        name=track.name,
+        estimate=estimate,
+        lower=None,
+        upper=None,
+        target=track.target,
+        direction=track.direction,
+        decision=reading,
+        eta50_seconds=None,
+        eta80_seconds=None,
+        detail=detail,
     )
