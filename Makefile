@@ -38,7 +38,7 @@ typecheck: venv
 	$(VENV)/bin/mypy --strict workloads/textscore/textscore
 
 imports: venv
-	cd operator && ../$(VENV)/bin/lint-imports --config ../.importlinter
+	cd operator && ../$(VENV)/bin/lint-imports ../.importlinter
 
 # The workload's Rust crates: tests, clippy with warnings as errors, formatting.
 rust:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib.image
+import numpy as np
 import pytest
 
 from ferrocanary.judge import replay
@@ -54,3 +55,17 @@ def test_an_empty_recording_still_gives_a_report_that_says_so(tmp_path: Path) ->
     text = render.write(data, tmp_path).read_text()
     assert "**Verdict: Progressing.** no data yet" in text
     assert not list(tmp_path.glob("*.png"))
+
+
+def test_an_interval_without_bounds_fills_its_panel_and_no_data_stays_a_gap() -> None:
+    nan, inf = float("nan"), float("inf")
+    estimate = np.array([nan, 2.8, 2.8, 2.7, 2.6])
+    lower = np.array([nan, nan, 0.0, 0.7, 1.1])
+    upper = np.array([nan, nan, inf, 12.0, 6.1])
+    low, high = render.band(estimate, lower, upper, bottom=0.5, top=7.0)
+    # no estimate: nothing drawn; an estimate with no interval yet and an infinite side: the whole
+    # panel; finite bounds: as they are, cut at the panel's edges.
+    assert np.isnan(low[0])
+    assert np.isnan(high[0])
+    assert list(low[1:]) == [0.5, 0.5, 0.7, 1.1]
+    assert list(high[1:]) == [7.0, 7.0, 7.0, 6.1]

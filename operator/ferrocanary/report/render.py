@@ -93,15 +93,6 @@ def plot_kpis(data: ReportInput, path: Path) -> None:
         lo = np.array([_num(r.lower) if r else np.nan for r in series])
         hi = np.array([_num(r.upper) if r else np.nan for r in series])
         target = next((r.target for r in reversed(series) if r), math.nan)
-        ax.fill_between(
-            minutes,
-            np.where(np.isfinite(lo), lo, np.nan),
-            np.where(np.isfinite(hi), hi, np.nan),
-            color=_CANDIDATE,
-            alpha=0.25,
-            linewidth=0,
-            label="anytime-valid interval",
-        )
         ax.plot(minutes, est, color=_CANDIDATE, linewidth=1.8, label="estimate (Rust / Python)")
         if math.isfinite(target):
             ax.axhline(target, color="black", linewidth=1.2, linestyle=":", label=f"target {target:g}")
@@ -113,7 +104,18 @@ def plot_kpis(data: ReportInput, path: Path) -> None:
         anchors = anchors[np.isfinite(anchors)]
         low, high = float(anchors.min()), float(anchors.max())
         pad = 0.15 * (high - low) or 0.05 * max(abs(high), 1.0)
-        ax.set_ylim(max(low - pad, 0.0), high + pad)
+        bottom, top = max(low - pad, 0.0), high + pad
+        ax.set_ylim(bottom, top)
+        band_low, band_high = band(est, lo, hi, bottom, top)
+        ax.fill_between(
+            minutes,
+            band_low,
+            band_high,
+            color=_CANDIDATE,
+            alpha=0.25,
+            linewidth=0,
+            label="anytime-valid interval",
+        )
         if last_with_direction := next((r for r in reversed(series) if r), None):
             # Shade the side of the target that counts as success, so the reading is visible at a glance.
             bottom, top = ax.get_ylim()
@@ -136,6 +138,21 @@ def plot_kpis(data: ReportInput, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def band(
+    estimate: np.ndarray, lower: np.ndarray, upper: np.ndarray, bottom: float, top: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The interval as drawn in a panel from ``bottom`` to ``top``, NaN where there is nothing to draw.
+
+    An unbounded side (too little evidence yet, e.g. when autocorrelated blocks are grouped and few
+    groups remain) and an estimate without an interval (its variance cannot be estimated yet) fill
+    to the panel's edges: "anything is possible" must not look like a gap. No estimate stays a gap.
+    """
+    without_interval = np.isfinite(estimate) & np.isnan(lower) & np.isnan(upper)
+    low = np.where(without_interval, -np.inf, lower)
+    high = np.where(without_interval, np.inf, upper)
+    return np.clip(low, bottom, top), np.clip(high, bottom, top)
 
 
 def _result(look: decisions.Judgement, name: str) -> decisions.KpiResult | None:
