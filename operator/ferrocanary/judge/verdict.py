@@ -84,6 +84,24 @@ def _rate(data: blocks.BlockData, j: int) -> float:
     return float(data.candidate.requests[idx[-1]] / data.interval)
 
 
+def _without_interval(
+    track: tracks.Track, estimate: float | None, reading: Reading, detail: str
+) -> KpiResult:
+    """A reading that is a rule or an e-value, not an interval: no bounds and no time to a decision."""
+    return KpiResult(
+        name=track.name,
+        estimate=estimate,
+        lower=None,
+        upper=None,
+        target=track.target,
+        direction=track.direction,
+        decision=reading,
+        eta50_seconds=None,
+        eta80_seconds=None,
+        detail=detail,
+    )
+
+
 def _kpi_result(
     track: tracks.Track, j: int, data: blocks.BlockData, settings: AnalysisSettings, remaining_blocks: int
 ) -> KpiResult:
@@ -306,22 +324,4 @@ def judgement_at(data: blocks.BlockData, table: looks.Looks, settings: AnalysisS
         blocks_used=int(table.usable[j]),
         cost=_cost(data, settings, j),
         fault_rate_upper_bound=fault_bound,
-    )
-
-
-def _without_interval(
-    track: tracks.Track, estimate: float | None, reading: Reading, detail: str
-) -> KpiResult:
-    """A reading that is a rule or an e-value, not an interval: no bounds and no time to a decision."""
-    return KpiResult(
-        name=track.name,
-        estimate=estimate,
-        lower=None,
-        upper=None,
-        target=track.target,
-        direction=track.direction,
-        decision=reading,
-        eta50_seconds=None,
-        eta80_seconds=None,
-        detail=detail,
     )

@@ -117,15 +117,14 @@ def plot_kpis(data: ReportInput, path: Path) -> None:
             label="anytime-valid interval",
         )
         if last_with_direction := next((r for r in reversed(series) if r), None):
-            # Shade the side of the target that counts as success, so the reading is visible at a glance.
-            bottom, top = ax.get_ylim()
+            # Shade the side of the target that counts as success, so the reading is visible at a glance
+            # (the limits are fixed above, so neither the band nor the shading moves them).
             good = (
                 (bottom, target)
                 if last_with_direction.direction == analysis.Direction.LOWER
                 else (target, top)
             )
             ax.axhspan(*good, color="#4caf50", alpha=0.07, linewidth=0)
-            ax.set_ylim(bottom, top)
         last = series[-1]
         if not np.isfinite(est).any() and last is not None:
             # e.g. no errors in either arm: say so rather than leave an empty panel.
