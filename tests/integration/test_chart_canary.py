@@ -154,7 +154,18 @@ def run(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         with running(canary, tmp):
             canary.apply()
             result.status = canary.wait_terminal(300)
-            time.sleep(5)  # the last scrapes of the operator's final gauges
+            # The range queries step every 5 s from `started`; end them more than a step after
+            # Prometheus holds the final phase, so their last evaluation sees it (a fixed 5 s sleep
+            # raced the scrape and the annotation queries came back empty).
+            final_phase = (
+                f'ferrocanary_canary_phase{{namespace="{ns}",name="{canary.name}",'
+                f'phase="{result.status["phase"]}"}} == 1'
+            )
+            deadline = time.monotonic() + 60
+            while not _prometheus(result, "/api/v1/query", query=final_phase)["result"]:
+                assert time.monotonic() < deadline, f"Prometheus never saw {final_phase}"
+                time.sleep(1)
+            time.sleep(6)
             result.ended = time.time()
             result.route = canary.route_weights()
             result.reasons = canary.reasons()

@@ -5,6 +5,7 @@ crashes and memory-limit kills show up under kube-state-metrics' series in Prome
 from __future__ import annotations
 
 import collections
+import http.client
 import json
 import sys
 import time
@@ -97,7 +98,7 @@ def _split(url: str, n: int) -> collections.Counter[str]:
         try:
             with urllib.request.urlopen(url, timeout=5) as response:
                 seen[response.read().decode()] += 1
-        except OSError:
+        except (OSError, http.client.HTTPException):  # a backend that dies mid-answer truncates it
             seen["error"] += 1
     return seen
 
