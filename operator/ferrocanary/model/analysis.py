@@ -256,15 +256,7 @@ def _pricing(data: Any, where: str) -> Pricing:
     return Pricing(cpu, mem, monthly_value)
 
 
-def settings_from_spec(analysis: Mapping[str, Any] | None) -> AnalysisSettings:
-    """AnalysisSettings from ``spec.analysis``; missing keys keep their defaults, unknown keys are ignored
-    (the same object also carries the rollout policy's keys)."""
-    where = "spec.analysis"
-    if analysis is None:
-        return AnalysisSettings()
-    if not isinstance(analysis, Mapping):
-        raise ValueError(f"{where}: expected an object")
-    default = AnalysisSettings()
+def _durations(analysis: Mapping[str, Any], where: str) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for key, attr in (
         ("interval", "interval_seconds"),
@@ -274,22 +266,37 @@ def settings_from_spec(analysis: Mapping[str, Any] | None) -> AnalysisSettings:
     ):
         if key in analysis:
             values[attr] = parse_duration(analysis[key], f"{where}.{key}")
-    if values.get("interval_seconds", default.interval_seconds) <= 0:
-        raise ValueError(f"{where}.interval: must be > 0")
-    if values.get("max_duration_seconds", default.max_duration_seconds) <= 0:
-        raise ValueError(f"{where}.maxDuration: must be > 0")
+    for key, attr in (("interval", "interval_seconds"), ("maxDuration", "max_duration_seconds")):
+        if values.get(attr, 1.0) <= 0:
+            raise ValueError(f"{where}.{key}: must be > 0")
+    return values
+
+
+def _levels(analysis: Mapping[str, Any], where: str) -> dict[str, Any]:
+    values: dict[str, Any] = {}
     for key, attr in (("confidence", "confidence"), ("guardConfidence", "guard_confidence")):
         if key in analysis:
             level = _number(analysis[key], f"{where}.{key}")
             if not 0.5 <= level < 1.0:
                 raise ValueError(f"{where}.{key}: must be in [0.5, 1), got {level!r}")
             values[attr] = level
+    return values
+
+
+def _counts(analysis: Mapping[str, Any], where: str) -> dict[str, Any]:
+    values: dict[str, Any] = {}
     for key, attr in (("minBlocks", "min_blocks"), ("minTailCount", "min_tail_count")):
         if key in analysis:
             count = _number(analysis[key], f"{where}.{key}")
             if count < 1 or count != int(count):
                 raise ValueError(f"{where}.{key}: must be a positive integer, got {analysis[key]!r}")
             values[attr] = int(count)
+    return values
+
+
+def _resolution(analysis: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """The bucket-growth limit and the sample-ratio tolerance: the data's own resolution checks."""
+    values: dict[str, Any] = {}
     if "maxBucketGrowth" in analysis:
         growth = _number(analysis["maxBucketGrowth"], f"{where}.maxBucketGrowth")
         if growth <= 1.0:
@@ -300,6 +307,12 @@ def settings_from_spec(analysis: Mapping[str, Any] | None) -> AnalysisSettings:
         if not 0.0 <= tolerance <= 1.0:
             raise ValueError(f"{where}.sampleRatioTolerance: must be in [0, 1], got {tolerance!r}")
         values["sample_ratio_tolerance"] = tolerance
+    return values
+
+
+def _targets(analysis: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """The KPI and guard lists and the prices: each entry checked with its index in the field name."""
+    values: dict[str, Any] = {}
     if "kpis" in analysis:
         items = _list(analysis["kpis"], f"{where}.kpis")
         values["kpis"] = tuple(_kpi(item, f"{where}.kpis[{i}]") for i, item in enumerate(items))
@@ -308,6 +321,20 @@ def settings_from_spec(analysis: Mapping[str, Any] | None) -> AnalysisSettings:
         values["guards"] = tuple(_guard(item, f"{where}.guards[{i}]") for i, item in enumerate(items))
     if "pricing" in analysis:
         values["pricing"] = _pricing(analysis["pricing"], f"{where}.pricing")
+    return values
+
+
+def settings_from_spec(analysis: Mapping[str, Any] | None) -> AnalysisSettings:
+    """AnalysisSettings from ``spec.analysis``; missing keys keep their defaults, unknown keys are ignored
+    (the same object also carries the rollout policy's keys)."""
+    where = "spec.analysis"
+    if analysis is None:
+        return AnalysisSettings()
+    if not isinstance(analysis, Mapping):
+        raise ValueError(f"{where}: expected an object")
+    values: dict[str, Any] = {}
+    for part in (_durations, _levels, _counts, _resolution, _targets):
+        values.update(part(analysis, where))
     try:
         return AnalysisSettings(**values)
     except ValueError as exc:
