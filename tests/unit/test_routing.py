@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 
 from ferrocanary.kube import rest
+from ferrocanary.model import spec as canary_spec
+from ferrocanary.model.decisions import Ending
 from ferrocanary.routing import gateway_api, istio, nginx, null, protocol, registry, replicas
 
 NS = "shop"
@@ -194,8 +196,8 @@ def test_gateway_set_weights_splits_and_finalize_ends_cleanly() -> None:
     assert router.set_weights(25) == protocol.Weights(75.0, 25.0)
     refs = kube.objects[ROUTE]["spec"]["rules"][0]["backendRefs"]
     assert [(r["name"], r["weight"]) for r in refs] == [("scorer-py", 75), ("scorer-rs", 25)]
-    assert router.finalize(protocol.Outcome.PROMOTED) == protocol.Weights(0.0, 100.0)
-    assert router.finalize(protocol.Outcome.ROLLED_BACK) == protocol.Weights(100.0, 0.0)
+    assert router.finalize(Ending.PROMOTED) == protocol.Weights(0.0, 100.0)
+    assert router.finalize(Ending.ROLLED_BACK) == protocol.Weights(100.0, 0.0)
     refs = kube.objects[ROUTE]["spec"]["rules"][0]["backendRefs"]
     assert refs == [{"name": "scorer-py", "port": 8080, "weight": 100}]  # the candidate is detached again
 
@@ -280,8 +282,8 @@ def test_istio_set_weights_splits_and_finalize_ends_cleanly() -> None:
     assert router.set_weights(25) == protocol.Weights(75.0, 25.0)
     assert kube.objects[VS]["spec"]["http"][0]["route"] == [dest("scorer-py", 75), dest("scorer-rs", 25)]
     assert router.get_weights() == protocol.Weights(75.0, 25.0)
-    assert router.finalize(protocol.Outcome.PROMOTED) == protocol.Weights(0.0, 100.0)
-    assert router.finalize(protocol.Outcome.ROLLED_BACK) == protocol.Weights(100.0, 0.0)
+    assert router.finalize(Ending.PROMOTED) == protocol.Weights(0.0, 100.0)
+    assert router.finalize(Ending.ROLLED_BACK) == protocol.Weights(100.0, 0.0)
     assert kube.objects[VS]["spec"]["http"][0]["route"] == [dest("scorer-py", 100)]  # detached again
 
 
@@ -412,11 +414,11 @@ def test_nginx_weights_ride_on_the_annotation_and_rollback_deletes_the_canary() 
     )
     assert router.get_weights() == protocol.Weights(97.5, 2.5)  # someone's total is read honestly
     assert router.set_weights(30) == protocol.Weights(70.0, 30.0)  # and dropped: our weights are percents
-    assert router.finalize(protocol.Outcome.PROMOTED) == protocol.Weights(0.0, 100.0)
+    assert router.finalize(Ending.PROMOTED) == protocol.Weights(0.0, 100.0)
     assert kube.objects[CANARY]["metadata"]["annotations"][W] == "100"
-    assert router.finalize(protocol.Outcome.ROLLED_BACK) == protocol.Weights(100.0, 0.0)
+    assert router.finalize(Ending.ROLLED_BACK) == protocol.Weights(100.0, 0.0)
     assert CANARY not in kube.objects
-    assert router.finalize(protocol.Outcome.ROLLED_BACK) == protocol.Weights(100.0, 0.0)  # idempotent
+    assert router.finalize(Ending.ROLLED_BACK) == protocol.Weights(100.0, 0.0)  # idempotent
     assert router.get_weights() == protocol.Weights(100.0, 0.0)
 
 
@@ -454,7 +456,7 @@ def test_nginx_names_what_is_wrong_and_never_touches_an_ingress_it_does_not_own(
     ):
         router.set_weights(10)
     with pytest.raises(protocol.RoutingError, match=r"is not ferrocanary's"):
-        router.finalize(protocol.Outcome.ROLLED_BACK)
+        router.finalize(Ending.ROLLED_BACK)
     assert kube.objects[CANARY]["metadata"]["annotations"][W] == "50"
     kube.add(STABLE, ingress(annotations={"nginx.ingress.kubernetes.io/canary": "true"}))
     with pytest.raises(
@@ -500,7 +502,7 @@ def test_replica_router_scales_both_deployments_and_reports_the_real_split() -> 
         kube.objects["/apis/apps/v1/namespaces/shop/deployments/py"]["spec"]["replicas"],
         kube.objects["/apis/apps/v1/namespaces/shop/deployments/rs"]["spec"]["replicas"],
     ) == (5, 5)
-    assert router.finalize(protocol.Outcome.ROLLED_BACK) == protocol.Weights(100.0, 0.0)
+    assert router.finalize(Ending.ROLLED_BACK) == protocol.Weights(100.0, 0.0)
     with pytest.raises(protocol.RoutingError, match=r"Deployment shop/missing not found"):
         replicas.ReplicaRouter(kube, protocol.RouteTarget(NS, "x", "missing", "rs"), total=4).ensure()
 
@@ -509,7 +511,7 @@ def test_null_router_reports_the_declared_split_and_never_writes() -> None:
     kube = FakeKube()
     router = null.from_spec(TARGET, {"candidateWeight": 20}, kube)
     assert router.set_weights(50) == protocol.Weights(80.0, 20.0)
-    assert router.finalize(protocol.Outcome.PROMOTED) == protocol.Weights(80.0, 20.0)
+    assert router.finalize(Ending.PROMOTED) == protocol.Weights(80.0, 20.0)
     assert kube.writes == []
 
 
@@ -520,19 +522,31 @@ def test_registry_builds_the_one_provider_the_spec_names() -> None:
         "candidate": {"deployment": "rs", "service": "scorer-rs"},
         "trafficRouting": {"gatewayAPI": {"httpRoute": "scorer"}},
     }
-    assert registry.build(NS, "scorer", spec, kube).provider == "gatewayAPI"
+    assert registry.build(NS, "scorer", canary_spec.parse_routing(spec), kube).provider == "gatewayAPI"
     assert (
-        registry.build(NS, "s", {**spec, "trafficRouting": {"replicas": {"total": 4}}}, kube).provider
+        registry.build(
+            NS, "s", canary_spec.parse_routing({**spec, "trafficRouting": {"replicas": {"total": 4}}}), kube
+        ).provider
         == "replicas"
     )
-    assert registry.build(NS, "s", {**spec, "trafficRouting": {"none": {}}}, kube).provider == "none"
+    assert (
+        registry.build(
+            NS, "s", canary_spec.parse_routing({**spec, "trafficRouting": {"none": {}}}), kube
+        ).provider
+        == "none"
+    )
     istio_spec = {**spec, "trafficRouting": {"istio": {"virtualService": {"name": "scorer"}}}}
-    assert registry.build(NS, "s", istio_spec, kube).provider == "istio"
+    assert registry.build(NS, "s", canary_spec.parse_routing(istio_spec), kube).provider == "istio"
     nginx_spec = {**spec, "trafficRouting": {"nginx": {"ingress": "scorer"}}}
-    assert registry.build(NS, "s", nginx_spec, kube).provider == "nginx"
+    assert registry.build(NS, "s", canary_spec.parse_routing(nginx_spec), kube).provider == "nginx"
     with pytest.raises(protocol.RoutingError, match="exactly one"):
-        registry.build(NS, "s", {**spec, "trafficRouting": {"none": {}, "replicas": {"total": 2}}}, kube)
+        registry.build(
+            NS,
+            "s",
+            canary_spec.parse_routing({**spec, "trafficRouting": {"none": {}, "replicas": {"total": 2}}}),
+            kube,
+        )
     with pytest.raises(protocol.RoutingError, match=r"spec\.trafficRouting\.smi: unknown provider"):
-        registry.build(NS, "s", {**spec, "trafficRouting": {"smi": {}}}, kube)
+        registry.build(NS, "s", canary_spec.parse_routing({**spec, "trafficRouting": {"smi": {}}}), kube)
     with pytest.raises(protocol.RoutingError, match=r"spec\.baseline\.service"):
-        registry.build(NS, "s", {**spec, "baseline": {"deployment": "py"}}, kube)
+        registry.build(NS, "s", canary_spec.parse_routing({**spec, "baseline": {"deployment": "py"}}), kube)

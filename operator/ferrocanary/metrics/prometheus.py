@@ -32,7 +32,8 @@ from urllib3.util.retry import Retry
 
 from ferrocanary.kube import resources, rest
 from ferrocanary.metrics import protocol, queries
-from ferrocanary.model import analysis, recording
+from ferrocanary.model import recording
+from ferrocanary.model import spec as canary_spec
 
 Series = Mapping[str, Any]
 
@@ -210,16 +211,13 @@ def _block(
     )
 
 
-def from_spec(api: rest.JsonApi, namespace: str, analysis_spec: Mapping[str, Any]) -> PrometheusSource:
+def from_spec(api: rest.JsonApi, namespace: str, prom: canary_spec.PrometheusSpec) -> PrometheusSource:
     """The source ``spec.analysis.prometheus`` describes; the token is read from its Secret each time."""
-    prom = analysis_spec.get("prometheus") or {}
-    address = prom.get("address")
-    if not isinstance(address, str) or not address:
+    if not prom.address:
         raise protocol.MetricsUnavailableError("spec.analysis.prometheus.address is required")
     token = None
-    ref = prom.get("secretRef")
-    if ref:
-        secret, key = str(ref.get("name", "")), str(ref.get("key", "token"))
+    if prom.secret_name is not None:
+        secret, key = prom.secret_name, prom.secret_key
         try:
             token = resources.read_secret(api, namespace, secret, key)
         except (rest.KubeError, KeyError, ValueError) as exc:
@@ -228,7 +226,6 @@ def from_spec(api: rest.JsonApi, namespace: str, analysis_spec: Mapping[str, Any
                 f"cannot read the Prometheus token from Secret {namespace}/{secret} key {key}: "
                 f"{type(exc).__name__}"
             ) from None
-    timeout = analysis.parse_duration(prom.get("timeout", "10s"), "spec.analysis.prometheus.timeout")
     return PrometheusSource(
-        address, token=token, timeout_seconds=timeout, verify_tls=not bool(prom.get("insecureSkipVerify"))
+        prom.address, token=token, timeout_seconds=prom.timeout_seconds, verify_tls=prom.verify_tls
     )

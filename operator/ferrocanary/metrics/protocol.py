@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from ferrocanary.metrics import queries
 from ferrocanary.model import recording
+from ferrocanary.model import spec as canary_spec
 
 
 class MetricsUnavailableError(Exception):
@@ -28,6 +30,13 @@ class ArmSelectors:
     candidate: str
     baseline_pods: str
     candidate_pods: str
+
+    @classmethod
+    def of(cls, namespace: str, spec: canary_spec.CanarySpec) -> ArmSelectors:
+        """The spec's ``analysis.selectors``, each missing one from ``queries.default_selectors``."""
+        defaults = queries.default_selectors(namespace, spec.baseline.deployment, spec.candidate.deployment)
+        merged = {key: spec.selectors.get(key) or value for key, value in defaults.items()}
+        return cls(merged["baseline"], merged["candidate"], merged["baselinePods"], merged["candidatePods"])
 
 
 @dataclass(frozen=True)
@@ -73,6 +82,23 @@ class Window:
             if change.at <= moment:
                 weight = change.weight
         return weight
+
+
+def canary_window(
+    namespace: str,
+    spec: canary_spec.CanarySpec,
+    started_at: datetime,
+    end: datetime,
+    steps: tuple[StepChange, ...],
+) -> Window:
+    """The window of a canary's analysis: from its start to ``end``, labelled by its step history."""
+    return Window(
+        start=started_at,
+        end=end,
+        interval_seconds=spec.settings.interval_seconds,
+        selectors=ArmSelectors.of(namespace, spec),
+        steps=steps,
+    )
 
 
 class MetricsSource(Protocol):

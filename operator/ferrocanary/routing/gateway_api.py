@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ferrocanary.kube import rest
+from ferrocanary.model.decisions import Ending
 from ferrocanary.routing import protocol
 
 PROVIDER = "gatewayAPI"
@@ -126,8 +127,8 @@ class GatewayApiRouter:
         percent = max(0, min(100, int(candidate_percent)))
         return self._weights(self._update(lambda route: self._set(route, 100 - percent, percent)))
 
-    def finalize(self, outcome: protocol.Outcome) -> protocol.Weights:
-        if outcome is protocol.Outcome.PROMOTED:
+    def finalize(self, ending: Ending) -> protocol.Weights:
+        if ending is Ending.PROMOTED:
             return self._weights(self._update(lambda route: self._set(route, 0, 100)))
         return self._weights(self._update(lambda route: self._set(route, 100, None)))
 

@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ferrocanary.kube import rest
+from ferrocanary.model.decisions import Ending
 from ferrocanary.routing import protocol
 
 PROVIDER = "istio"
@@ -169,8 +170,8 @@ class IstioRouter:
         percent = max(0, min(100, int(candidate_percent)))
         return self._weights(self._update(100 - percent, percent))
 
-    def finalize(self, outcome: protocol.Outcome) -> protocol.Weights:
-        if outcome is protocol.Outcome.PROMOTED:
+    def finalize(self, ending: Ending) -> protocol.Weights:
+        if ending is Ending.PROMOTED:
             return self._weights(self._update(0, 100))
         return self._weights(self._update(100, None))
 

@@ -18,23 +18,16 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any, Protocol
 
 from ferrocanary.kube import rest
+from ferrocanary.model.decisions import Ending
 
 _ATTEMPTS = 3
 
 
 class RoutingError(Exception):
     """The router cannot do its job (object missing, malformed, API refused); the message says which."""
-
-
-class Outcome(StrEnum):
-    """The end state ``finalize`` leaves the traffic in."""
-
-    PROMOTED = "promoted"  # all traffic on the candidate
-    ROLLED_BACK = "rolledBack"  # all traffic on the baseline
 
 
 @dataclass(frozen=True)
@@ -93,7 +86,7 @@ class TrafficRouter(Protocol):
         """Send ``candidate_percent`` of traffic to the candidate; returns the split actually configured."""
         ...
 
-    def finalize(self, outcome: Outcome) -> Weights:
+    def finalize(self, ending: Ending) -> Weights:
         """Leave the traffic in its end state (all candidate, or all baseline and the candidate detached)."""
         ...
 
