@@ -17,6 +17,7 @@ import kopf
 
 from ferrocanary import reconcile
 from ferrocanary.kube import canaries
+from ferrocanary.policy import machine
 
 TIMER_SECONDS = float(os.environ.get("FERROCANARY_TIMER_SECONDS", "2"))
 
@@ -42,9 +43,12 @@ def tick(name: str, namespace: str | None, memo: Any, logger: kopf.Logger, **_: 
     result = reconcile.tick(fresh, deps)
     for note in result.notes:
         logger.log(
-            logging.WARNING if note.type == "Warning" else logging.INFO, "%s: %s", note.reason, note.message
+            logging.WARNING if note.type == machine.WARNING else logging.INFO,
+            "%s: %s",
+            note.reason,
+            note.message,
         )
-    if result.action == "conflict":
+    if result.action is reconcile.TickAction.CONFLICT:
         logger.debug("status changed under the tick; retrying on the next one")
 
 
