@@ -14,13 +14,19 @@ holds, never promotes); errors, panics and kube-state-metrics faults with no ser
 because those series appear only when something happens or when kube-state-metrics is installed.
 While Prometheus itself is down, boundaries repeat the last sample (its 5-minute lookback), so those
 blocks count no requests and the judge skips them; the first block after it is back holds what was
-missed. Any transport or API error aborts the whole fetch with MetricsUnavailableError; the bearer
-token is sent in a header and appears in no message.
+missed. Any transport or API error, and any answer that cannot be read (no ``data``, a value that
+is not a number), aborts the whole fetch with MetricsUnavailableError, so the canary holds with a
+reason instead of the tick crashing. Messages are ours: the address without credentials and the
+HTTP status, never the answer's text (a tenant must not read arbitrary URLs back through status)
+nor the bearer token, which is sent in a header only. A ``Retry-After`` is not slept on: a tick
+must report within seconds, and the next tick is the retry.
 """
 
 from __future__ import annotations
 
 import math
+import re
+import urllib.parse
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -54,9 +60,12 @@ class PrometheusSource:
         verify_tls: bool = True,
     ) -> None:
         self.address = address.rstrip("/")
+        self._where = _without_credentials(self.address)
         headers = {"Authorization": f"Bearer {token}"} if token else None
         # One quick retry only: a tick must report "Prometheus down" within seconds, not minutes.
-        retry = Retry(total=1, backoff_factor=0.2, status_forcelist=(502, 503, 504))
+        retry = Retry(
+            total=1, backoff_factor=0.2, status_forcelist=(502, 503, 504), respect_retry_after_header=False
+        )
         self._client = PrometheusConnect(
             url=self.address,
             headers=headers,
@@ -66,7 +75,7 @@ class PrometheusSource:
         )
 
     def __repr__(self) -> str:  # never show the headers (the token)
-        return f"PrometheusSource({self.address!r})"
+        return f"PrometheusSource({self._where!r})"
 
     def _query(self, query: str, window: protocol.Window, first: datetime, last: datetime) -> list[Series]:
         try:
@@ -75,13 +84,19 @@ class PrometheusSource:
             )
         except PrometheusApiClientException as exc:
             raise protocol.MetricsUnavailableError(
-                f"Prometheus at {self.address} refused a query: {str(exc)[:300]}"
+                f"Prometheus at {self._where} refused a query{_status_of(exc)}"
+            ) from None
+        except requests.exceptions.JSONDecodeError:
+            raise protocol.MetricsUnavailableError(
+                f"Prometheus at {self._where} sent an answer that could not be read (not JSON)"
             ) from None
         except requests.exceptions.RequestException as exc:
             raise protocol.MetricsUnavailableError(
-                f"Prometheus at {self.address} unreachable: {type(exc).__name__}"
+                f"Prometheus at {self._where} unreachable: {type(exc).__name__}"
             ) from None
-        return list(result or [])
+        if not isinstance(result, list):
+            raise protocol.MetricsUnavailableError(f"Prometheus at {self._where} answered without a result")
+        return result
 
     def _points(self, series: Series, window: protocol.Window) -> dict[int, float]:
         """Values by boundary index k (time ``start + k*I``), finite ones only."""
@@ -126,6 +141,15 @@ class PrometheusSource:
         return values
 
     def fetch(self, window: protocol.Window) -> recording.Recording:
+        try:
+            return self._fetch(window)
+        except (KeyError, ValueError, TypeError, AttributeError, OverflowError) as exc:
+            # A malformed answer (a proxy's page, a broken exporter's sample): hold, never crash the tick.
+            raise protocol.MetricsUnavailableError(
+                f"Prometheus at {self._where} sent an answer that could not be read ({type(exc).__name__})"
+            ) from None
+
+    def _fetch(self, window: protocol.Window) -> recording.Recording:
         starts = window.block_starts()
         count = len(starts)
         if count == 0:
@@ -155,6 +179,26 @@ class PrometheusSource:
         )
         blocks = tuple(_block(k, start, window, arms, tuple(bounds)) for k, start in enumerate(starts))
         return recording.Recording(window.interval_seconds, tuple(bounds), blocks)
+
+
+def _without_credentials(address: str) -> str:
+    """The address as it may appear in status and Events: no ``user:password@``, query or fragment."""
+    parts = urllib.parse.urlsplit(address)
+    host = parts.hostname or ""
+    netloc = f"[{host}]" if ":" in host else host
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if port is not None:
+        netloc = f"{netloc}:{port}"
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def _status_of(exc: PrometheusApiClientException) -> str:
+    """The HTTP status of a refused query, in our words (the answer's body is not repeated)."""
+    match = re.search(r"HTTP Status Code (\d{3})", str(exc))
+    return f" (HTTP {match.group(1)})" if match else ""
 
 
 def per_bucket(cumulative: Mapping[float, float], bounds: Sequence[float]) -> tuple[float, ...]:

@@ -150,6 +150,8 @@ class AnalysisSettings:
             raise ValueError(f"KPI and guard names must be unique: {', '.join(duplicates)}")
 
 
+# Nothing a canary waits for is longer; far longer ones would overflow date arithmetic mid-tick.
+_LONGEST_SECONDS = 366 * 86400.0
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 
 
@@ -173,6 +175,8 @@ def parse_duration(text: str | float | int, field: str = "duration") -> float:
         raise ValueError(f"{field}: expected a duration, got {type(text).__name__}")
     if not math.isfinite(seconds) or seconds < 0:
         raise ValueError(f"{field}: duration must be finite and >= 0, got {text!r}")
+    if seconds > _LONGEST_SECONDS:
+        raise ValueError(f"{field}: duration longer than a year: {text!r}")
     return seconds
 
 
