@@ -352,7 +352,9 @@ def _judge(t: _Tick, spec: canary_spec.CanarySpec) -> machine.Transition:
     if not rec.blocks:
         reason = "waiting for the first complete block"
         t.extra.update(decision=decisions.Decision.CONTINUE.value, decisionReason=reason)
-        return machine.judge(t.state, spec.plan, decisions.Decision.CONTINUE, reason, t.now)
+        return machine.judge(
+            t.state, spec.plan, decisions.Decision.CONTINUE, reason, t.now, step_judged=False
+        )
     _signals_condition(t, rec, spec.settings)
     try:
         judgement = t.deps.evaluate(rec, spec.settings)
@@ -361,7 +363,24 @@ def _judge(t: _Tick, spec: canary_spec.CanarySpec) -> machine.Transition:
         return _hold(t, f"holding: the judge failed: {type(exc).__name__}: {exc}")
     t.extra.update(report.judgement_status(judgement, spec.settings))
     _count(t, judgement.decision)
-    return machine.judge(t.state, spec.plan, judgement.decision, judgement.reason, t.now)
+    return machine.judge(
+        t.state,
+        spec.plan,
+        judgement.decision,
+        judgement.reason,
+        t.now,
+        step_judged=_step_judged(t.state, rec, spec.settings),
+    )
+
+
+def _step_judged(
+    state: policy_state.CanaryState, rec: recording.Recording, settings: analysis.AnalysisSettings
+) -> bool:
+    """Whether a complete block past the warm-up at the current step's weight is in ``rec``."""
+    if state.step_started_at is None:
+        return False
+    settled_from = state.step_started_at + timedelta(seconds=settings.warmup_seconds)
+    return any(block.start >= settled_from for block in rec.blocks)
 
 
 def _count(t: _Tick, decision: decisions.Decision) -> None:

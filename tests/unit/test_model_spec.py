@@ -69,6 +69,11 @@ def test_an_empty_spec_takes_every_default() -> None:
         ({"analysis": {"prometheus": {"timeout": "0s"}}}, r"spec\.analysis\.prometheus\.timeout"),
         ({"analysis": {"prometheus": {"lag": "a while"}}}, r"spec\.analysis\.prometheus\.lag"),
         ({"analysis": {"prometheus": {"lag": "99999999999999h"}}}, r"spec\.analysis\.prometheus\.lag"),
+        (
+            {"analysis": {"prometheus": {"lag": "2m"}}},
+            r"spec\.analysis\.prometheus\.lag: must be shorter than",
+        ),
+        ({"analysis": {"kpis": []}}, r"spec\.analysis\.kpis: needs at least one KPI"),
         ({"analysis": "1m"}, r"spec\.analysis: expected an object"),
         ({"baseline": "py"}, r"spec\.baseline: expected an object"),
     ],

@@ -40,6 +40,19 @@ def test_continue_advances_only_after_the_minimum_dwell() -> None:
     assert t.notes[0].reason == "StepAdvanced"
 
 
+def test_continue_does_not_step_up_before_a_block_at_this_weight_was_judged() -> None:
+    s = started()
+    waiting = machine.judge(s, PLAN, Decision.CONTINUE, "open", at(600), step_judged=False)
+    assert waiting.target_weight is None
+    assert waiting.state == s
+    # the time limit and a verdict still act without such a block
+    late = machine.judge(s, PLAN, Decision.CONTINUE, "open", at(3600), step_judged=False)
+    assert late.state.phase is Phase.ROLLING_BACK
+    assert late.state.verdict is Verdict.INCONCLUSIVE
+    win = machine.judge(s, PLAN, Decision.PROMOTE, "clear win", at(600), step_judged=False)
+    assert win.ending is Ending.PROMOTED
+
+
 def test_the_last_step_is_held_until_a_verdict() -> None:
     s = started()
     for i in range(1, 4):

@@ -319,6 +319,9 @@ def _targets(analysis: Mapping[str, Any], where: str) -> dict[str, Any]:
     values: dict[str, Any] = {}
     if "kpis" in analysis:
         items = _list(analysis["kpis"], f"{where}.kpis")
+        if not items:
+            # With no KPI a canary would promote on its guard rails alone: nothing proven.
+            raise ValueError(f"{where}.kpis: needs at least one KPI")
         values["kpis"] = tuple(_kpi(item, f"{where}.kpis[{i}]") for i, item in enumerate(items))
     if "guards" in analysis:
         items = _list(analysis["guards"], f"{where}.guards")

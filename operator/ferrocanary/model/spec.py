@@ -173,11 +173,18 @@ def parse(spec: Mapping[str, Any] | None) -> CanarySpec:
     """The typed spec; ValueError naming the field for anything the policy or the judge cannot use."""
     spec = spec or {}
     analysis_spec = _section(spec, "analysis")
+    plan, prometheus = parse_plan(spec), parse_prometheus(analysis_spec)
+    if prometheus.lag_seconds >= plan.min_dwell_seconds:
+        # Otherwise a step could end before any block at its weight is even fetched.
+        raise ValueError(
+            f"spec.analysis.prometheus.lag: must be shorter than spec.steps.minDwell "
+            f"({prometheus.lag_seconds:g}s >= {plan.min_dwell_seconds:g}s)"
+        )
     return dataclasses.replace(
         parse_routing(spec),
-        plan=parse_plan(spec),
+        plan=plan,
         settings=analysis.settings_from_spec(spec.get("analysis")),
-        prometheus=parse_prometheus(analysis_spec),
+        prometheus=prometheus,
         selectors=_selectors(analysis_spec),
         analysis_source=dict(analysis_spec),
     )

@@ -139,8 +139,23 @@ def _timeout(state: CanaryState, plan: Plan, now: datetime, last: str) -> Transi
     return _end(state, Verdict.INCONCLUSIVE, reason, now)
 
 
-def judge(state: CanaryState, plan: Plan, decision: Decision, reason: str, now: datetime) -> Transition:
-    """Act on one judge decision."""
+def judge(
+    state: CanaryState,
+    plan: Plan,
+    decision: Decision,
+    reason: str,
+    now: datetime,
+    *,
+    step_judged: bool = True,
+) -> Transition:
+    """Act on one judge decision.
+
+    ``step_judged`` says whether a complete block past the warm-up at the current step's weight has
+    been judged; until then Continue does not step up (the next weight would go out on no evidence
+    from this one), though a verdict, the time limit and safety still act.
+    """
+    if decision is Decision.CONTINUE and not step_judged:
+        decision = Decision.HOLD
     if state.phase not in (Phase.PROGRESSING, Phase.PAUSED, Phase.WAITING_PROMOTION):
         return _stay(state)
     if decision in _SAFETY:
