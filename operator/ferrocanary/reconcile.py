@@ -541,11 +541,20 @@ def _publish(t: _Tick, status: Mapping[str, Any]) -> None:
         exposition.publish(t.namespace, t.name, status, PHASES)
 
 
-def release(obj: Mapping[str, Any], deps: Deps) -> str:
+@dataclass(frozen=True)
+class Released:
+    """What ``release`` did: ``restored`` is False only when traffic could not be put back."""
+
+    restored: bool
+    message: str
+
+
+def release(obj: Mapping[str, Any], deps: Deps) -> Released:
     """The RustCanary is being deleted: leave traffic in a safe end state and drop its metrics.
 
     A canary deleted mid-flight goes back to the baseline (one being promoted finishes promoting);
-    a finished one is left alone. Failures are reported, not raised: deletion must not hang.
+    a finished one is left alone. A failure is returned, not raised: the handler retries a bounded
+    number of times with a Warning Event each, so deletion never hangs and never fails silently.
     """
     meta = obj.get("metadata") or {}
     namespace, name = str(meta.get("namespace", "")), str(meta.get("name", ""))
@@ -553,11 +562,14 @@ def release(obj: Mapping[str, Any], deps: Deps) -> str:
     if deps.export:
         exposition.forget(namespace, name, PHASES)
     if state.phase.terminal or state.phase is Phase.PENDING:
-        return f"nothing to restore ({state.phase.value})"
+        return Released(True, f"nothing to restore ({state.phase.value})")
     ending = machine.ending_of(state) or Ending.ROLLED_BACK
     try:
         spec = canary_spec.parse_routing(obj.get("spec") or {})
         weights = deps.router(namespace, name, spec).finalize(ending)
     except (routing.RoutingError, ValueError) as exc:
-        return f"could not restore traffic: {exc}"
-    return f"deleted in {state.phase.value}: traffic {ending.value}, {weights.candidate:g}% on the candidate"
+        return Released(False, f"could not restore traffic: {exc}")
+    return Released(
+        True,
+        f"deleted in {state.phase.value}: traffic {ending.value}, {weights.candidate:g}% on the candidate",
+    )

@@ -367,8 +367,9 @@ def test_deleting_a_canary_mid_flight_sends_traffic_back_to_the_baseline() -> No
     world = World(ModelSource(arms.PYTHON, arms.RUST_WIN))
     world.run(lambda s: s.get("stepIndex") == 1)
     assert world.replicas() == (8, 2)
-    message = reconcile.release(world.obj, world.deps)
-    assert "rolledBack" in message
+    released = reconcile.release(world.obj, world.deps)
+    assert released.restored
+    assert "rolledBack" in released.message
     assert world.replicas() == (10, 0)
 
 
