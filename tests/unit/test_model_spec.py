@@ -93,3 +93,43 @@ def test_the_routing_view_of_a_refused_spec_still_knows_where_traffic_goes() -> 
     assert view.baseline.deployment == "scorer-python"
     assert view.traffic_routing == FULL["trafficRouting"]
     assert view.scale_down_candidate
+
+
+HOSTILE_NAMES = [
+    "../../kube-system/deployments/coredns",
+    "coredns/scale",
+    "a?b=c",
+    "UPPER",
+    "with space",
+    "x" * 254,
+    "",
+    "bad\x1b[31m",
+]
+
+
+@pytest.mark.parametrize("name", HOSTILE_NAMES)
+@pytest.mark.parametrize(
+    ("where", "field"),
+    [
+        (("baseline", "deployment"), r"spec\.baseline\.deployment"),
+        (("candidate", "deployment"), r"spec\.candidate\.deployment"),
+        (("baseline", "service"), r"spec\.baseline\.service"),
+        (("service", "name"), r"spec\.service\.name"),
+    ],
+)
+def test_a_name_that_could_leave_the_namespace_is_refused_naming_the_field(
+    name: str, where: tuple[str, str], field: str
+) -> None:
+    section, key = where
+    hostile = {**FULL, section: {**FULL[section], key: name}}
+    with pytest.raises(ValueError, match=field):
+        canary_spec.parse(hostile)
+    with pytest.raises(ValueError, match=field):
+        canary_spec.parse_routing(hostile)  # not even traffic is moved with it
+
+
+@pytest.mark.parametrize("name", HOSTILE_NAMES)
+def test_a_hostile_token_secret_name_is_refused(name: str) -> None:
+    prometheus = {**FULL["analysis"]["prometheus"], "secretRef": {"name": name}}
+    with pytest.raises(ValueError, match=r"spec\.analysis\.prometheus\.secretRef\.name"):
+        canary_spec.parse({**FULL, "analysis": {**FULL["analysis"], "prometheus": prometheus}})

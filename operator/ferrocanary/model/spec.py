@@ -14,6 +14,7 @@ provider owns its configuration, so adding a router stays one module and one reg
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -92,6 +93,34 @@ class CanarySpec:
     analysis_source: Mapping[str, Any] = field(default_factory=dict)
 
 
+# Kubernetes object names (API conventions): a DNS-1123 subdomain for most objects, an RFC 1035
+# label for Services. Checked here as well as by the CRD, because every name ends up in an API path
+# and an old CRD (or none, in tests and `ferrocanary analyze`) must not let `../` through.
+_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_SERVICE = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
+_SECRET_KEY = re.compile(r"[-._a-zA-Z0-9]+")
+
+
+def object_name(value: Any, field: str) -> str:
+    """``value`` if it is a valid object name (DNS-1123 subdomain, at most 253 characters)."""
+    if not isinstance(value, str) or len(value) > 253 or not _SUBDOMAIN.fullmatch(value):
+        raise ValueError(f"{field}: must be a Kubernetes object name (lower-case DNS-1123), got {value!r}")
+    return value
+
+
+def service_name(value: Any, field: str) -> str:
+    """``value`` if it is a valid Service name (RFC 1035 label, at most 63 characters)."""
+    if not isinstance(value, str) or len(value) > 63 or not _SERVICE.fullmatch(value):
+        raise ValueError(f"{field}: must be a Service name (lower-case RFC 1035 label), got {value!r}")
+    return value
+
+
+def _secret_key(value: Any, field: str) -> str:
+    if not isinstance(value, str) or len(value) > 253 or not _SECRET_KEY.fullmatch(value):
+        raise ValueError(f"{field}: must be a Secret key (letters, digits, '-', '_', '.'), got {value!r}")
+    return value
+
+
 def _section(spec: Mapping[str, Any], key: str, where: str = "spec") -> Mapping[str, Any]:
     value = spec.get(key)
     if value is None:
@@ -101,20 +130,21 @@ def _section(spec: Mapping[str, Any], key: str, where: str = "spec") -> Mapping[
     return value
 
 
-def _optional_str(value: Any) -> str | None:
-    return None if value is None else str(value)
-
-
 def _arm(spec: Mapping[str, Any], key: str) -> Arm:
     section = _section(spec, key)
-    return Arm(str(section.get("deployment", "")), _optional_str(section.get("service")))
+    deployment = section.get("deployment")
+    service = section.get("service")
+    return Arm(
+        "" if deployment is None else object_name(deployment, f"spec.{key}.deployment"),
+        None if service is None else service_name(service, f"spec.{key}.service"),
+    )
 
 
 def _service(spec: Mapping[str, Any]) -> ServicePort:
     section = _section(spec, "service")
-    port = section.get("port")
+    name, port = section.get("name"), section.get("port")
     return ServicePort(
-        _optional_str(section.get("name")),
+        None if name is None else service_name(name, "spec.service.name"),
         port if isinstance(port, int) and not isinstance(port, bool) else None,
     )
 
@@ -156,8 +186,8 @@ def parse_prometheus(analysis_spec: Mapping[str, Any]) -> PrometheusSpec:
     address = prom.get("address")
     return PrometheusSpec(
         address=address if isinstance(address, str) else "",
-        secret_name=str(ref.get("name", "")) if ref else None,
-        secret_key=str(ref.get("key", DEFAULT_TOKEN_KEY)),
+        secret_name=object_name(ref.get("name"), f"{where}.secretRef.name") if ref else None,
+        secret_key=_secret_key(ref.get("key", DEFAULT_TOKEN_KEY), f"{where}.secretRef.key"),
         timeout_seconds=timeout,
         lag_seconds=analysis.parse_duration(prom.get("lag", DEFAULT_PROMETHEUS_LAG), f"{where}.lag"),
         verify_tls=not bool(prom.get("insecureSkipVerify")),

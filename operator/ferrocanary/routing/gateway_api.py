@@ -137,4 +137,6 @@ def from_spec(target: protocol.RouteTarget, config: Mapping[str, Any], api: rest
     name = config.get("httpRoute")
     if not isinstance(name, str) or not name:
         raise protocol.RoutingError("spec.trafficRouting.gatewayAPI.httpRoute is required")
-    return GatewayApiRouter(api, target, name)
+    return GatewayApiRouter(
+        api, target, protocol.checked_name(name, "spec.trafficRouting.gatewayAPI.httpRoute")
+    )

@@ -184,4 +184,4 @@ def from_spec(target: protocol.RouteTarget, config: Mapping[str, Any], api: rest
     routes = vs.get("routes") or []
     if not isinstance(routes, list) or not all(isinstance(r, str) and r for r in routes):
         raise protocol.RoutingError(f"{FIELD}.routes must be a list of http route names")
-    return IstioRouter(api, target, name, routes)
+    return IstioRouter(api, target, protocol.checked_name(name, f"{FIELD}.name"), routes)

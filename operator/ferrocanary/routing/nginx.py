@@ -219,4 +219,4 @@ def from_spec(target: protocol.RouteTarget, config: Mapping[str, Any], api: rest
     prefix = config.get("annotationPrefix") or DEFAULT_PREFIX
     if not isinstance(prefix, str):
         raise protocol.RoutingError(f"{FIELD}.annotationPrefix must be a string")
-    return NginxRouter(api, target, ingress, prefix)
+    return NginxRouter(api, target, protocol.checked_name(ingress, f"{FIELD}.ingress"), prefix)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ferrocanary.kube import rest
+from ferrocanary.model import spec as canary_spec
 from ferrocanary.model.decisions import Ending
 
 _ATTEMPTS = 3
@@ -28,6 +29,14 @@ _ATTEMPTS = 3
 
 class RoutingError(Exception):
     """The router cannot do its job (object missing, malformed, API refused); the message says which."""
+
+
+def checked_name(value: str, field: str) -> str:
+    """An object name from a router's block, refused (naming the field) unless a valid DNS-1123 name."""
+    try:
+        return canary_spec.object_name(value, field)
+    except ValueError as exc:
+        raise RoutingError(str(exc)) from None
 
 
 @dataclass(frozen=True)
