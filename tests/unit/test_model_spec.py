@@ -133,3 +133,28 @@ def test_a_hostile_token_secret_name_is_refused(name: str) -> None:
     prometheus = {**FULL["analysis"]["prometheus"], "secretRef": {"name": name}}
     with pytest.raises(ValueError, match=r"spec\.analysis\.prometheus\.secretRef\.name"):
         canary_spec.parse({**FULL, "analysis": {**FULL["analysis"], "prometheus": prometheus}})
+
+
+@pytest.mark.parametrize(
+    "selector",
+    [
+        'namespace="shop"}) or vector(1) or up{a="1"',  # ends the matcher, runs a query of its own
+        'a="1"} or count(up{',
+        "namespace=shop",  # unquoted
+        'namespace="shop",',
+        'track="candidate"\x1b[31m',
+        '"x"="1"',
+    ],
+)
+def test_a_selector_that_is_not_label_matchers_is_refused_naming_the_field(selector: str) -> None:
+    analysis = {**FULL["analysis"], "selectors": {"candidate": selector}}
+    with pytest.raises(
+        ValueError, match=r"spec\.analysis\.selectors\.candidate: must be PromQL label matchers"
+    ):
+        canary_spec.parse({**FULL, "analysis": analysis})
+
+
+def test_label_matchers_with_every_operator_and_escapes_are_accepted() -> None:
+    selector = 'namespace="shop", track!="x",pod=~"py-.*" , job!~"a\\"b"'
+    analysis = {**FULL["analysis"], "selectors": {"baseline": selector}}
+    assert canary_spec.parse({**FULL, "analysis": analysis}).selectors == {"baseline": selector}

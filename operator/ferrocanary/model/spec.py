@@ -194,9 +194,30 @@ def parse_prometheus(analysis_spec: Mapping[str, Any]) -> PrometheusSpec:
     )
 
 
+# One PromQL label matcher: a label name, an operator, a double-quoted value without control
+# characters. A selector is a comma-separated list of them (no braces): nothing else can be spliced
+# into the operator's queries (a `}` would end the matcher and start a query of the tenant's own).
+_MATCHER = r'\s*[a-zA-Z_][a-zA-Z0-9_]*\s*(=|!=|=~|!~)\s*"([^"\\\x00-\x1f]|\\[^\x00-\x1f])*"\s*'
+_MATCHERS = re.compile(f"({_MATCHER}(,{_MATCHER})*)?")
+SELECTOR_KEYS: tuple[str, ...] = ("baseline", "candidate", "baselinePods", "candidatePods")
+
+
+def label_matchers(value: Any, field: str) -> str:
+    """``value`` if it is a comma-separated list of PromQL label matchers (without braces)."""
+    if not isinstance(value, str) or len(value) > 1024 or not _MATCHERS.fullmatch(value):
+        raise ValueError(
+            f'{field}: must be PromQL label matchers like namespace="shop",track="baseline", got {value!r}'
+        )
+    return value
+
+
 def _selectors(analysis_spec: Mapping[str, Any]) -> dict[str, str]:
     given = _section(analysis_spec, "selectors", "spec.analysis")
-    return {str(key): str(value) for key, value in given.items() if value}
+    unknown = sorted(set(given) - set(SELECTOR_KEYS))
+    if unknown:
+        raise ValueError(f"spec.analysis.selectors.{unknown[0]}: unknown; known: {', '.join(SELECTOR_KEYS)}")
+    where = "spec.analysis.selectors"
+    return {key: label_matchers(value, f"{where}.{key}") for key, value in given.items() if value}
 
 
 def parse(spec: Mapping[str, Any] | None) -> CanarySpec:
