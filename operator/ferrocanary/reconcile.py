@@ -84,6 +84,7 @@ class Deps:
     sources: SourceFactory | None = None
     clock: Callable[[], datetime] = _now
     export: bool = True
+    token_policy: prometheus_source.TokenPolicy = field(default_factory=prometheus_source.TokenPolicy)
 
     def router(self, namespace: str, name: str, spec: canary_spec.CanarySpec) -> routing.TrafficRouter:
         if self.routers is not None:
@@ -93,7 +94,7 @@ class Deps:
     def source(self, namespace: str, spec: canary_spec.CanarySpec) -> metrics_protocol.MetricsSource:
         if self.sources is not None:
             return self.sources(namespace, spec)
-        return prometheus_source.from_spec(self.api, namespace, spec.prometheus)
+        return prometheus_source.from_spec(self.api, namespace, spec.prometheus, self.token_policy)
 
 
 @dataclass
@@ -127,6 +128,8 @@ class _Tick:
     extra: dict[str, Any] = field(default_factory=dict)
     notes: list[machine.Note] = field(default_factory=list)
     router: routing.TrafficRouter | None = None
+    # An ending the policy decided in this tick, carried out once Promoting/RollingBack is in status.
+    owed: Ending | None = None
 
     def condition(self, type_: ConditionType, ok: bool, reason: Reason, message: str) -> None:
         before = report.condition_status(self.conditions, type_)
@@ -239,6 +242,8 @@ def _observe(t: _Tick) -> TickResult:
 
 def _reject(t: _Tick) -> TickResult:
     """Invalid: at once before any traffic moved; later, traffic goes back to the baseline first."""
+    if t.action_value:
+        _ignore_action(t, f"the spec is refused: {t.spec_error}")
     rejected = machine.reject(t.state, t.spec_error, t.now)
     return _commit(t, _carry_out(t, rejected, _router(t)), clear_action=True)
 
@@ -280,8 +285,21 @@ def _start(t: _Tick) -> TickResult:
     return _commit(t, _carry_out(t, machine.begin(t.state, t.spec.plan, t.now), router))
 
 
+def _ignore_action(t: _Tick, why: str) -> None:
+    """A person's action that this tick cannot honour: say so (Event and lastAction), then drop it."""
+    message = f"action {t.action_value!r} ignored: {why}"
+    t.notes.append(machine.Note(machine.WARNING, Reason.ACTION_IGNORED, message))
+    t.extra["lastAction"] = {
+        "action": t.action_value,
+        "at": policy_state.format_time(t.now),
+        "result": message,
+    }
+
+
 def _finalize(t: _Tick) -> TickResult:
     """Traffic is still owed its end state (a failed router, or a restart): finish it now."""
+    if t.action_value:
+        _ignore_action(t, f"traffic is still being put in its end state ({t.state.phase.value})")
     ending = machine.ending_of(t.state)
     router = _router(t)
     assert ending is not None
@@ -347,7 +365,9 @@ def _judge(t: _Tick, spec: canary_spec.CanarySpec) -> machine.Transition:
     try:
         rec = _fetch(t, spec)
     except metrics_protocol.MetricsUnavailableError as exc:
-        t.condition(ConditionType.METRICS_AVAILABLE, False, Reason.PROMETHEUS_UNAVAILABLE, str(exc))
+        refused = isinstance(exc, metrics_protocol.MetricsNotAllowedError)
+        why = Reason.PROMETHEUS_NOT_ALLOWED if refused else Reason.PROMETHEUS_UNAVAILABLE
+        t.condition(ConditionType.METRICS_AVAILABLE, False, why, str(exc))
         return _hold(t, f"holding: {exc}")
     if not rec.blocks:
         reason = "waiting for the first complete block"
@@ -433,9 +453,9 @@ def _scale_down(t: _Tick, ending: Ending) -> None:
     spec = t.routing_spec
     if spec is None:
         return
-    if ending is Ending.PROMOTED and spec.scale_down_baseline:
+    if ending is Ending.PROMOTED and spec.scale_down_baseline and spec.baseline.deployment:
         resources.set_replicas(t.deps.api, t.namespace, spec.baseline.deployment, 0)
-    elif ending is Ending.ROLLED_BACK and spec.scale_down_candidate:
+    elif ending is Ending.ROLLED_BACK and spec.scale_down_candidate and spec.candidate.deployment:
         resources.set_replicas(t.deps.api, t.namespace, spec.candidate.deployment, 0)
 
 
@@ -471,8 +491,10 @@ def _carry_out(
         t.notes.extend(transition.notes)
         return machine.record_weight(transition.state, effective.candidate)
     t.notes.extend(transition.notes)
-    if transition.ending is not None and router is not None:
-        return _finish(t, transition.state, transition.ending, router)
+    # An ending is carried out after Promoting/RollingBack has been written (see _commit): finishing
+    # first and then losing the write would let the next tick route traffic back to a build that
+    # was just scaled to zero.
+    t.owed = transition.ending if router is not None else None
     return transition.state
 
 
@@ -497,6 +519,7 @@ def _progressing(t: _Tick, state: policy_state.CanaryState) -> None:
 def _commit(t: _Tick, state: policy_state.CanaryState, *, clear_action: bool = False) -> TickResult:
     """Write status if anything changed, then post Events, clear the action, export metrics."""
     result = TickResult()
+    written: Mapping[str, Any] = {}
     _progressing(t, state)
     patch = policy_state.to_status(state)
     patch.update(t.extra)
@@ -522,10 +545,30 @@ def _commit(t: _Tick, state: policy_state.CanaryState, *, clear_action: bool = F
     result.notes = tuple(t.notes)
     if action_value:
         canaries.clear_action(t.deps.api, t.namespace, t.name, action_value)
+    if t.owed is not None and result.wrote and t.router is not None:
+        return _finish_owed(t, state, written, result)
     _publish(t, result.status)
     if t.deps.export:
         exposition.observe_reconcile(t.namespace, t.name, time.perf_counter() - t.started)
     return result
+
+
+def _finish_owed(
+    t: _Tick, state: policy_state.CanaryState, written: Mapping[str, Any], first: TickResult
+) -> TickResult:
+    """Promoting/RollingBack is in status: put traffic in its end state and write the settled phase,
+    guarded by the resourceVersion of the first write. If anything fails here, status already says
+    what is owed and the next tick's FINALIZE finishes it."""
+    assert t.owed is not None
+    assert t.router is not None
+    ending, t.owed = t.owed, None
+    t.obj, t.status = written, first.status
+    t.extra, t.notes = {}, []
+    settled = _finish(t, state, ending, t.router)
+    second = _commit(t, settled)
+    second.notes = first.notes + second.notes
+    second.wrote = True
+    return second
 
 
 def _post_events(t: _Tick, uid: str) -> None:

@@ -403,3 +403,36 @@ def test_prometheus_source_keeps_the_token_out_of_every_message() -> None:
     assert "s3cr3t" not in str(caught.value)
     assert "s3cr3t" not in repr(source)
     assert rest.KubeError  # the kube transport's errors are what routers wrap
+
+
+def test_an_ending_is_carried_out_only_after_its_phase_is_written() -> None:
+    world = World(ModelSource(arms.PYTHON, arms.RUST_WIN))
+    world.run(lambda s: s.get("stepIndex") == 1)
+    before = world.replicas()
+    world.annotate("promote")
+    stale = world.obj
+    world.kube.objects[PATH]["metadata"].setdefault("labels", {})["team"] = "search"
+    world.kube._store(PATH, world.kube.objects[PATH], "user")  # someone writes during our tick
+    result = reconcile.tick(stale, world.deps)
+    assert result.action == "conflict"
+    # the write of Promoting was lost, so traffic must not have moved: the next tick, reading status
+    # as Progressing, would otherwise route the step's split back onto a scaled-down baseline
+    assert world.replicas() == before
+    assert world.status["phase"] == "Progressing"
+    status = world.run(terminal, max_seconds=30)
+    assert (status["phase"], status["verdict"]) == ("Promoted", "Promote")
+    assert world.replicas() == (0, 10)
+    assert world.reasons()[-2:] == ["Promoting", "Promoted"]
+
+
+def test_an_action_on_a_refused_spec_is_reported_not_silently_dropped() -> None:
+    world = World(ModelSource(arms.PYTHON, arms.RUST_WIN))
+    world.run(lambda s: s.get("stepIndex") == 1)
+    world.kube.objects[PATH]["spec"]["steps"]["weights"] = [50, 20]
+    world.annotate("promote")
+    status = world.run(terminal, max_seconds=30)
+    assert status["phase"] == "Invalid"
+    assert world.replicas() == (10, 0)  # traffic went back to the baseline before it ended
+    assert "ActionIgnored" in world.reasons()
+    assert "ignored" in status["lastAction"]["result"]
+    assert canaries.ACTION_ANNOTATION not in world.obj["metadata"].get("annotations", {})

@@ -24,10 +24,12 @@ must report within seconds, and the next tick is the retry.
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 import urllib.parse
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -40,6 +42,8 @@ from ferrocanary.kube import resources, rest
 from ferrocanary.metrics import protocol, queries
 from ferrocanary.model import recording
 from ferrocanary.model import spec as canary_spec
+
+log = logging.getLogger(__name__)
 
 Series = Mapping[str, Any]
 
@@ -145,6 +149,8 @@ class PrometheusSource:
             return self._fetch(window)
         except (KeyError, ValueError, TypeError, AttributeError, OverflowError) as exc:
             # A malformed answer (a proxy's page, a broken exporter's sample): hold, never crash the tick.
+            # The traceback goes to the operator's log only (it may quote the answer).
+            log.warning("unreadable answer from Prometheus at %s", self._where, exc_info=True)
             raise protocol.MetricsUnavailableError(
                 f"Prometheus at {self._where} sent an answer that could not be read ({type(exc).__name__})"
             ) from None
@@ -255,10 +261,57 @@ def _block(
     )
 
 
-def from_spec(api: rest.JsonApi, namespace: str, prom: canary_spec.PrometheusSpec) -> PrometheusSource:
-    """The source ``spec.analysis.prometheus`` describes; the token is read from its Secret each time."""
+@dataclass(frozen=True)
+class TokenPolicy:
+    """What the platform allows a RustCanary's Prometheus settings to do (the operator's configuration).
+
+    ``token_addresses``: the only Prometheus addresses (scheme, host and port) a bearer token is sent
+    to; None allows any (a developer's own operator), the chart always sets it. ``allow_insecure_tls``:
+    whether ``insecureSkipVerify`` is honoured. A spec outside the policy holds with a reason that
+    says which setting refused it; its token is never read.
+    """
+
+    token_addresses: tuple[str, ...] | None = None
+    allow_insecure_tls: bool = True
+
+    def check(self, prom: canary_spec.PrometheusSpec) -> None:
+        where = _without_credentials(prom.address)
+        if not prom.verify_tls and not self.allow_insecure_tls:
+            raise protocol.MetricsNotAllowedError(
+                "spec.analysis.prometheus.insecureSkipVerify is not allowed by the platform "
+                "(chart value prometheus.allowInsecureTLS)"
+            )
+        if prom.secret_name is None or self.token_addresses is None:
+            return
+        if _origin(prom.address) not in {_origin(a) for a in self.token_addresses}:
+            allowed = ", ".join(_without_credentials(a) for a in self.token_addresses) or "none"
+            raise protocol.MetricsNotAllowedError(
+                f"spec.analysis.prometheus.address {where} may not receive the Prometheus token "
+                f"(allowed: {allowed}; chart value prometheus.tokenAddresses)"
+            )
+
+
+def _origin(address: str) -> tuple[str, str, int | None]:
+    parts = urllib.parse.urlsplit(address.strip())
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    default = {"http": 80, "https": 443}.get(parts.scheme.lower())
+    return parts.scheme.lower(), (parts.hostname or "").lower().rstrip("."), port or default
+
+
+def from_spec(
+    api: rest.JsonApi,
+    namespace: str,
+    prom: canary_spec.PrometheusSpec,
+    policy: TokenPolicy | None = None,
+) -> PrometheusSource:
+    """The source ``spec.analysis.prometheus`` describes; the token is read from its Secret each time,
+    and only when the platform's policy allows the address to receive it."""
     if not prom.address:
         raise protocol.MetricsUnavailableError("spec.analysis.prometheus.address is required")
+    (policy or TokenPolicy()).check(prom)
     token = None
     if prom.secret_name is not None:
         secret, key = prom.secret_name, prom.secret_key

@@ -22,6 +22,11 @@ class MetricsUnavailableError(Exception):
     """The source cannot answer at all (Prometheus down, refused, timed out); the message says why."""
 
 
+class MetricsNotAllowedError(MetricsUnavailableError):
+    """The platform does not allow this source as the spec names it (an address that may not receive
+    the token, TLS verification switched off); the message says what to change."""
+
+
 @dataclass(frozen=True)
 class ArmSelectors:
     """PromQL label matchers (no braces) for each arm's workload series and kube-state-metrics series."""

@@ -38,3 +38,4 @@ class Reason(StrEnum):
     METRICS_FRESH = "MetricsFresh"
     SIGNALS_MISSING = "SignalsMissing"
     PROMETHEUS_UNAVAILABLE = "PrometheusUnavailable"
+    PROMETHEUS_NOT_ALLOWED = "PrometheusNotAllowed"  # the platform's policy refuses the spec's settings

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -123,8 +124,8 @@ def _secret_key(value: Any, field: str) -> str:
 
 def _section(spec: Mapping[str, Any], key: str, where: str = "spec") -> Mapping[str, Any]:
     value = spec.get(key)
-    if value is None:
-        return {}
+    if value is None or (not value and isinstance(value, str | list)):
+        return {}  # absent, or written empty ("" or []): the defaults, as Kubernetes reads an empty field
     if not isinstance(value, Mapping):
         raise ValueError(f"{where}.{key}: expected an object")
     return value
@@ -184,8 +185,12 @@ def parse_prometheus(analysis_spec: Mapping[str, Any]) -> PrometheusSpec:
     if timeout <= 0:
         raise ValueError(f"{where}.timeout: must be > 0, got {prom.get('timeout')!r}")
     address = prom.get("address")
+    address = address if isinstance(address, str) else ""
+    if "@" in urllib.parse.urlsplit(address).netloc:
+        # Credentials in a URL end up in logs and messages; a token goes in secretRef.
+        raise ValueError(f"{where}.address: must not carry credentials (user:password@); use secretRef")
     return PrometheusSpec(
-        address=address if isinstance(address, str) else "",
+        address=address,
         secret_name=object_name(ref.get("name"), f"{where}.secretRef.name") if ref else None,
         secret_key=_secret_key(ref.get("key", DEFAULT_TOKEN_KEY), f"{where}.secretRef.key"),
         timeout_seconds=timeout,
