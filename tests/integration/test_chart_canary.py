@@ -137,7 +137,13 @@ def run(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
                 ],
                 stdout=out,
                 stderr=subprocess.STDOUT,
-                env={**os.environ, "KUBECONFIG": str(kubeconfig)},
+                env={
+                    **os.environ,
+                    "KUBECONFIG": str(kubeconfig),
+                    # as the chart sets them: the token goes to the sandbox's Prometheus only
+                    "FERROCANARY_PROMETHEUS_TOKEN_ADDRESSES": sandbox.prometheus_url,
+                    "FERROCANARY_PROMETHEUS_ALLOW_INSECURE_TLS": "false",
+                },
                 cwd=ROOT,
                 start_new_session=True,
             )
