@@ -12,7 +12,9 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from ferrocanary.cli import kubectl_plugin as plugin
+from ferrocanary.cli.plugin import delegate, main, view
+from ferrocanary.cli.plugin.cluster import PluginError
+from ferrocanary.model import formatting
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 KPIS: list[dict[str, Any]] = [
@@ -89,23 +91,23 @@ def _text(renderable: Any) -> str:
     ],
 )
 def test_durations_read_like_kubectl(seconds: Any, shown: str) -> None:
-    assert plugin.duration(seconds) == shown
+    assert formatting.duration(seconds) == shown
 
 
 def test_an_interval_shows_its_open_side_as_infinity() -> None:
-    assert plugin.interval(KPIS[0]) == "[0.47, 0.58]"
-    assert plugin.interval(KPIS[1]) == "[1.32, inf]"
-    assert plugin.interval({"lower": None, "upper": None}) == "-"
+    assert view.interval(KPIS[0]) == "[0.47, 0.58]"
+    assert view.interval(KPIS[1]) == "[1.32, inf]"
+    assert view.interval({"lower": None, "upper": None}) == "-"
 
 
 def test_a_target_says_which_side_is_better() -> None:
-    assert plugin.target(KPIS[0]) == "<= 0.60"
-    assert plugin.target(KPIS[1]) == ">= 1.50"
-    assert plugin.target({"target": None}) == "-"
+    assert view.target(KPIS[0]) == "<= 0.60"
+    assert view.target(KPIS[1]) == ">= 1.50"
+    assert view.target({"target": None}) == "-"
 
 
 def test_the_kpi_table_has_every_kpis_estimate_interval_target_decision_and_eta() -> None:
-    text = _text(plugin.kpi_table("KPI", KPIS, wide=False))
+    text = _text(view.kpi_table("KPI", KPIS, wide=False))
     header, first, second = text.splitlines()[:3]
     assert header.split() == ["KPI", "ESTIMATE", "INTERVAL", "TARGET", "DECISION", "ETA", "50%", "ETA", "80%"]
     assert first.split() == ["p99-latency", "0.52", "[0.47,", "0.58]", "<=", "0.60", "Pass", "-", "-"]
@@ -121,11 +123,11 @@ def test_the_kpi_table_has_every_kpis_estimate_interval_target_decision_and_eta(
         "62m",
     ]
     assert "DETAIL" not in text
-    assert "upper 0.58 <= 0.60" in _text(plugin.kpi_table("KPI", KPIS, wide=True))
+    assert "upper 0.58 <= 0.60" in _text(view.kpi_table("KPI", KPIS, wide=True))
 
 
 def test_the_header_says_where_the_canary_stands() -> None:
-    lines = plugin.detail_lines(CANARY, NOW)
+    lines = view.detail_lines(CANARY, NOW)
     text = "\n".join(lines)
     assert "Phase:       Progressing" in text
     assert "25% on the Rust build  (steps: 5 10 [25] 50)" in text
@@ -137,7 +139,7 @@ def test_the_header_says_where_the_canary_stands() -> None:
 
 
 def test_the_list_is_kubectls_columns_plus_wide_ones() -> None:
-    text = _text(plugin.list_table([CANARY], wide=True, all_namespaces=True))
+    text = _text(view.list_table([CANARY], wide=True, all_namespaces=True))
     header, row = text.splitlines()[:2]
     assert header.split()[:7] == ["NAMESPACE", "NAME", "PHASE", "WEIGHT", "VERDICT", "P99", "RATIO"]
     assert row.split()[:6] == ["shop", "scorer", "Progressing", "25%", "-", "0.52"]
@@ -157,12 +159,12 @@ def test_the_list_is_kubectls_columns_plus_wide_ones() -> None:
 def test_kubectl_flags_work_before_and_after_the_command(
     argv: list[str], namespace: str, context: str
 ) -> None:
-    args = plugin.build_parser().parse_args(argv)
+    args = main.build_parser().parse_args(argv)
     assert (args.namespace, args.context) == (namespace, context)
 
 
 def test_actions_take_a_name_and_an_optional_wait() -> None:
-    parser = plugin.build_parser()
+    parser = main.build_parser()
     assert parser.parse_args(["promote", "scorer"]).wait is None
     assert parser.parse_args(["abort", "scorer", "--wait"]).wait == 60.0
     assert parser.parse_args(["pause", "scorer", "--wait", "5"]).wait == 5.0
@@ -171,15 +173,17 @@ def test_actions_take_a_name_and_an_optional_wait() -> None:
 
 
 def test_report_and_analyze_keep_their_own_arguments_verbatim() -> None:
-    split = plugin.split_delegated(["-n", "shop", "--kubeconfig=k", "report", "scorer", "--json", "-n", "x"])
+    split = delegate.split_delegated(
+        ["-n", "shop", "--kubeconfig=k", "report", "scorer", "--json", "-n", "x"]
+    )
     assert split == (["-n", "shop", "--kubeconfig=k"], "report", ["scorer", "--json", "-n", "x"])
-    assert plugin.split_delegated(["analyze", "--help"]) == ([], "analyze", ["--help"])
-    assert plugin.split_delegated(["get", "report"]) is None
+    assert delegate.split_delegated(["analyze", "--help"]) == ([], "analyze", ["--help"])
+    assert delegate.split_delegated(["get", "report"]) is None
 
 
 def test_analyze_help_is_ferrocanary_analyzes(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exited:
-        plugin.main(["analyze", "--help"])
+        main.main(["analyze", "--help"])
     assert exited.value.code == 0
     out = capsys.readouterr().out
     assert out.startswith("usage: kubectl ferrocanary analyze")
@@ -188,17 +192,17 @@ def test_analyze_help_is_ferrocanary_analyzes(capsys: pytest.CaptureFixture[str]
 
 def test_a_missing_command_is_explained_not_a_traceback() -> None:
     args = argparse.Namespace(namespace=None, context=None, kubeconfig=None)
-    with pytest.raises(plugin.PluginError, match=r"has no `ferrocanary nosuch` command: upgrade it"):
-        plugin.cmd_delegate(args, "nosuch", [])
+    with pytest.raises(PluginError, match=r"has no `ferrocanary nosuch` command: upgrade it"):
+        delegate.cmd_delegate(args, "nosuch", [])
 
 
 def test_a_flag_the_delegate_cannot_honour_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
-    assert plugin.main(["--context", "prod", "report", "scorer"]) == 1
+    assert main.main(["--context", "prod", "report", "scorer"]) == 1
     assert "`ferrocanary report` has no --context" in capsys.readouterr().err
 
 
 def test_a_missing_kubeconfig_is_a_one_line_error(capsys: pytest.CaptureFixture[str], tmp_path: Any) -> None:
-    assert plugin.main(["--kubeconfig", str(tmp_path / "none"), "get"]) == 1
+    assert main.main(["--kubeconfig", str(tmp_path / "none"), "get"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: no usable cluster configuration in ")
     assert "Traceback" not in err
