@@ -12,8 +12,10 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from ferrocanary.cli.plugin import delegate, main, view
-from ferrocanary.cli.plugin.cluster import PluginError
+from ferrocanary.cli import tables
+from ferrocanary.cli.plugin import actions, delegate, main, view
+from ferrocanary.cli.plugin.cluster import Cluster, PluginError
+from ferrocanary.kube import canaries, rest
 from ferrocanary.model import formatting
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
@@ -206,3 +208,162 @@ def test_a_missing_kubeconfig_is_a_one_line_error(capsys: pytest.CaptureFixture[
     err = capsys.readouterr().err
     assert err.startswith("error: no usable cluster configuration in ")
     assert "Traceback" not in err
+
+
+# ------------------------------------------------------------------ status text is data, never markup
+
+# Rich markup (a stray closing tag crashed every view), an emoji code, a colour escape, a terminal
+# title sequence, a C1 CSI, a bidi override and a newline: what an echoed Prometheus answer or a
+# tenant's edit could put into a status field.
+HOSTILE = "[/x] [bold]b[/bold] :smile: \x1b[31mred\x1b]0;pwn\x07 \x9b2J \u202eevil\nnext"
+HOSTILE_SHOWN = "[/x] [bold]b[/bold] :smile: \\x1b[31mred\\x1b]0;pwn\\x07 \\x9b2J \\u202eevil\\nnext"
+
+
+def _hostile_canary() -> dict[str, Any]:
+    kpi = {**KPIS[0], "name": "p99[/x]", "detail": HOSTILE}
+    condition = {"type": "Ready", "status": "False", "reason": "[/y]", "message": HOSTILE}
+    status = {
+        **CANARY["status"],
+        "decisionReason": HOSTILE,
+        "verdictReason": HOSTILE,
+        "kpis": [kpi],
+        "guards": [kpi],
+        "conditions": [condition],
+        "lastAction": {"action": "pause", "at": "now", "result": HOSTILE},
+    }
+    return {**CANARY, "status": status}
+
+
+@pytest.mark.parametrize(
+    ("raw", "shown"),
+    [
+        ("plain text, [25] and ünïcode ✓", "plain text, [25] and ünïcode ✓"),
+        ("a\tb\r\n", "a\\tb\\r\\n"),
+        ("\x1b[2J\x07\x7f", "\\x1b[2J\\x07\\x7f"),
+        ("\x9b31m", "\\x9b31m"),
+        ("\u202e\u2066\u2028", "\\u202e\\u2066\\u2028"),
+    ],
+)
+def test_printable_escapes_control_and_format_characters_only(raw: str, shown: str) -> None:
+    assert tables.printable(raw) == shown
+
+
+def test_markup_in_a_cell_prints_as_written() -> None:
+    assert _text(tables.cell("[/x] [red]no[/red] :smile:")).strip() == "[/x] [red]no[/red] :smile:"
+
+
+class _FakeCluster:
+    """``Cluster`` without a cluster: hands out one object, by name or in a list."""
+
+    def __init__(self, obj: dict[str, Any]) -> None:
+        self.obj, self.namespace = obj, "shop"
+
+    def get(self, name: str) -> dict[str, Any]:
+        return self.obj
+
+    def list_all(self, all_namespaces: bool) -> list[dict[str, Any]]:
+        return [self.obj]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["get", "scorer"],
+        ["get", "scorer", "-o", "wide"],
+        ["get"],
+        ["get", "-A"],
+        ["get", "-A", "-o", "wide"],
+    ],
+)
+def test_every_view_prints_hostile_status_text_literally(
+    argv: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    obj = _hostile_canary()
+    monkeypatch.setattr(main, "Cluster", lambda *_: _FakeCluster(obj))
+    assert main.main(argv) == 0
+    out, err = capsys.readouterr()
+    assert not err
+    for raw in ("\x1b", "\x07", "\x9b", "\u202e"):
+        assert raw not in out
+    if argv[1:2] == ["scorer"]:  # the object's own view has every field
+        assert f"Decision:    Continue: {HOSTILE_SHOWN}" in out.splitlines()
+        assert f"Verdict:     -: {HOSTILE_SHOWN}" in out.splitlines()
+        assert f"Last action: pause at now: {HOSTILE_SHOWN}" in out.splitlines()
+        assert "p99[/x]" in out
+        assert "[/y]" in out
+        assert out.count(HOSTILE_SHOWN) == (6 if "wide" in argv else 4)
+    elif "wide" in argv:  # the list shows the reason only when wide
+        assert out.splitlines()[1].endswith(HOSTILE_SHOWN)
+    else:
+        assert "Progressing" in out
+
+
+def test_an_actions_result_from_status_is_printed_literally(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    obj = _hostile_canary()
+    handled = {**obj, "metadata": {**obj["metadata"], "annotations": {}}}
+    cluster = _FakeCluster(handled)
+    monkeypatch.setattr(cluster, "annotate", lambda *_: handled, raising=False)
+    monkeypatch.setattr(actions, "_POLL_SECONDS", 0.0)
+    args = argparse.Namespace(name="scorer", command="pause", wait=5.0)
+    assert actions.cmd_action(args, cluster) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        f"rustcanaries.ferrocanary.io/scorer pause: {HOSTILE_SHOWN}; phase Progressing"
+    )
+
+
+# ------------------------------------------------------------------ API errors, as kube/ reports them
+
+
+def _cluster(api: Any) -> Cluster:
+    cluster = Cluster.__new__(Cluster)  # no kubeconfig: only the error mapping is under test
+    cluster.api, cluster.namespace, cluster.host = api, "shop", "https://10.0.0.1:6443"
+    return cluster
+
+
+class _Refusing:
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def get(self, path: str) -> dict[str, Any]:
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    ("error", "message"),
+    [
+        (
+            rest.NotFoundError(404, "gone", "/x", body={"message": "gone", "details": {"name": "scorer"}}),
+            'rustcanary "scorer" not found in namespace "shop" '
+            "(`kubectl ferrocanary get -n shop` lists them)",
+        ),
+        (
+            rest.NotFoundError(404, "404 page not found", "/x", reason="Not Found"),
+            'the server doesn\'t have a resource type "rustcanaries": install the RustCanary CRD',
+        ),
+        (
+            rest.KubeError(403, "", "/x", reason="Forbidden", body={"message": "user cannot get"}),
+            "not allowed: user cannot get",
+        ),
+        (rest.KubeError(401, "", "/x", reason="Unauthorized"), "not allowed: Unauthorized"),
+        (
+            rest.KubeError(500, "boom", "/x", body={"message": "boom"}),
+            "the API server refused the request (HTTP 500): boom",
+        ),
+        (
+            rest.UnreachableError("/x", "connection refused"),
+            "cannot reach the cluster at https://10.0.0.1:6443: connection refused. Is it running",
+        ),
+    ],
+)
+def test_api_errors_say_what_is_wrong(error: Exception, message: str) -> None:
+    with pytest.raises(PluginError) as raised:
+        _cluster(_Refusing(error)).get("scorer")
+    assert str(raised.value).startswith(message)
+
+
+def test_a_name_is_one_path_segment() -> None:
+    assert canaries.path("shop", "../../kube-system/x") == (
+        "/apis/ferrocanary.io/v1alpha1/namespaces/shop/rustcanaries/..%2F..%2Fkube-system%2Fx"
+    )
