@@ -77,7 +77,7 @@ def relation(direction: Any, *, otherwise: str = "<=") -> str:
 
 def duration(seconds: Any) -> str:
     """Durations as kubectl prints ages (its HumanDuration): 90s, 4m10s, 42m, 5h12m, 30h, 3d4h, 20d."""
-    if not _real(seconds) or math.isnan(seconds) or seconds < 0:
+    if not _real(seconds) or not math.isfinite(seconds) or seconds < 0:
         return "-"
     s = round(seconds)
     mins, hours, days = s // 60, s // 3600, s // 86400
