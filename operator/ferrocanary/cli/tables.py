@@ -14,6 +14,7 @@ import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
+from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
@@ -51,8 +52,6 @@ def kubectl_table(columns: Sequence[str]) -> Table:
 
 def show(renderable: Any) -> None:
     """Print to stdout: in colour on a terminal; piped (scripts, tests), whole lines without colour."""
-    from rich.console import Console
-
     if sys.stdout.isatty():
         Console(highlight=False).print(renderable)
         return
