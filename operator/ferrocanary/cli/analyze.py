@@ -41,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def _settings_from_manifest(path: str) -> Any:
     import yaml
 
-    from ferrocanary.model import analysis
+    from ferrocanary.model import spec as canary_spec
 
     with open(path, encoding="utf-8") as handle:
         documents = [d for d in yaml.safe_load_all(handle) if d is not None]
@@ -51,7 +51,7 @@ def _settings_from_manifest(path: str) -> Any:
     spec = canaries[0].get("spec") or {}
     if not isinstance(spec, dict):
         raise ValueError(f"{path}: spec: expected an object")
-    return analysis.settings_from_spec(spec.get("analysis"))
+    return canary_spec.parse(spec).settings
 
 
 def _print_table(result: dict[str, Any]) -> None:

@@ -24,7 +24,7 @@ VERSION = "v1"
 
 
 def route_path(namespace: str, name: str) -> str:
-    return f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/httproutes/{name}"
+    return f"/apis/{GROUP}/{VERSION}/namespaces/{rest.segment(namespace)}/httproutes/{rest.segment(name)}"
 
 
 def _is_service(ref: Mapping[str, Any], name: str, namespace: str) -> bool:

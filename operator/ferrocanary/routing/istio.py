@@ -31,7 +31,9 @@ FIELD = "spec.trafficRouting.istio.virtualService"
 
 
 def virtual_service_path(namespace: str, name: str) -> str:
-    return f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/virtualservices/{name}"
+    return (
+        f"/apis/{GROUP}/{VERSION}/namespaces/{rest.segment(namespace)}/virtualservices/{rest.segment(name)}"
+    )
 
 
 def is_host(host: Any, service: str, namespace: str) -> bool:

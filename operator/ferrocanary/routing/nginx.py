@@ -39,8 +39,8 @@ _CLASS_ANNOTATION = "kubernetes.io/ingress.class"  # the legacy class selector: 
 
 
 def ingress_path(namespace: str, name: str = "") -> str:
-    base = f"/apis/networking.k8s.io/v1/namespaces/{namespace}/ingresses"
-    return f"{base}/{name}" if name else base
+    base = f"/apis/networking.k8s.io/v1/namespaces/{rest.segment(namespace)}/ingresses"
+    return f"{base}/{rest.segment(name)}" if name else base
 
 
 def canary_name(ingress: str, canary: str) -> str:

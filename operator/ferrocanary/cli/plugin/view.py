@@ -17,6 +17,7 @@ from rich.text import Text
 from ferrocanary.cli.tables import cell, kubectl_table, printable
 from ferrocanary.kube import canaries
 from ferrocanary.model import formatting
+from ferrocanary.model import spec as canary_spec
 from ferrocanary.policy.state import Phase
 
 READING_STYLES = {"Pass": "green", "Miss": "red", "Open": "yellow", "NoData": "dim"}
@@ -48,9 +49,11 @@ def _weight(status: Mapping[str, Any]) -> str:
     return f"{status['weight']}%" if status.get("weight") is not None else "-"
 
 
-def _weights(obj: Mapping[str, Any]) -> list[Any]:
-    weights: list[Any] = ((obj.get("spec") or {}).get("steps") or {}).get("weights") or []
-    return weights
+def _weights(obj: Mapping[str, Any]) -> tuple[int, ...]:
+    try:
+        return canary_spec.parse_plan(obj.get("spec") or {}).weights
+    except ValueError:
+        return ()  # a refused spec: its status says why; the step count is unknown
 
 
 def _step(obj: Mapping[str, Any]) -> str:
