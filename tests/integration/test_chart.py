@@ -474,7 +474,7 @@ def test_the_workload_chart_installs_its_builds_and_canary(
     canary = json.loads(sandbox.kubectl("-n", ns, "get", "rustcanary", "scorer", "-o", "json"))["spec"]
     assert canary["trafficRouting"] == {"replicas": {"total": 4}}
     assert canary["analysis"]["prometheus"]["address"] == sandbox.prometheus_url
-    # The API server filled in the KPI table of ARCHITECTURE.md: the chart need not repeat it.
+    # The API server filled in the default KPI table (docs/statistics.md): the chart need not repeat it.
     assert [k["name"] for k in canary["analysis"]["kpis"]] == [
         "p99-latency",
         "throughput-per-cpu",

@@ -17,6 +17,7 @@ import kopf
 
 from ferrocanary import reconcile
 from ferrocanary.kube import canaries
+from ferrocanary.model.reasons import Reason
 from ferrocanary.policy import machine
 
 TIMER_SECONDS = float(os.environ.get("FERROCANARY_TIMER_SECONDS", "2"))
@@ -66,11 +67,11 @@ def release(body: kopf.Body, memo: Any, logger: kopf.Logger, retry: int = 0, **_
         return
     attempt = f"attempt {retry + 1}/{RELEASE_ATTEMPTS}"
     if retry + 1 < RELEASE_ATTEMPTS:
-        kopf.warn(body, reason="ReleaseFailed", message=f"{outcome.message} ({attempt}; retrying)")
+        kopf.warn(body, reason=Reason.RELEASE_FAILED, message=f"{outcome.message} ({attempt}; retrying)")
         raise kopf.TemporaryError(outcome.message, delay=RELEASE_DELAY)
     kopf.warn(
         body,
-        reason="ReleaseFailed",
+        reason=Reason.RELEASE_FAILED,
         message=f"{outcome.message} ({attempt}; giving up: check the route and both Deployments by hand)",
     )
     logger.error("giving up restoring traffic after %d attempts: %s", RELEASE_ATTEMPTS, outcome.message)

@@ -1,7 +1,7 @@
 """Analysis settings: which KPIs are judged against which targets, at what confidence, for how long.
 
 Parsed from a RustCanary's ``spec.analysis`` (camelCase keys, as in the CRD). Every key is optional;
-the defaults are the KPI table of ARCHITECTURE.md: p99 latency <= 0.60x, requests per CPU-second
+the defaults (the README and docs/statistics.md list them): p99 latency <= 0.60x, requests per CPU-second
 >= 1.50x, cost per request <= 0.70x, zero memory faults, and guard rails on the error rate and the
 p50 latency. Bad values raise ValueError naming the field (e.g. ``spec.analysis.kpis[1].target``)
 so the operator can put the message straight into the resource's status.

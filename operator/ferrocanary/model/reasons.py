@@ -34,6 +34,7 @@ class Reason(StrEnum):
     ROUTED = "Routed"
     ROUTING_FAILED = "RoutingFailed"
     ROUTE_RESTORED = "RouteRestored"
+    RELEASE_FAILED = "ReleaseFailed"  # a deleted canary's traffic could not be put back (retried)
     # signals (MetricsAvailable)
     METRICS_FRESH = "MetricsFresh"
     SIGNALS_MISSING = "SignalsMissing"
