@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from ferrocanary.local import certs, processes
-from ferrocanary.local.sandbox import ComponentState, Sandbox, SandboxError, SandboxState
+from ferrocanary.local import certs, launch, processes
+from ferrocanary.local.sandbox import COMPONENTS, ComponentState, Sandbox, SandboxError, SandboxState
 from ferrocanary.local.toolchain import Toolchain, read_versions, repo_root
 
 
@@ -100,3 +100,34 @@ def test_bad_sandbox_names_and_missing_sandboxes_are_explained() -> None:
     with pytest.raises(SandboxError, match="is not up"):
         Sandbox("never-started-unit").env()
     assert Sandbox("never-started-unit").down() is False
+
+
+def _fake_pki(root: Path) -> certs.Pki:
+    names = "ca_cert ca_key serving_cert serving_key admin_cert admin_key sa_public sa_private"
+    return certs.Pki(*(root / "pki" / n for n in names.split()))
+
+
+def test_the_launch_plan_starts_every_component_in_order_on_loopback_and_writes_nothing(
+    tmp_path: Path,
+) -> None:
+    ports = dict(
+        zip(
+            ("etcd", "etcd-peer", "apiserver", "controller-manager", "scheduler", "kwok", "prometheus"),
+            range(20001, 20008),
+            strict=True,
+        )
+    )
+    directory = tmp_path / "sandbox"
+    inputs = launch.Inputs(Toolchain(), ports, directory, directory / "kubeconfig", _fake_pki(directory))
+    steps = launch.plan(inputs)
+    assert [s.name for s in steps] == list(COMPONENTS)
+    assert not directory.exists(), "planning must not write: Sandbox writes the files it needs"
+    for step in steps:
+        assert step.timeout > 0
+        assert step.health.startswith(("http://127.0.0.1:", "https://127.0.0.1:")), step
+        for flag in step.argv[1:]:
+            if "address" in flag or "listen" in flag:
+                assert "127.0.0.1" in flag, f"{step.name} {flag}"
+    apiserver = next(s for s in steps if s.name == "kube-apiserver")
+    assert "--secure-port=20003" in apiserver.argv
+    assert apiserver.health == "https://127.0.0.1:20003/readyz"
