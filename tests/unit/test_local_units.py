@@ -155,8 +155,10 @@ def test_the_launch_plan_starts_every_component_in_order_on_loopback_and_writes_
 
 def _writes(*files: str, pause: float = 0.0) -> Callable[[Path, Path], None]:
     def build(target: Path, log: Path) -> None:
+        with log.open("a") as out:  # what `go build -v` leaves in the log, as _run appends it
+            out.write(f"$ go build -v {target}\nexample.com/a\nexample.com/b/c\n")
+            out.write("go: downloading example.com/d v1.0.0\n")
         time.sleep(pause)
-        log.write_text("fake build\n")
         for f in files:
             (target / f).write_text("built")
 
@@ -262,8 +264,13 @@ def test_plain_lines_for_logs_name_each_component_with_its_time(
     lines = out.getvalue().splitlines()
     assert lines[0] == f"toolchain: 2 components in {tmp_path / 'bin'}: 1 cached, 1 to build"
     assert lines[1].startswith("building slow-one v1.0  a long compile; log ")
-    assert any(line.startswith("building slow-one v1.0  still running after 0.") for line in lines)
+    done = "2 packages compiled, 1 module downloaded"
+    assert any(
+        line.startswith("building slow-one v1.0  still running after 0.") and line.endswith(f"s: {done}")
+        for line in lines
+    )
     assert lines[-2].startswith("built    slow-one v1.0  in 0.")
+    assert lines[-2].endswith(f"s ({done})")
     assert lines[-1] == "cached   cached   v1.0"
     assert local_build.summary(records, tmp_path / "bin").startswith(
         f"toolchain ready in {tmp_path / 'bin'}: built slow-one in 0."
@@ -288,7 +295,7 @@ def test_the_live_view_ends_with_one_row_per_component(
     assert len(rows) == 2
     assert rows[0][:3] == ["✓", "built-one", "v1.0"]
     assert rows[0][3].endswith("s")
-    assert rows[0][4] == "built"
+    assert " ".join(rows[0][4:]) == "built (2 packages compiled, 1 module downloaded)"
     assert rows[1] == ["✓", "cached-one", "v1.0", "cached"]
 
 
@@ -296,6 +303,19 @@ def test_a_console_that_is_not_a_terminal_gets_plain_lines() -> None:
     console = Console(file=io.StringIO(), force_terminal=False)
     with local_build.reporter_for(console) as reporter:
         assert isinstance(reporter, local_build.PlainReport)
+
+
+def test_the_log_watch_counts_only_what_this_build_wrote_whole_lines_at_a_time(tmp_path: Path) -> None:
+    log = tmp_path / "x.log"
+    log.write_text("old/package/from/a/failed/run\n")
+    watch = local_build.LogWatch(log)
+    assert watch.poll() == ""
+    with log.open("a") as out:
+        out.write("$ go build -v -o /x .\nk8s.io/api/core/v1\nk8s.io/kubernetes/cmd/kube-api")
+        out.flush()
+        assert watch.poll() == "1 package compiled"  # the half-written line waits for its end
+        out.write('server\ngo: downloading k8s.io/api v0.33.13\n{\n  "Path": "x"\n}\n')
+    assert watch.poll() == "2 packages compiled, 1 module downloaded"
 
 
 def test_durations_read_in_minutes_past_one() -> None:

@@ -4,17 +4,19 @@ A first run compiles the control plane for 10-20 minutes; without this it is sil
 the same ``BuildReporter`` events from ``Toolchain.ensure``:
 
 - on a terminal, a live table: one row per component (name, version, cached/building/built,
-  seconds), a spinner and a running clock on the one being built;
+  seconds), a spinner, a running clock and a count of the packages compiled so far (read from
+  the build's log, where ``go build -v`` names each one) on the one being built;
 - anywhere else (CI logs, ``make setup 2>&1 | tee``), plain lines, one when a component is found
-  cached, one when its build starts and one when it ends, with a "still building" line every
-  minute in between, because a log that stops for ten minutes looks hung (and some CI systems
-  kill a job that prints nothing for that long).
+  cached, one when its build starts and one when it ends, with a "still running" line (and the
+  package count) every minute in between, because a log that stops for ten minutes looks hung
+  (and some CI systems kill a job that prints nothing for that long).
 
 Both write to stderr, so ``--json`` on stdout stays machine-readable.
 """
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -51,6 +53,52 @@ def summary(records: Sequence[BuildRecord], directory: Path) -> str:
     return f"toolchain ready in {directory}: built {each} ({total}); {cached} cached"
 
 
+class LogWatch:
+    """Counts, from a component's log, what its build has done since it started.
+
+    ``go build -v`` writes one import path per compiled package; ``go: downloading`` lines are
+    modules fetched from the proxy. The log is read incrementally from where it stood when the
+    build began (earlier runs append to the same file). Called from rich's refresh thread and the
+    main thread, hence the lock.
+    """
+
+    _PACKAGE = re.compile(r"[\w.~-]+(/[\w.~-]+)*")
+
+    def __init__(self, log: Path) -> None:
+        self._log = log
+        self._offset = log.stat().st_size if log.exists() else 0
+        self._partial = ""
+        self._lock = threading.Lock()
+        self.packages = 0
+        self.downloads = 0
+
+    def poll(self) -> str:
+        """What the log says so far: "" or e.g. "1234 packages compiled, 3 modules downloaded"."""
+        with self._lock:
+            try:
+                with self._log.open("rb") as log:
+                    log.seek(self._offset)
+                    chunk = log.read()
+            except FileNotFoundError:
+                chunk = b""
+            self._offset += len(chunk)
+            *lines, self._partial = (self._partial + chunk.decode(errors="replace")).split("\n")
+            for line in lines:
+                if line.startswith("go: downloading "):
+                    self.downloads += 1
+                elif self._PACKAGE.fullmatch(line):
+                    self.packages += 1
+            return self._describe()
+
+    def _describe(self) -> str:
+        parts = []
+        if self.packages:
+            parts.append(f"{self.packages} package{'s' if self.packages != 1 else ''} compiled")
+        if self.downloads:
+            parts.append(f"{self.downloads} module{'s' if self.downloads != 1 else ''} downloaded")
+        return ", ".join(parts)
+
+
 # ---------------------------------------------------------------------------------- live view
 class _StateColumn(SpinnerColumn):
     """A spinner while building; a mark once the component is there (or failed); blank waiting."""
@@ -76,6 +124,19 @@ class _SecondsColumn(ProgressColumn):
         return Text(duration(elapsed or 0.0), style="progress.elapsed")
 
 
+class _StatusColumn(ProgressColumn):
+    """What the component is doing; while it builds, led by what its log says is done."""
+
+    def render(self, task: Task) -> Text:
+        status: str = task.fields["status"]
+        watch: LogWatch | None = task.fields.get("watch")
+        if task.fields["state"] == "building" and watch is not None:
+            done = watch.poll()
+            if done:
+                status = f"{done} · {status}"
+        return Text.from_markup(status)
+
+
 class LiveReport:
     """The terminal's view: a row per component, updated in place by rich's refresh thread."""
 
@@ -91,9 +152,7 @@ class LiveReport:
             TextColumn("[bold]{task.description}", table_column=Column(no_wrap=True)),
             TextColumn("{task.fields[version]}", table_column=Column(no_wrap=True)),
             _SecondsColumn(table_column=Column(no_wrap=True, justify="right", min_width=7)),
-            TextColumn(
-                "{task.fields[status]}", table_column=Column(no_wrap=True, overflow="ellipsis", ratio=1)
-            ),
+            _StatusColumn(table_column=Column(no_wrap=True, overflow="ellipsis", ratio=1)),
             console=console,
             refresh_per_second=4,
             expand=True,
@@ -126,11 +185,16 @@ class LiveReport:
     def started(self, component: Component, log: Path) -> None:
         task = self._tasks[component.name]
         self._progress.start_task(task)
-        self._progress.update(task, state="building", status=f"building: {component.hint}")
+        self._progress.update(
+            task, state="building", status=f"building: {component.hint}", watch=LogWatch(log)
+        )
 
     def finished(self, record: BuildRecord) -> None:
         task = self._tasks[record.name]
-        self._progress.update(task, completed=1, state="built", status="[green]built")
+        watch: LogWatch | None = self._progress.tasks[task].fields.get("watch")
+        done = watch.poll() if watch is not None else ""
+        status = f"[green]built[/green] ({done})" if done else "[green]built"
+        self._progress.update(task, completed=1, state="built", status=status)
 
     def failed(self, component: Component, seconds: float, error: BaseException) -> None:
         task = self._tasks[component.name]
@@ -166,6 +230,7 @@ class PlainReport:
         self._out = out
         self._interval = heartbeat
         self._heartbeat: _Heartbeat | None = None
+        self._watch: LogWatch | None = None
         self._width = 0
         self._version_width = 0
 
@@ -200,17 +265,20 @@ class PlainReport:
 
     def started(self, component: Component, log: Path) -> None:
         self._line("building", component.name, component.version, f"{component.hint}; log {log}")
+        watch = self._watch = LogWatch(log)
 
         def still(elapsed: float) -> None:
-            self._line(
-                "building", component.name, component.version, f"still running after {duration(elapsed)}"
-            )
+            done = watch.poll()
+            rest = f"still running after {duration(elapsed)}" + (f": {done}" if done else "")
+            self._line("building", component.name, component.version, rest)
 
         self._heartbeat = _Heartbeat(self._interval, still)
 
     def finished(self, record: BuildRecord) -> None:
         self._stop_heartbeat()
-        self._line("built", record.name, record.version, f"in {duration(record.seconds)}")
+        done = self._watch.poll() if self._watch is not None else ""
+        rest = f"in {duration(record.seconds)}" + (f" ({done})" if done else "")
+        self._line("built", record.name, record.version, rest)
 
     def failed(self, component: Component, seconds: float, error: BaseException) -> None:
         self._stop_heartbeat()

@@ -264,6 +264,9 @@ class Toolchain:
         tmp.rename(component.directory)
 
     # ---------------------------------------------------------------------------------- recipes
+    # Every `go build` and `go install` below runs with -v: it names each package on stderr (the
+    # component's log) as it is compiled, and only those not already in GOCACHE, so the progress
+    # view can count them while a 10-minute build runs. It changes nothing that is built.
     def _go_env(self) -> dict[str, str]:
         env = dict(os.environ)
         env.update(
@@ -355,23 +358,22 @@ class Toolchain:
             f"k8s.io/kubernetes/cmd/{c}"
             for c in ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl")
         ]
-        self._run(
-            "kubernetes",
-            ["go", "build", "-ldflags", self._go_version_ldflags(), "-o", f"{target}/", *commands],
-            log,
-            cwd=module_dir,
-        )
+        build = ["go", "build", "-v", "-ldflags", self._go_version_ldflags(), "-o", f"{target}/"]
+        self._run("kubernetes", [*build, *commands], log, cwd=module_dir)
 
     def _build_etcd(self, target: Path, log: Path) -> None:
         module_dir = self.root / "tools" / "etcd"
         self._run(
-            "etcd", ["go", "build", "-ldflags", "-s -w", "-o", str(target / "etcd"), "."], log, cwd=module_dir
+            "etcd",
+            ["go", "build", "-v", "-ldflags", "-s -w", "-o", str(target / "etcd"), "."],
+            log,
+            cwd=module_dir,
         )
 
     def _go_install(self, name: str, package: str, target: Path, log: Path, ldflags: str) -> None:
         env = self._go_env()
         env["GOBIN"] = str(target)
-        self._run(name, ["go", "install", "-ldflags", ldflags, package], log, env=env)
+        self._run(name, ["go", "install", "-v", "-ldflags", ldflags, package], log, env=env)
 
     def _build_kwok(self, target: Path, log: Path) -> None:
         v = self.versions.kwok
