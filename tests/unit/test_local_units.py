@@ -276,6 +276,10 @@ def test_plain_lines_for_logs_name_each_component_with_its_time(
         f"toolchain ready in {tmp_path / 'bin'}: built slow-one in 0."
     )
     assert local_build.summary(records[1:], tmp_path / "bin").endswith("all 1 components cached")
+    two = [BuildRecord(n, "v1", False, 30.0, tmp_path) for n in ("x", "y")]
+    assert local_build.summary(two, tmp_path).endswith(
+        "built x in 30.0s, y in 30.0s (1m 00s in all); 0 cached"
+    )
 
 
 def test_the_live_view_ends_with_one_row_per_component(

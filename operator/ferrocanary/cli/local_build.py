@@ -49,8 +49,8 @@ def summary(records: Sequence[BuildRecord], directory: Path) -> str:
     if not built:
         return f"toolchain ready in {directory}: all {cached} components cached"
     each = ", ".join(f"{r.name} in {duration(r.seconds)}" for r in built)
-    total = duration(sum(r.seconds for r in built))
-    return f"toolchain ready in {directory}: built {each} ({total}); {cached} cached"
+    total = f" ({duration(sum(r.seconds for r in built))} in all)" if len(built) > 1 else ""
+    return f"toolchain ready in {directory}: built {each}{total}; {cached} cached"
 
 
 class LogWatch:
