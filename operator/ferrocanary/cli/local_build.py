@@ -282,7 +282,9 @@ class PlainReport:
 
     def failed(self, component: Component, seconds: float, error: BaseException) -> None:
         self._stop_heartbeat()
-        self._line("FAILED", component.name, component.version, f"after {duration(seconds)}: {error}")
+        # Ctrl-C arrives as a KeyboardInterrupt with no message: name it rather than print nothing.
+        why = str(error) or type(error).__name__
+        self._line("FAILED", component.name, component.version, f"after {duration(seconds)}: {why}")
 
 
 @contextmanager
