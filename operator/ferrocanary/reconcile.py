@@ -203,18 +203,21 @@ def _due(status: Mapping[str, Any], interval: float, now: datetime) -> bool:
 
 def _detect(t: _Tick) -> TickAction:
     """The one cause this tick acts on, in order of precedence."""
-    phase = t.state.phase
-    if phase.terminal and not t.action_value:
+    if t.state.phase.terminal and not t.action_value:
         return TickAction.OBSERVE if t.status.get("observedGeneration") != t.generation else TickAction.IDLE
     if t.spec is None:
         return TickAction.FINALIZE if machine.ending_of(t.state) else TickAction.REJECT
+    return _detect_running(t, t.spec)
+
+
+def _detect_running(t: _Tick, spec: canary_spec.CanarySpec) -> TickAction:
     if t.action_value:
         return TickAction.ACTION
-    if phase is Phase.PENDING:
+    if t.state.phase is Phase.PENDING:
         return TickAction.START
     if machine.ending_of(t.state):
         return TickAction.FINALIZE
-    if phase.analysing and _due(t.status, t.spec.settings.interval_seconds, t.now):
+    if t.state.phase.analysing and _due(t.status, spec.settings.interval_seconds, t.now):
         return TickAction.ANALYSIS
     return TickAction.IDLE
 

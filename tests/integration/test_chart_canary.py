@@ -98,6 +98,38 @@ def _plugin(sandbox: Sandbox, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _start_operator(
+    sandbox: Sandbox, ns: str, kubeconfig: Path, port: int, log: Path
+) -> subprocess.Popen[bytes]:
+    """The operator as the chart runs it: its ServiceAccount's kubeconfig, the chart's token policy."""
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "ferrocanary.cli.main",
+                "run",
+                "--namespace",
+                ns,
+                "--metrics-port",
+                str(port),
+                "--metrics-address",
+                "127.0.0.1",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={
+                **os.environ,
+                "KUBECONFIG": str(kubeconfig),
+                # as the chart sets them: the token goes to the sandbox's Prometheus only
+                "FERROCANARY_PROMETHEUS_TOKEN_ADDRESSES": sandbox.prometheus_url,
+                "FERROCANARY_PROMETHEUS_ALLOW_INSECURE_TLS": "false",
+            },
+            cwd=ROOT,
+            start_new_session=True,
+        )
+
+
 @pytest.fixture(scope="module")
 def run(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     tmp = tmp_path_factory.mktemp("chart-canary")
@@ -121,32 +153,7 @@ def run(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         kubeconfig = _service_account_kubeconfig(sandbox, release_ns, release, tmp / "sa.kubeconfig")
         port = processes.free_port()
         log = tmp / "operator.log"
-        with log.open("wb") as out:
-            operator = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "ferrocanary.cli.main",
-                    "run",
-                    "--namespace",
-                    ns,
-                    "--metrics-port",
-                    str(port),
-                    "--metrics-address",
-                    "127.0.0.1",
-                ],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env={
-                    **os.environ,
-                    "KUBECONFIG": str(kubeconfig),
-                    # as the chart sets them: the token goes to the sandbox's Prometheus only
-                    "FERROCANARY_PROMETHEUS_TOKEN_ADDRESSES": sandbox.prometheus_url,
-                    "FERROCANARY_PROMETHEUS_ALLOW_INSECURE_TLS": "false",
-                },
-                cwd=ROOT,
-                start_new_session=True,
-            )
+        operator = _start_operator(sandbox, ns, kubeconfig, port, log)
         sandbox.add_scrape_target(job, [f"127.0.0.1:{port}"], {"service": "ferrocanary"})
         prometheus = {
             "address": sandbox.prometheus_url,
