@@ -314,10 +314,16 @@ def _finalize(t: _Tick) -> TickResult:
 def _analyse(t: _Tick) -> TickResult:
     assert t.spec is not None
     router = _router(t)
+    contest = None
     if router is not None and t.state.step_index >= 0:
-        t.state = _converge(t, t.spec.plan, router)
+        t.state, contest = _converge(t, t.spec.plan, router)
     t.extra["lastTickAt"] = policy_state.format_time(t.now)
-    return _commit(t, _carry_out(t, _judge(t, t.spec), router))
+    transition = _judge(t, t.spec)
+    if contest is not None:
+        # Judging data whose split someone else sets: never promote or step up on it; the time limit
+        # and a rollback still act.
+        transition = _contested(t, t.spec, transition, contest)
+    return _commit(t, _carry_out(t, transition, router))
 
 
 _HANDLERS: Mapping[TickAction, Callable[[_Tick], TickResult]] = {
@@ -424,22 +430,33 @@ def _router(t: _Tick) -> routing.TrafficRouter | None:
     return t.router
 
 
-def _converge(t: _Tick, plan: canary_spec.Plan, router: routing.TrafficRouter) -> policy_state.CanaryState:
+def _converge(
+    t: _Tick, plan: canary_spec.Plan, router: routing.TrafficRouter
+) -> tuple[policy_state.CanaryState, str | None]:
     """Status is the intent: put traffic back where status says (after a crash, or someone's edit).
 
     The restore is also written into the step history (``machine.disturbed``), so the blocks that
-    carried the stray split are not judged as if they had carried the step's own.
+    carried the stray split are not judged as if they had carried the step's own. After
+    ``MAX_RESTORES_PER_STEP`` restores in one step the route is left alone and the second value
+    says why (the canary then holds): someone else owns it, and a tug of war helps nobody.
     """
     state = t.state
     try:
         actual = router.get_weights().candidate
         if abs(actual - state.weight) <= 0.5:
-            return state
+            return state, None
+        if machine.contested(state):
+            restores = machine.restores_in_step(state)
+            return state, (
+                f"the route ({router.provider}) was moved off its step again ({actual:g}% on the candidate, "
+                f"{state.weight:g}% in status) after {restores} restores at this step: "
+                "something else keeps writing it (a GitOps sync, a pipeline, another canary)"
+            )
         wanted = plan.weights[min(state.step_index, len(plan.weights) - 1)]
         effective = router.set_weights(wanted)
     except routing.RoutingError as exc:
         t.routing_failed(exc)
-        return state
+        return state, None
     t.notes.append(
         machine.Note(
             machine.WARNING,
@@ -448,7 +465,18 @@ def _converge(t: _Tick, plan: canary_spec.Plan, router: routing.TrafficRouter) -
         )
     )
     since = policy_state.parse_time(t.status.get("lastTickAt")) or state.step_started_at or t.now
-    return machine.disturbed(state, actual, since, t.now)
+    return machine.disturbed(state, actual, since, t.now), None
+
+
+def _contested(
+    t: _Tick, spec: canary_spec.CanarySpec, transition: machine.Transition, why: str
+) -> machine.Transition:
+    """The route is contested: keep a rollback or the time limit, turn anything else into a hold."""
+    t.condition(ConditionType.TRAFFIC_ROUTED, False, Reason.ROUTE_CONTESTED, why)
+    if transition.ending is Ending.ROLLED_BACK:
+        return transition
+    t.extra.update(decision=decisions.Decision.HOLD.value, decisionReason=f"holding: {why}")
+    return machine.no_data(t.state, spec.plan, f"holding: {why}", t.now)
 
 
 def _scale_down(t: _Tick, ending: Ending) -> None:

@@ -22,6 +22,7 @@ from ferrocanary.kube import canaries, rest
 from ferrocanary.metrics import exposition, protocol
 from ferrocanary.metrics.prometheus import PrometheusSource
 from ferrocanary.model import recording
+from ferrocanary.policy import machine
 from tests.integration.support import arms
 from tests.unit.test_routing import FakeKube, deployment
 
@@ -436,3 +437,21 @@ def test_an_action_on_a_refused_spec_is_reported_not_silently_dropped() -> None:
     assert "ActionIgnored" in world.reasons()
     assert "ignored" in status["lastAction"]["result"]
     assert canaries.ACTION_ANNOTATION not in world.obj["metadata"].get("annotations", {})
+
+
+def test_a_route_someone_keeps_moving_is_restored_a_few_times_then_held_with_the_reason() -> None:
+    world = World(ModelSource(arms.PYTHON, arms.RUST_WIN))
+    world.run(lambda s: s.get("stepIndex") == 0 and s.get("phase") == "Progressing")
+    for _ in range(machine.MAX_RESTORES_PER_STEP + 3):  # a GitOps sync puts its own split back
+        world.kube.objects[BASE + "py"]["spec"]["replicas"] = 5
+        world.kube.objects[BASE + "rs"]["spec"]["replicas"] = 5
+        world.tick(10.0)
+        world.tick(10.0)
+    status = world.status
+    assert world.reasons().count("RouteRestored") == machine.MAX_RESTORES_PER_STEP
+    assert status["decision"] == "Hold"
+    assert "something else keeps writing it" in status["decisionReason"]
+    routed = next(c for c in status["conditions"] if c["type"] == "TrafficRouted")
+    assert (routed["status"], routed["reason"]) == ("False", "RouteContested")
+    assert status["stepIndex"] == 0  # never stepped up on a split it does not control
+    assert len(status["steps"]) == 1 + 2 * machine.MAX_RESTORES_PER_STEP  # the history stays bounded

@@ -34,6 +34,7 @@ class Reason(StrEnum):
     ROUTED = "Routed"
     ROUTING_FAILED = "RoutingFailed"
     ROUTE_RESTORED = "RouteRestored"
+    ROUTE_CONTESTED = "RouteContested"  # moved off its step again after the last allowed restore
     RELEASE_FAILED = "ReleaseFailed"  # a deleted canary's traffic could not be put back (retried)
     # signals (MetricsAvailable)
     METRICS_FRESH = "MetricsFresh"

@@ -271,6 +271,22 @@ def record_weight(state: CanaryState, effective: float) -> CanaryState:
     return dataclasses.replace(state, weight=float(effective), steps=steps)
 
 
+#: Restores of the route within one step before the canary stops fighting whoever keeps moving it.
+MAX_RESTORES_PER_STEP = 3
+
+
+def restores_in_step(state: CanaryState) -> int:
+    """How often traffic found off the current step was put back (each restore adds two records)."""
+    records = sum(1 for s in state.steps if s.index == state.step_index)
+    return max(0, records - 1) // 2
+
+
+def contested(state: CanaryState) -> bool:
+    """Someone else keeps moving the route: restoring it again would be a tug of war, and every
+    restore also costs the judge the blocks around it. The step history stays bounded too."""
+    return restores_in_step(state) >= MAX_RESTORES_PER_STEP
+
+
 def disturbed(state: CanaryState, actual: float, since: datetime, now: datetime) -> CanaryState:
     """Record traffic found off its step (``actual`` percent) and put back at ``now``.
 
