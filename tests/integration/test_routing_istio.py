@@ -11,7 +11,7 @@ from kubernetes import client
 from ferrocanary.kube import rest
 from ferrocanary.local.sandbox import Sandbox
 from ferrocanary.routing import istio, protocol, registry
-from tests.integration.support.canary import install_istio_crd
+from tests.support.canary import install_istio_crd
 
 pytestmark = pytest.mark.integration
 
