@@ -22,7 +22,7 @@ import yaml
 from ferrocanary.cli import main as cli_main
 from ferrocanary.local.sandbox import Sandbox
 from ferrocanary.local.toolchain import cache_dir
-from tests.integration.support.canary import install_istio_crd
+from tests.support.canary import install_istio_crd
 
 pytestmark = pytest.mark.integration
 

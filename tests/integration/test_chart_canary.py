@@ -4,7 +4,7 @@ reads it: through ``kubectl ferrocanary`` and through every query of the Grafana
 Once per module: ``helm install`` of the chart (watching one namespace, the Prometheus token Secret
 granted by name), then ``ferrocanary run`` as a local process logged in with a token of the chart's
 ServiceAccount, the operator's /metrics scraped by the sandbox's Prometheus, and a Gateway API canary
-of a Rust build that wins (tests/integration/support: Deployments on kwok, a live two-arm exporter
+of a Rust build that wins (tests/support: Deployments on kwok, a live two-arm exporter
 whose traffic follows the real HTTPRoute).
 """
 
@@ -31,8 +31,8 @@ from ferrocanary.kube import client as kube_client
 from ferrocanary.kube import rest
 from ferrocanary.local import processes
 from ferrocanary.local.sandbox import Sandbox
-from tests.integration.support import arms
-from tests.integration.support.canary import Canary, install_crd, running
+from tests.support import arms
+from tests.support.canary import Canary, install_crd, running
 
 pytestmark = pytest.mark.integration
 

@@ -24,8 +24,8 @@ from kubernetes import client
 
 from ferrocanary.kube import canaries, rest
 from ferrocanary.local.sandbox import Sandbox
-from tests.integration.support import arms
-from tests.integration.support.canary import Canary, drop_finalizers, install_crd
+from tests.support import arms
+from tests.support.canary import Canary, drop_finalizers, install_crd
 
 pytestmark = pytest.mark.integration
 

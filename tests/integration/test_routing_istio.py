@@ -13,7 +13,7 @@ from ferrocanary.local.sandbox import Sandbox
 from ferrocanary.model import spec as canary_spec
 from ferrocanary.model.decisions import Ending
 from ferrocanary.routing import istio, protocol, registry
-from tests.integration.support.canary import install_istio_crd
+from tests.support.canary import install_istio_crd
 
 pytestmark = pytest.mark.integration
 

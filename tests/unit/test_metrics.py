@@ -21,7 +21,7 @@ from ferrocanary.metrics import exposition, protocol
 from ferrocanary.metrics.prometheus import PrometheusSource, per_bucket
 from ferrocanary.metrics.recording import RecordingSource
 from ferrocanary.model import recording
-from tests.integration.support import arms
+from tests.support import arms
 
 T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 SELECTORS = protocol.ArmSelectors('track="baseline"', 'track="candidate"', 'pod=~"py-.*"', 'pod=~"rs-.*"')

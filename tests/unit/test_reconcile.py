@@ -1,17 +1,15 @@
 """One tick at a time: the operator's loop over an in-memory API, a model-driven metrics source and
 the real judge, on a simulated clock. Each test is a canary a platform team would run.
 
-The metrics source here computes each block's expected signals from two arm models and the weight in
-effect at the block (it is a fake of the ``MetricsSource`` Protocol; tests/integration runs the real
-Prometheus source). ``FakeKube`` is the in-memory API from test_routing.
+The world (tests/fakes/world.py) is ``FakeKube``, the in-memory API, and a metrics source that computes
+each block's expected signals from two arm models and the weight in effect at the block (a fake of the
+``MetricsSource`` Protocol, tests/fakes/metrics.py); tests/integration runs the real apiserver and
+Prometheus source.
 """
 
 from __future__ import annotations
 
-import copy
-import dataclasses
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -21,124 +19,10 @@ from ferrocanary import reconcile
 from ferrocanary.kube import canaries, rest
 from ferrocanary.metrics import exposition, protocol
 from ferrocanary.metrics.prometheus import PrometheusSource
-from ferrocanary.model import recording
 from ferrocanary.policy import machine
-from tests.integration.support import arms
-from tests.unit.test_routing import FakeKube, deployment
-
-NS, NAME = "shop", "scorer"
-PATH = canaries.path(NS, NAME)
-BASE = "/apis/apps/v1/namespaces/shop/deployments/"
-T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
-
-
-class ModelSource:
-    """Blocks from two arm models at ``rps`` requests per second, split by the window's weights."""
-
-    def __init__(self, baseline: arms.ArmModel, candidate: arms.ArmModel, rps: float = 400.0) -> None:
-        self.baseline, self.candidate, self.rps = baseline, candidate, rps
-        self.fault_from: datetime | None = None
-        self.down = False
-
-    def fetch(self, window: protocol.Window) -> recording.Recording:
-        if self.down:
-            raise protocol.MetricsUnavailableError(
-                "Prometheus at http://127.0.0.1:9 unreachable: ConnectionError"
-            )
-        interval = window.interval_seconds
-        blocks = []
-        for start in window.block_starts():
-            weight = window.weight_at(start)
-            total = self.rps * interval
-            faults = 1.0 if self.fault_from is not None and start >= self.fault_from else 0.0
-            blocks.append(
-                recording.Block(
-                    start=start,
-                    weight=weight,
-                    baseline=self.baseline.block(total * (100 - weight) / 100, interval),
-                    candidate=self.candidate.block(total * weight / 100, interval, faults=faults),
-                )
-            )
-        return recording.Recording(interval, arms.BOUNDS, tuple(blocks))
-
-
-def spec(**overrides: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "baseline": {"deployment": "py"},
-        "candidate": {"deployment": "rs"},
-        "service": {"name": "scorer", "port": 8080},
-        "trafficRouting": {"replicas": {"total": 10}},
-        "steps": {"weights": [10, 20, 50], "minDwell": "60s"},
-        "analysis": {
-            "interval": "10s",
-            "warmup": "20s",
-            "maxDuration": "1h",
-            "minBlocks": 6,
-            "prometheus": {"address": "http://127.0.0.1:9", "lag": "0s"},
-        },
-        "promotion": {"mode": "auto"},
-    }
-    for key, value in overrides.items():
-        base[key] = value if not isinstance(value, dict) else {**base.get(key, {}), **value}
-    return base
-
-
-class World:
-    """The API, a clock, the source, and the operator's dependencies (recreated to simulate restarts)."""
-
-    def __init__(self, source: ModelSource, canary_spec: dict[str, Any] | None = None) -> None:
-        self.kube = FakeKube()
-        self.kube.add(BASE + "py", deployment("py", 10))
-        self.kube.add(BASE + "rs", deployment("rs", 0))
-        self.kube.add(
-            PATH,
-            {
-                "apiVersion": canaries.API_VERSION,
-                "kind": canaries.KIND,
-                "metadata": {"name": NAME, "namespace": NS, "uid": "u1"},
-                "spec": canary_spec or spec(),
-            },
-        )
-        self.now = T0
-        self.source = source
-        self.deps = self.fresh_deps()
-
-    def fresh_deps(self) -> reconcile.Deps:
-        return reconcile.Deps(api=self.kube, sources=lambda ns, sp: self.source, clock=lambda: self.now)
-
-    @property
-    def obj(self) -> dict[str, Any]:
-        return copy.deepcopy(self.kube.objects[PATH])
-
-    @property
-    def status(self) -> dict[str, Any]:
-        return dict(self.obj.get("status") or {})
-
-    def replicas(self) -> tuple[int, int]:
-        return (
-            self.kube.objects[BASE + "py"]["spec"]["replicas"],
-            self.kube.objects[BASE + "rs"]["spec"]["replicas"],
-        )
-
-    def tick(self, seconds: float = 5.0) -> reconcile.TickResult:
-        result = reconcile.tick(self.obj, self.deps)
-        self.now += timedelta(seconds=seconds)
-        return result
-
-    def run(self, until: Callable[[dict[str, Any]], bool], max_seconds: float = 3600) -> dict[str, Any]:
-        deadline = self.now + timedelta(seconds=max_seconds)
-        while self.now < deadline:
-            self.tick()
-            if until(self.status):
-                return self.status
-        raise AssertionError(f"not reached by {max_seconds}s; status: {self.status}")
-
-    def annotate(self, action: str) -> None:
-        self.kube.objects[PATH]["metadata"].setdefault("annotations", {})[canaries.ACTION_ANNOTATION] = action
-        self.kube._store(PATH, self.kube.objects[PATH], "user")
-
-    def reasons(self) -> list[str]:
-        return [e["reason"] for e in self.kube.events]
+from tests.fakes.metrics import ModelSource, StraySource
+from tests.fakes.world import BASE, PATH, T0, World, spec
+from tests.support import arms
 
 
 def terminal(status: dict[str, Any]) -> bool:
@@ -239,37 +123,6 @@ def test_a_restarted_operator_resumes_from_status_and_reaches_the_same_verdict()
     assert "RouteRestored" in world.reasons()
     assert (status["phase"], status["verdict"]) == (expected["phase"], expected["verdict"])
     assert world.replicas() == straight.replicas()
-
-
-class StraySource(ModelSource):
-    """Like ModelSource, but the traffic really is at ``stray`` percent from ``stray_from`` on until the
-    route is put back: the split the arms get is the time-weighted truth, not the label."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.stray: tuple[datetime, datetime, float] | None = None
-
-    def fetch(self, window: protocol.Window) -> recording.Recording:
-        rec = super().fetch(window)
-        if self.stray is None:
-            return rec
-        begin, end, stray = self.stray
-        interval = window.interval_seconds
-        blocks = []
-        for block in rec.blocks:
-            true_start = window.weight_at(block.start)
-            stop = block.start + timedelta(seconds=interval)
-            overlap = max(0.0, (min(stop, end) - max(block.start, begin)).total_seconds())
-            weight = (true_start * (interval - overlap) + stray * overlap) / interval
-            total = self.rps * interval
-            blocks.append(
-                dataclasses.replace(
-                    block,
-                    baseline=self.baseline.block(total * (100 - weight) / 100, interval),
-                    candidate=self.candidate.block(total * weight / 100, interval),
-                )
-            )
-        return recording.Recording(interval, arms.BOUNDS, tuple(blocks))
 
 
 def test_traffic_moved_behind_the_operators_back_is_kept_out_of_the_judgement() -> None:

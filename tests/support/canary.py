@@ -24,9 +24,9 @@ from ferrocanary.kube import canaries, rest
 from ferrocanary.local import processes
 from ferrocanary.local.sandbox import Sandbox
 from ferrocanary.local.toolchain import Toolchain
-from tests.integration.support import arms
+from tests.support import arms
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[2]
 CRD = REPO / "crds" / "rustcanaries.ferrocanary.io.yaml"
 TERMINAL = ("Promoted", "RolledBack", "Inconclusive", "Invalid")
 
@@ -160,7 +160,7 @@ class Canary:
         config_path.write_text(json.dumps(config))
         log = (workdir / f"{self.name}-exporter.log").open("w")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.integration.support.exporter", str(config_path)],
+            [sys.executable, "-m", "tests.support.exporter", str(config_path)],
             cwd=REPO,
             stdout=log,
             stderr=subprocess.STDOUT,
