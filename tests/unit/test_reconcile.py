@@ -9,6 +9,7 @@ Prometheus source.
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 from typing import Any
 
@@ -19,6 +20,7 @@ from ferrocanary import reconcile
 from ferrocanary.kube import canaries, rest
 from ferrocanary.metrics import exposition, protocol
 from ferrocanary.metrics.prometheus import PrometheusSource
+from ferrocanary.model import recording
 from ferrocanary.policy import machine
 from tests.fakes.metrics import ModelSource, StraySource
 from tests.fakes.world import BASE, PATH, T0, World, spec
@@ -308,3 +310,29 @@ def test_a_route_someone_keeps_moving_is_restored_a_few_times_then_held_with_the
     assert (routed["status"], routed["reason"]) == ("False", "RouteContested")
     assert status["stepIndex"] == 0  # never stepped up on a split it does not control
     assert len(status["steps"]) == 1 + 2 * machine.MAX_RESTORES_PER_STEP  # the history stays bounded
+
+
+class LaggingSource(ModelSource):
+    """A Prometheus whose newest blocks arrive ``behind`` seconds late (a slow remote write, a
+    federation hop): the blocks of a new step are not there yet when its minDwell has passed."""
+
+    def __init__(self, *args: Any, behind: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.behind = timedelta(seconds=behind)
+
+    def fetch(self, window: protocol.Window) -> recording.Recording:
+        rec = super().fetch(window)
+        cut = window.end - self.behind
+        kept = tuple(b for b in rec.blocks if b.start + timedelta(seconds=rec.interval_seconds) <= cut)
+        return dataclasses.replace(rec, blocks=kept)
+
+
+def test_a_step_advances_only_after_a_block_at_its_weight_was_judged() -> None:
+    world = World(LaggingSource(arms.PYTHON, arms.RUST_WIN, behind=90.0))
+    world.tick()
+    step0 = world.now
+    world.run(lambda s: s.get("stepIndex") == 1, max_seconds=600)
+    waited = (world.now - step0).total_seconds()
+    # minDwell is 60 s, but the first block past the 20 s warm-up (start >= 20 s) ends at 30 s and
+    # arrives 90 s later: no step up before 120 s, although Continue was said long before.
+    assert waited >= 20 + 10 + 90, waited
