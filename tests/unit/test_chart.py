@@ -249,3 +249,14 @@ def test_the_metrics_address_reaches_the_operator_as_its_environment() -> None:
         assert re.fullmatch(pattern, good), good
     for bad in ("", "localhost", "0.0.0.0; rm -rf /", "http://x"):
         assert not re.fullmatch(pattern, bad), bad
+
+
+def test_the_security_pages_rbac_table_is_the_charts() -> None:
+    """docs/security.md's table of the operator's rights names exactly what rbac.yaml grants."""
+    page = (ROOT / "docs" / "security.md").read_text()
+    rows = re.findall(r"^\| `([\w/]+)` \| [\w.]+ \| ([\w, ]+) \|", page, re.MULTILINE)
+    table = {resource: [v.strip() for v in verbs.split(",")] for resource, verbs in rows}
+    granted = {**_rbac_rules(), "secrets": ["get"]}
+    assert table == granted
+    text = (CHART / "templates" / "rbac.yaml").read_text()
+    assert re.search(r"resources: \[secrets\]\n\s+resourceNames: .+\n\s+verbs: \[get\]\n", text)
