@@ -38,9 +38,18 @@ class ArmSelectors:
 
     @classmethod
     def of(cls, namespace: str, spec: canary_spec.CanarySpec) -> ArmSelectors:
-        """The spec's ``analysis.selectors``, each missing one from ``queries.default_selectors``."""
+        """The spec's ``analysis.selectors``, each missing one from ``queries.default_selectors``.
+
+        A selector the spec gives is always narrowed to the canary's own namespace: a tenant's
+        RustCanary reads its own namespace's series with the platform's token, never another's
+        (``namespace="shop",namespace="other"`` matches nothing).
+        """
         defaults = queries.default_selectors(namespace, spec.baseline.deployment, spec.candidate.deployment)
-        merged = {key: spec.selectors.get(key) or value for key, value in defaults.items()}
+        own = f'namespace="{namespace}"'
+        merged = {
+            key: f"{own},{spec.selectors[key]}" if spec.selectors.get(key) else value
+            for key, value in defaults.items()
+        }
         return cls(merged["baseline"], merged["candidate"], merged["baselinePods"], merged["candidatePods"])
 
 
