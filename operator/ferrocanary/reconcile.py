@@ -279,6 +279,10 @@ def _start(t: _Tick) -> TickResult:
     router = _router(t)
     if router is None:
         return _commit(t, t.state)
+    owner = _claimed_by_another(t, t.spec)
+    if owner is not None:
+        t.condition(ConditionType.TRAFFIC_ROUTED, False, Reason.CLAIMED, owner)
+        return _commit(t, t.state)
     try:
         router.ensure()
     except routing.RoutingError as exc:
@@ -297,6 +301,40 @@ def _ignore_action(t: _Tick, why: str) -> None:
         "at": policy_state.format_time(t.now),
         "result": message,
     }
+
+
+def _claimed_by_another(t: _Tick, spec: canary_spec.CanarySpec) -> str | None:
+    """Why this Pending canary may not start yet: another canary of the namespace that is running,
+    or Pending and older (creation time, then name: every canary reaches the same order), acts on
+    an object this one needs. Read from the RustCanaries themselves, so claiming needs no write
+    access to Deployments or routes."""
+    mine = canary_spec.claims(spec)
+    me = _seniority(t.obj)
+    try:
+        others = canaries.list_objects(t.deps.api, t.namespace)
+    except rest.KubeError as exc:
+        return f"cannot check which objects other RustCanaries use: {exc}"
+    for other in others:
+        name = str((other.get("metadata") or {}).get("name", ""))
+        phase = policy_state.from_status(other.get("status")).phase
+        if name == t.name or phase.terminal or (phase is Phase.PENDING and _seniority(other) > me):
+            continue
+        try:
+            shared = mine & canary_spec.claims(canary_spec.parse_routing(other.get("spec") or {}))
+        except ValueError:
+            continue  # a refused spec never moves traffic
+        if shared:
+            kind, object_name = sorted(shared)[0]
+            return (
+                f"{kind} {t.namespace}/{object_name} is used by RustCanary {t.namespace}/{name} "
+                f"({phase.value}); this one starts when that one has finished"
+            )
+    return None
+
+
+def _seniority(obj: Mapping[str, Any]) -> tuple[str, str]:
+    meta = obj.get("metadata") or {}
+    return str(meta.get("creationTimestamp") or ""), str(meta.get("name", ""))
 
 
 def _finalize(t: _Tick) -> TickResult:

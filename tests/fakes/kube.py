@@ -57,6 +57,10 @@ class FakeKube:
 
     def get(self, path: str) -> dict[str, Any]:
         base, sub = self._base(path)
+        if base not in self.objects and not sub:
+            members = [copy.deepcopy(o) for p, o in self.objects.items() if p.rsplit("/", 1)[0] == base]
+            if members:  # a collection: the API lists it
+                return {"items": members}
         obj = self._find(base)
         if sub == "/scale":
             return {"spec": {"replicas": obj["spec"].get("replicas", 1)}}

@@ -9,6 +9,7 @@ Prometheus source.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from datetime import timedelta
 from typing import Any
@@ -23,7 +24,7 @@ from ferrocanary.metrics.prometheus import PrometheusSource
 from ferrocanary.model import recording
 from ferrocanary.policy import machine
 from tests.fakes.metrics import ModelSource, StraySource
-from tests.fakes.world import BASE, PATH, T0, World, spec
+from tests.fakes.world import BASE, NS, PATH, T0, World, spec
 from tests.support import arms
 
 
@@ -336,3 +337,37 @@ def test_a_step_advances_only_after_a_block_at_its_weight_was_judged() -> None:
     # minDwell is 60 s, but the first block past the 20 s warm-up (start >= 20 s) ends at 30 s and
     # arrives 90 s later: no step up before 120 s, although Continue was said long before.
     assert waited >= 20 + 10 + 90, waited
+
+
+def test_a_second_canary_on_the_same_objects_waits_until_the_first_has_finished() -> None:
+    world = World(ModelSource(arms.PYTHON, arms.RUST_WIN))
+    world.kube.objects[PATH]["metadata"]["creationTimestamp"] = "2025-03-01T08:00:00Z"
+    second_path = canaries.path(NS, "scorer-again")
+    world.kube.add(
+        second_path,
+        {
+            **world.obj,
+            "metadata": {
+                "name": "scorer-again",
+                "namespace": NS,
+                "uid": "u2",
+                "creationTimestamp": "2025-03-01T08:05:00Z",
+            },
+        },
+    )
+
+    def second() -> dict[str, Any]:
+        return reconcile.tick(copy.deepcopy(world.kube.objects[second_path]), world.deps).status
+
+    # both Pending: the older one starts, the other waits naming it
+    waiting = second()
+    assert waiting.get("phase", "Pending") == "Pending"
+    routed = next(c for c in waiting["conditions"] if c["type"] == "TrafficRouted")
+    assert routed["reason"] == "ClaimedByAnother"
+    assert "Deployment shop/py is used by RustCanary shop/scorer (Pending)" in routed["message"]
+    world.tick()
+    assert world.status["phase"] == "Progressing"
+    assert second().get("phase", "Pending") == "Pending"
+    assert world.replicas() == (9, 1)  # only the first canary moved traffic
+    world.run(terminal)
+    assert second()["phase"] == "Progressing"  # the first has finished: the second starts

@@ -36,6 +36,7 @@ class Reason(StrEnum):
     ROUTE_RESTORED = "RouteRestored"
     ROUTE_CONTESTED = "RouteContested"  # moved off its step again after the last allowed restore
     RELEASE_FAILED = "ReleaseFailed"  # a deleted canary's traffic could not be put back (retried)
+    CLAIMED = "ClaimedByAnother"  # an object this canary needs is used by another running canary
     # signals (MetricsAvailable)
     METRICS_FRESH = "MetricsFresh"
     SIGNALS_MISSING = "SignalsMissing"

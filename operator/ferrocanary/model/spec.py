@@ -246,6 +246,27 @@ def parse(spec: Mapping[str, Any] | None) -> CanarySpec:
     )
 
 
+#: What a running canary claims, by kind: its two Deployments and the object its router moves.
+_ROUTE_OBJECTS: Mapping[str, tuple[str, tuple[str, ...]]] = {
+    "gatewayAPI": ("HTTPRoute", ("httpRoute",)),
+    "istio": ("VirtualService", ("virtualService", "name")),
+    "nginx": ("Ingress", ("ingress",)),
+}
+
+
+def claims(spec: CanarySpec) -> frozenset[tuple[str, str]]:
+    """(kind, name) of every object this canary acts on: two canaries that share one must not both
+    run (each would move the other's weights, or scale down the other's build)."""
+    claimed = {("Deployment", d) for d in (spec.baseline.deployment, spec.candidate.deployment) if d}
+    for provider, (kind, keys) in _ROUTE_OBJECTS.items():
+        value: Any = spec.traffic_routing.get(provider)
+        for key in keys:
+            value = value.get(key) if isinstance(value, Mapping) else None
+        if isinstance(value, str) and value:
+            claimed.add((kind, value))
+    return frozenset(claimed)
+
+
 def parse_routing(spec: Mapping[str, Any] | None) -> CanarySpec:
     """Only what is needed to put traffic in an end state: the builds, the Service, the router.
 
