@@ -7,17 +7,17 @@ operator then holds) and never copy the answer's text, the address's credentials
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, ClassVar
 
 import pytest
 
 from ferrocanary.metrics import protocol
 from ferrocanary.metrics.prometheus import PrometheusSource
+from tests.support.http import serving
 
 T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 SELECTORS = protocol.ArmSelectors('track="baseline"', 'track="candidate"', 'pod=~"py-.*"', 'pod=~"rs-.*"')
@@ -43,14 +43,8 @@ class _Answer(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def server() -> Iterator[str]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Answer)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with serving(_Answer) as where:
+        yield where
 
 
 def _answer(status: int, body: bytes, **headers: str) -> None:
