@@ -179,7 +179,15 @@ class Canary:
             self.sandbox.add_scrape_target(
                 self._job(track),
                 [f"127.0.0.1:{self.ports[track]}"],
-                {"namespace": self.namespace, "canary": self.name, "track": track},
+                {
+                    "namespace": self.namespace,
+                    "canary": self.name,
+                    "track": track,
+                    # as a cluster's scrape labels a pod's series: the default selectors (and the
+                    # dashboards) read each arm by its own Deployment's pods
+                    "pod": f"{self.baseline_deploy if track == 'baseline' else self.candidate_deploy}"
+                    "-5f7d8c9b4-x2k4q",
+                },
             )
         # Start the canary only once Prometheus scrapes both arms, as a team would (and so the first
         # blocks are not read from series that appear halfway through them).

@@ -8,13 +8,13 @@ from ferrocanary.model import spec as canary_spec
 SPEC = {"baseline": {"deployment": "scorer-python"}, "candidate": {"deployment": "scorer-rust"}}
 
 
-def test_the_defaults_read_the_arms_by_track_and_their_pods_by_deployment() -> None:
+def test_the_defaults_read_each_arm_by_track_and_by_its_own_deployments_pods() -> None:
     selectors = protocol.ArmSelectors.of("shop", canary_spec.parse(SPEC))
     assert selectors == protocol.ArmSelectors(
-        'namespace="shop",track="baseline"',
-        'namespace="shop",track="candidate"',
-        'namespace="shop",pod=~"scorer-python-.*"',
-        'namespace="shop",pod=~"scorer-rust-.*"',
+        'namespace="shop",track="baseline",pod=~"scorer-python-[a-z0-9]+-[a-z0-9]+"',
+        'namespace="shop",track="candidate",pod=~"scorer-rust-[a-z0-9]+-[a-z0-9]+"',
+        'namespace="shop",pod=~"scorer-python-[a-z0-9]+-[a-z0-9]+"',
+        'namespace="shop",pod=~"scorer-rust-[a-z0-9]+-[a-z0-9]+"',
     )
 
 
@@ -29,4 +29,4 @@ def test_a_selector_the_spec_gives_is_kept_but_narrowed_to_the_canarys_namespace
     # namespace="shop",namespace="payments" matches nothing: no series of another namespace is read
     assert selectors.baseline == 'namespace="shop",namespace="payments",app="ledger"'
     assert selectors.candidate_pods == 'namespace="shop",pod="x"'
-    assert selectors.candidate == 'namespace="shop",track="candidate"'
+    assert selectors.candidate == 'namespace="shop",track="candidate",pod=~"scorer-rust-[a-z0-9]+-[a-z0-9]+"'
