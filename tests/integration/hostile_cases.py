@@ -390,6 +390,7 @@ class Accepted:
     annotations: dict[str, str] = dataclasses.field(default_factory=dict)
     promote: bool = False
     finding: str = ""  # set: the expectation fails today (an open finding), the test is xfail(strict)
+    floods: bool = False  # the finding also posts the same Warning Event every tick
 
     def body(self, namespace: str, prometheus: str, trap: str) -> dict[str, Any]:
         case = Case(self.id, tuple((p, _fill(v, namespace, prometheus, trap)) for p, v in self.changes))
@@ -516,6 +517,7 @@ ACCEPTED: list[Accepted] = [
         "the JSON patch that removes it (a 'test' op on the value) is refused with HTTP 422 and "
         "canaries.clear_action swallows that, so every tick handles the action again: the canary "
         "stays Pending for good and a Warning Event ActionIgnored is posted every 2 s",
+        floods=True,
     ),
     Accepted(
         "information-horizon-millennium",
