@@ -427,7 +427,7 @@ ACCEPTED: list[Accepted] = [
             ("spec.promotion", {"scaleDownBaseline": True}),
         ),
         ("Promoting",),
-        ("coredns",),
+        ("namespaces/{ns}/deployments/coredns",),
         promote=True,
     ),
     Accepted(
@@ -540,3 +540,37 @@ ACCEPTED: list[Accepted] = [
         "urlsplit raises 'Invalid IPv6 URL' and the canary ends Invalid with that reason, naming no field",
     ),
 ]
+
+
+#: The spec field each accepted case's status must name (the cases whose trouble is in the spec).
+FIELDS: dict[str, str] = {
+    "promote-scales-coredns": "spec.baseline.deployment",
+    "replicas-on-coredns": "spec.baseline.deployment",
+    "httproute-of-victim": "spec.trafficRouting.gatewayAPI.httpRoute",
+    "ingress-of-victim": "spec.trafficRouting.nginx.ingress",
+    "secret-of-victim": "spec.analysis.prometheus.secretRef",
+    "secret-key-dotdot": "spec.analysis.prometheus.secretRef",
+    "token-to-other-address": "spec.analysis.prometheus.address",
+    "hostile-text-in-address": "spec.analysis.prometheus.address",
+    "insecure-tls-not-allowed": "spec.analysis.prometheus.insecureSkipVerify",
+    "information-horizon-millennium": "spec.analysis.informationHorizon",
+    "kpi-and-guard-same-name": "spec.analysis",
+    "address-unclosed-bracket": "spec.analysis.prometheus.address",
+}
+#: Those whose status names the object (in the canary's own namespace) but not the field, today.
+FIELD_NOT_NAMED = (
+    "a Deployment, HTTPRoute or token Secret the spec names but that does not exist in the canary's "
+    "namespace is reported by object only ('Deployment <ns>/coredns not found', '/apis/apps/v1/"
+    "namespaces/<ns>/deployments/coredns/scale: HTTP 404', 'HTTPRoute <ns>/shop not found', 'cannot "
+    "read the Prometheus token from Secret <ns>/prom-token'), without the spec field; the nginx router "
+    "names it ('Ingress <ns>/shop (spec.trafficRouting.nginx.ingress) not found')"
+)
+FIELD_NOT_NAMED_TODAY = frozenset(
+    {
+        "promote-scales-coredns",
+        "replicas-on-coredns",
+        "httproute-of-victim",
+        "secret-of-victim",
+        "secret-key-dotdot",
+    }
+)
