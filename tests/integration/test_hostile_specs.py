@@ -391,7 +391,7 @@ def outcome(sandbox: Sandbox, api: rest.Rest, crd: None) -> Iterator[Outcome]:
             )
             result.events[case.id] = [str(e.get("message", "")) for e in listing.get("items", [])]
         result.trapped = list(_Trap.seen)
-        if os.environ.get("HOSTILE_DEBUG"):
+        if os.environ.get("HOSTILE_DEBUG"):  # a path: what each canary, its Events and the listener saw
             Path(os.environ["HOSTILE_DEBUG"]).write_text(
                 json.dumps(
                     {"objects": result.objects, "events": result.events, "trapped": result.trapped}, indent=1
