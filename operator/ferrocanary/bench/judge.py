@@ -161,46 +161,72 @@ def run_grid(
     return [_row(m, c, *results[c][m]) for c in cells for m in METHODS]
 
 
-def criteria(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+Row = dict[str, Any]
+
+
+def _find(rows: list[Row], method: str, truth: float, rps: float, buckets: str = "exp1.1") -> Row | None:
+    for r in rows:
+        if (r["method"], r["true_ratio"], r["rps"], r["buckets"]) == (method, truth, rps, buckets):
+            return r
+    return None
+
+
+def _check(name: str, value: float | None, bound: float, ok: bool) -> Row:
+    return {"name": name, "value": value, "bound": bound, "ok": bool(ok)}
+
+
+def _boundary_checks(rows: list[Row], rps: float) -> list[Row]:
+    """At or past the target: promotions bounded (5% + 2 standard errors of the run count at 0.60)."""
+    checks = []
+    at = _find(rows, "ferrocanary", 0.60, rps)
+    if at:
+        bound = 0.05 + 2 * math.sqrt(0.05 * 0.95 / at["runs"])
+        checks.append(
+            _check(f"0.60 promote <= 5% + 2 s.e. (rps {rps:g})", at["promote"], bound, at["promote"] <= bound)
+        )
+    at = _find(rows, "ferrocanary", 0.70, rps)
+    if at:
+        checks.append(_check(f"0.70 promote <= 1% (rps {rps:g})", at["promote"], 0.01, at["promote"] <= 0.01))
+    return checks
+
+
+def _win_checks(rows: list[Row], rps: float) -> list[Row]:
+    """A clear win promotes, rarely rolls back, and decides sooner than Kayenta re-judging."""
+    at, kay = _find(rows, "ferrocanary", 0.40, rps), _find(rows, "kayenta-fixed", 0.40, rps)
+    if not at:
+        return []
+    checks = [
+        _check(f"0.40 promote >= 95% (rps {rps:g})", at["promote"], 0.95, at["promote"] >= 0.95),
+        _check(f"0.40 rollback <= 1% (rps {rps:g})", at["rollback"], 0.01, at["rollback"] <= 0.01),
+    ]
+    if kay and at["median_minutes"] is not None and kay["median_minutes"] is not None:
+        checks.append(
+            _check(
+                f"0.40 median minutes below kayenta-fixed's (rps {rps:g})",
+                at["median_minutes"],
+                kay["median_minutes"],
+                at["median_minutes"] < kay["median_minutes"],
+            )
+        )
+    return checks
+
+
+def _regression_checks(rows: list[Row], rps: float) -> list[Row]:
+    at = _find(rows, "ferrocanary", 1.2, rps)
+    if not at:
+        return []
+    return [_check(f"1.20 rollback >= 95% (rps {rps:g})", at["rollback"], 0.95, at["rollback"] >= 0.95)]
+
+
+def criteria(rows: list[Row]) -> list[Row]:
     """The issue's figures for ferrocanary on exp1.1 buckets (and default buckets), per rps."""
-
-    def find(method: str, truth: float, rps: float, buckets: str = "exp1.1") -> dict[str, Any] | None:
-        for r in rows:
-            if (r["method"], r["true_ratio"], r["rps"], r["buckets"]) == (method, truth, rps, buckets):
-                return r
-        return None
-
-    checks: list[dict[str, Any]] = []
-
-    def check(name: str, value: float | None, bound: float, ok: bool) -> None:
-        checks.append({"name": name, "value": value, "bound": bound, "ok": bool(ok)})
-
+    checks: list[Row] = []
     for rps in sorted({r["rps"] for r in rows}):
-        at = find("ferrocanary", 0.60, rps)
-        if at:
-            bound = 0.05 + 2 * math.sqrt(0.05 * 0.95 / at["runs"])
-            check(f"0.60 promote <= 5% + 2 s.e. (rps {rps:g})", at["promote"], bound, at["promote"] <= bound)
-        at = find("ferrocanary", 0.70, rps)
-        if at:
-            check(f"0.70 promote <= 1% (rps {rps:g})", at["promote"], 0.01, at["promote"] <= 0.01)
-        at, kay = find("ferrocanary", 0.40, rps), find("kayenta-fixed", 0.40, rps)
-        if at:
-            check(f"0.40 promote >= 95% (rps {rps:g})", at["promote"], 0.95, at["promote"] >= 0.95)
-            check(f"0.40 rollback <= 1% (rps {rps:g})", at["rollback"], 0.01, at["rollback"] <= 0.01)
-            if kay and at["median_minutes"] is not None and kay["median_minutes"] is not None:
-                check(
-                    f"0.40 median minutes below kayenta-fixed's (rps {rps:g})",
-                    at["median_minutes"],
-                    kay["median_minutes"],
-                    at["median_minutes"] < kay["median_minutes"],
-                )
-        at = find("ferrocanary", 1.2, rps)
-        if at:
-            check(f"1.20 rollback >= 95% (rps {rps:g})", at["rollback"], 0.95, at["rollback"] >= 0.95)
+        checks += _boundary_checks(rows, rps) + _win_checks(rows, rps) + _regression_checks(rows, rps)
     default = [r for r in rows if r["method"] == "ferrocanary" and r["buckets"] == "default"]
     if default:
         worst = max(r["promote"] for r in default)
-        check("default buckets never promote", worst, 0.0, worst == 0.0)
+        checks.append(_check("default buckets never promote", worst, 0.0, worst == 0.0))
     return checks
 
 

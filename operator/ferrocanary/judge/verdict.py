@@ -7,6 +7,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -182,6 +184,167 @@ def _listing(items: list[str]) -> str:
     return "; ".join(items)
 
 
+@dataclass(frozen=True)
+class _Look:
+    """What a reason sentence is written from: one look (block j) and what the judge made of it."""
+
+    data: blocks.BlockData
+    table: looks.Looks
+    settings: AnalysisSettings
+    j: int
+    results: tuple[KpiResult, ...]
+    fault_bound: float | None
+
+    @property
+    def stat(self) -> list[tracks.Track]:
+        """The statistical KPIs (every KPI but the fault rule)."""
+        return [t for t in self.table.kpis if t.kind != KpiKind.MEMORY_FAULTS.value]
+
+
+def _no_blocks(look: _Look) -> str:
+    return "No blocks recorded yet; waiting for data."
+
+
+def _fault(look: _Look) -> str:
+    name = next(t.name for t in look.table.kpis if t.kind == KpiKind.MEMORY_FAULTS.value)
+    faults = look.table.faults[look.j]
+    return (
+        f"{name}: the candidate had {faults:.0f} memory fault(s) (OOMKill, SIGSEGV/SIGABRT exit "
+        "or panic); any fault rolls back at once."
+    )
+
+
+def _missing(look: _Look) -> str:
+    flags = look.data.missing[look.j]
+    latest = [s for s, flag in zip(blocks.SIGNALS, flags, strict=True) if flag] or ["no traffic"]
+    run = int(look.table.missing_run[look.j])
+    if run >= 3:
+        return (
+            f"Data missing for {run} blocks in a row (latest: {', '.join(latest)}); "
+            "holding until metrics return."
+        )
+    return f"Data missing in the latest block ({', '.join(latest)}); waiting ({run} of 3 before holding)."
+
+
+def _sample_ratio(look: _Look) -> str:
+    data, table, j = look.data, look.table, look.j
+    read = table.srm_mask[: j + 1]
+    candidate = data.candidate.requests[: j + 1][read]
+    share = candidate.sum() / max(1.0, (candidate + data.baseline.requests[: j + 1][read]).sum())
+    configured = float(np.mean(data.weight[: j + 1][read]))
+    e_value = _fmt(math.exp(min(table.srm_log_e[j], 700)))
+    tolerance = 100 * look.settings.sample_ratio_tolerance
+    return (
+        f"Sample-ratio mismatch: the candidate received {100 * share:.1f}% of requests against a "
+        f"configured {configured:.1f}% on average, beyond the {tolerance:g}% "
+        f"tolerance (e-value {e_value} >= {_fmt(math.exp(table.srm_threshold))}); traffic is not "
+        "split as configured, so no KPI can be trusted."
+    )
+
+
+def _breach(g: tracks.Track, j: int) -> str:
+    if g.log_e.size:
+        return (
+            f"{g.name}: candidate/baseline rate {_fmt(_exp(g.estimate[j]))} above "
+            f"{_fmt(g.target)} (e-value {_fmt(math.exp(min(g.log_e[j], 700)))} >= "
+            f"{_fmt(math.exp(g.threshold))})"
+        )
+    return f"{g.name}: {_interval_text(g, j, g.alpha_pass)} is above {_fmt(g.target)}"
+
+
+def _guard(look: _Look) -> str:
+    breached = [g for g in look.table.guards if g.reading[look.j] == tracks.Read.MISS]
+    return "Guard rail breached, " + _listing([_breach(g, look.j) for g in breached]) + "."
+
+
+def _buckets(look: _Look) -> str:
+    growth = math.exp(look.table.growth[look.j])
+    shown = (
+        "unbounded (an open-ended first or +Inf bucket)" if not math.isfinite(growth) else f"{growth:.2f}x"
+    )
+    return (
+        f"Latency buckets too coarse: bucket edges grow by {shown} between p50 and p99.9 (at most "
+        f"{look.settings.max_bucket_growth:.2f}x allowed); interpolation alone could fake the margin. Use "
+        "exponential buckets (factor <= 1.1) or native histograms of schema >= 3."
+    )
+
+
+def _target_missed(look: _Look) -> str:
+    j = look.j
+    missed = [t for t in look.stat if t.reading[j] == tracks.Read.MISS]
+    parts = [
+        f"{t.name} {_interval_text(t, j, t.alpha_miss)} is not {_relation(t, True)} {_fmt(t.target)}"
+        for t in missed
+    ]
+    return "Target missed: " + _listing(parts) + "."
+
+
+def _all_met(look: _Look) -> str:
+    j = look.j
+    parts = [
+        f"{t.name} {_interval_text(t, j, t.alpha_pass)} {_relation(t, True)} {_fmt(t.target)}"
+        for t in look.stat
+    ]
+    tail = ""
+    if look.fault_bound is not None:
+        confidence = look.settings.confidence
+        tail = f"; no memory faults (rate <= {_fmt(look.fault_bound)} per pod-hour at {confidence:.0%})"
+    return "All KPIs met their targets: " + _listing(parts) + tail + "."
+
+
+def _open_part(t: tracks.Track, r: KpiResult, j: int) -> str:
+    if r.decision is Reading.NO_DATA:
+        return f"{t.name}: not enough data yet ({r.detail})"
+    if r.decision is Reading.PASS:
+        # Promotion waits for every KPI: say which ones are already settled, not that they "span".
+        return f"{t.name} {_interval_text(t, j, t.alpha_pass)} already {_relation(t, True)} {_fmt(t.target)}"
+    return (
+        f"{t.name} {_interval_text(t, j, t.alpha_pass)} spans {_fmt(t.target)} "
+        f"(ETA50 {_minutes(r.eta50_seconds)}, ETA80 {_minutes(r.eta80_seconds)})"
+    )
+
+
+def _open_parts(look: _Look) -> list[str]:
+    names = {s.name for s in look.stat}
+    mine = [r for r in look.results if r.name in names]
+    return [_open_part(t, r, look.j) for t, r in zip(look.stat, mine, strict=True)]
+
+
+def _timeout(look: _Look) -> str:
+    return (
+        f"Maximum duration {look.settings.max_duration_seconds / 60:.0f} min reached without a decision: "
+        + _listing(_open_parts(look))
+        + "; never promoting on a timeout."
+    )
+
+
+def _wait(look: _Look) -> str:
+    left = look.settings.max_duration_seconds - float(look.table.elapsed[look.j])
+    late = [r for r in look.results if r.eta80_seconds is not None and r.eta80_seconds > left]
+    warning = ""
+    if late:
+        names = ", ".join(r.name for r in late)
+        warning = (
+            f" ETA80 of {names} exceeds the {left / 60:.0f} min left: INCONCLUSIVE is likely unless the "
+            "weight is raised."
+        )
+    return "Continue: " + _listing(_open_parts(look)) + "." + warning
+
+
+_REASONS: dict[looks.Cause, Callable[[_Look], str]] = {
+    looks.Cause.NO_BLOCKS: _no_blocks,
+    looks.Cause.FAULT: _fault,
+    looks.Cause.MISSING: _missing,
+    looks.Cause.SRM: _sample_ratio,
+    looks.Cause.GUARD: _guard,
+    looks.Cause.BUCKETS: _buckets,
+    looks.Cause.MISS: _target_missed,
+    looks.Cause.PASS: _all_met,
+    looks.Cause.TIMEOUT: _timeout,
+    looks.Cause.WAIT: _wait,
+}
+
+
 def _reason(
     cause: looks.Cause,
     *,
@@ -192,111 +355,8 @@ def _reason(
     results: tuple[KpiResult, ...],
     fault_bound: float | None,
 ) -> str:
-    stat = [t for t in table.kpis if t.kind != KpiKind.MEMORY_FAULTS.value]
-    if cause is looks.Cause.NO_BLOCKS:
-        return "No blocks recorded yet; waiting for data."
-    if cause is looks.Cause.FAULT:
-        name = next(t.name for t in table.kpis if t.kind == KpiKind.MEMORY_FAULTS.value)
-        return (
-            f"{name}: the candidate had {table.faults[j]:.0f} memory fault(s) (OOMKill, SIGSEGV/SIGABRT exit "
-            "or panic); any fault rolls back at once."
-        )
-    if cause is looks.Cause.MISSING:
-        latest = [s for s, flag in zip(blocks.SIGNALS, data.missing[j], strict=True) if flag] or [
-            "no traffic"
-        ]
-        run = int(table.missing_run[j])
-        if run >= 3:
-            return (
-                f"Data missing for {run} blocks in a row (latest: {', '.join(latest)}); "
-                "holding until metrics return."
-            )
-        return f"Data missing in the latest block ({', '.join(latest)}); waiting ({run} of 3 before holding)."
-    if cause is looks.Cause.SRM:
-        read = table.srm_mask[: j + 1]
-        candidate = data.candidate.requests[: j + 1][read]
-        share = candidate.sum() / max(1.0, (candidate + data.baseline.requests[: j + 1][read]).sum())
-        configured = float(np.mean(data.weight[: j + 1][read]))
-        e_value = _fmt(math.exp(min(table.srm_log_e[j], 700)))
-        return (
-            f"Sample-ratio mismatch: the candidate received {100 * share:.1f}% of requests against a "
-            f"configured {configured:.1f}% on average, beyond the {100 * settings.sample_ratio_tolerance:g}% "
-            f"tolerance (e-value {e_value} >= {_fmt(math.exp(table.srm_threshold))}); traffic is not "
-            "split as configured, so no KPI can be trusted."
-        )
-    if cause is looks.Cause.GUARD:
-        breached = [g for g in table.guards if g.reading[j] == tracks.Read.MISS]
-        parts = []
-        for g in breached:
-            if g.log_e.size:
-                parts.append(
-                    f"{g.name}: candidate/baseline rate {_fmt(_exp(g.estimate[j]))} above "
-                    f"{_fmt(g.target)} (e-value {_fmt(math.exp(min(g.log_e[j], 700)))} >= "
-                    f"{_fmt(math.exp(g.threshold))})"
-                )
-            else:
-                parts.append(f"{g.name}: {_interval_text(g, j, g.alpha_pass)} is above {_fmt(g.target)}")
-        return "Guard rail breached, " + _listing(parts) + "."
-    if cause is looks.Cause.BUCKETS:
-        growth = math.exp(table.growth[j])
-        shown = (
-            "unbounded (an open-ended first or +Inf bucket)"
-            if not math.isfinite(growth)
-            else f"{growth:.2f}x"
-        )
-        return (
-            f"Latency buckets too coarse: bucket edges grow by {shown} between p50 and p99.9 (at most "
-            f"{settings.max_bucket_growth:.2f}x allowed); interpolation alone could fake the margin. Use "
-            "exponential buckets (factor <= 1.1) or native histograms of schema >= 3."
-        )
-    if cause is looks.Cause.MISS:
-        missed = [t for t in stat if t.reading[j] == tracks.Read.MISS]
-        parts = [
-            f"{t.name} {_interval_text(t, j, t.alpha_miss)} is not {_relation(t, True)} {_fmt(t.target)}"
-            for t in missed
-        ]
-        return "Target missed: " + _listing(parts) + "."
-    if cause is looks.Cause.PASS:
-        parts = [
-            f"{t.name} {_interval_text(t, j, t.alpha_pass)} {_relation(t, True)} {_fmt(t.target)}"
-            for t in stat
-        ]
-        tail = ""
-        if fault_bound is not None:
-            tail = (
-                f"; no memory faults (rate <= {_fmt(fault_bound)} per pod-hour at {settings.confidence:.0%})"
-            )
-        return "All KPIs met their targets: " + _listing(parts) + tail + "."
-    open_parts = []
-    for t, r in zip(stat, [r for r in results if r.name in {s.name for s in stat}], strict=True):
-        if r.decision is Reading.NO_DATA:
-            open_parts.append(f"{t.name}: not enough data yet ({r.detail})")
-        elif r.decision is Reading.PASS:
-            # Promotion waits for every KPI: say which ones are already settled, not that they "span".
-            open_parts.append(
-                f"{t.name} {_interval_text(t, j, t.alpha_pass)} already {_relation(t, True)} {_fmt(t.target)}"
-            )
-        else:
-            open_parts.append(
-                f"{t.name} {_interval_text(t, j, t.alpha_pass)} spans {_fmt(t.target)} "
-                f"(ETA50 {_minutes(r.eta50_seconds)}, ETA80 {_minutes(r.eta80_seconds)})"
-            )
-    if cause is looks.Cause.TIMEOUT:
-        return (
-            f"Maximum duration {settings.max_duration_seconds / 60:.0f} min reached without a decision: "
-            + _listing(open_parts)
-            + "; never promoting on a timeout."
-        )
-    left = settings.max_duration_seconds - float(table.elapsed[j])
-    late = [r for r in results if r.eta80_seconds is not None and r.eta80_seconds > left]
-    warning = ""
-    if late:
-        names = ", ".join(r.name for r in late)
-        warning = (
-            f" ETA80 of {names} exceeds the {left / 60:.0f} min left: INCONCLUSIVE is likely unless the "
-            "weight is raised."
-        )
-    return "Continue: " + _listing(open_parts) + "." + warning
+    """The sentence a person reads for this look: one small function per cause."""
+    return _REASONS[cause](_Look(data, table, settings, j, results, fault_bound))
 
 
 def judgement_at(data: blocks.BlockData, table: looks.Looks, settings: AnalysisSettings, j: int) -> Judgement:
