@@ -47,6 +47,7 @@ def _promtool() -> Path:
     return path
 
 
+@pytest.mark.toolchain
 def test_every_template_is_valid_promql(tmp_path: Path) -> None:
     rules = {
         "groups": [
@@ -65,6 +66,7 @@ def test_every_template_is_valid_promql(tmp_path: Path) -> None:
     assert f"SUCCESS: {len(ALL)} rules found" in proc.stdout
 
 
+@pytest.mark.toolchain
 def test_a_broken_template_would_be_caught(tmp_path: Path) -> None:
     path = tmp_path / "rules.yml"
     broken = queries.requests(SEL, "60s").replace("[60s]", "[60s")
