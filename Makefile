@@ -8,7 +8,7 @@ CACHE := $(or $(FERROCANARY_CACHE),$(HOME)/.cache/ferrocanary)
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 PYTEST_ARGS ?=
 
-.PHONY: setup venv toolchain workload lint typecheck imports rust unit integration test demo bench clean
+.PHONY: setup venv toolchain workload lint typecheck imports rust unit unit-fast integration test demo bench clean
 
 setup: venv toolchain workload
 
@@ -32,13 +32,16 @@ lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check operator tests dashboards charts workloads/textscore
 
-typecheck: venv
+# After the workload: textscore's types come with its Rust build.
+typecheck: venv workload
 	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy --strict tests/fakes tests/support
 	$(VENV)/bin/mypy --explicit-package-bases dashboards/*.py charts/sync.py
 	$(VENV)/bin/mypy --strict workloads/textscore/textscore
 
 imports: venv
 	cd operator && ../$(VENV)/bin/lint-imports ../.importlinter
+	$(VENV)/bin/lint-imports tests/.importlinter
 
 # The workload's Rust crates: tests, clippy with warnings as errors, formatting.
 rust:
@@ -49,11 +52,19 @@ rust:
 unit: venv
 	$(PY) -m pytest -m "not integration" $(PYTEST_ARGS)
 
+# The unit tests that need nothing the toolchain builds: well under a minute.
+unit-fast: venv workload
+	$(PY) -m pytest -m "not integration and not toolchain" $(PYTEST_ARGS)
+
 integration: setup
 	$(PY) -m pytest -m integration $(PYTEST_ARGS)
 
-test: setup lint typecheck imports rust
-	$(PY) -m pytest $(PYTEST_ARGS)
+# The cheap checks first, so a typo or a failing unit test shows in seconds, not after the toolchain
+# build (minutes when cold); then the builds and every test that needs them. Each test runs once:
+# unit-fast takes "not integration and not toolchain", the last run the rest.
+test: lint imports typecheck unit-fast
+	@$(MAKE) --no-print-directory setup rust
+	$(PY) -m pytest -m "integration or toolchain" $(PYTEST_ARGS)
 
 # A full canary of the reference workload on the local sandbox; ends with a verdict and a report.
 demo: setup
