@@ -30,6 +30,7 @@ from ferrocanary.kube import rest
 from ferrocanary.local.sandbox import Sandbox
 from tests.support import arms
 from tests.support.canary import Canary, install_crd, running
+from tests.support.waiting import unchanged_until, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -105,14 +106,15 @@ def test_a_clear_win_ends_promoted_with_the_route_at_100_percent_rust(
             assert "Promoted" in printed
             assert "Promote" in printed
             # The operator's own metrics, scraped by the real Prometheus.
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                weight = prometheus_query(
+            weight = wait_for(
+                lambda: prometheus_query(
                     sandbox, f'ferrocanary_canary_weight_percent{{namespace="{namespace}"}}'
-                )
-                if weight and float(weight[0]["value"][1]) == 100.0:
-                    break
-                time.sleep(1)
+                ),
+                30,
+                "the operator's weight metric at 100 in Prometheus",
+                until=lambda w: bool(w) and float(w[0]["value"][1]) == 100.0,
+                interval=1,
+            )
             assert weight
             assert float(weight[0]["value"][1]) == 100.0
             phase = prometheus_query(sandbox, f'ferrocanary_canary_phase{{namespace="{namespace}"}} == 1')
@@ -195,8 +197,8 @@ def test_prometheus_down_mid_run_holds_and_resumes_when_it_is_back(
             metrics = {c["type"]: c for c in held["conditions"]}["MetricsAvailable"]
             assert (metrics["status"], metrics["reason"]) == ("False", "PrometheusUnavailable")
             step, weights = held["stepIndex"], canary.route_weights()
-            time.sleep(30)  # longer than minDwell: a healthy canary would have advanced
-            now = canary.status
+            # An analysis after minDwell ran out, when a healthy canary would have advanced.
+            now = canary.wait(canary.analysed_past_dwell, 60, "an analysis past minDwell")
             assert (now["phase"], now["stepIndex"], now["decision"]) == ("Progressing", step, "Hold")
             assert canary.route_weights() == weights
         finally:
@@ -237,7 +239,8 @@ def test_manual_promote_pause_resume_and_abort(
         paused = steered.wait(lambda s: s.get("phase") == "Paused", 15, "Paused")
         assert paused["lastAction"]["action"] == "pause"
         assert "ferrocanary.io/action" not in (steered.obj["metadata"].get("annotations") or {})
-        time.sleep(30)  # past minDwell: a paused canary stays at its step
+        # An analysis past minDwell: a paused canary stays at its step.
+        steered.wait(steered.analysed_past_dwell, 60, "an analysis past minDwell")
         assert (steered.status["phase"], steered.status["stepIndex"]) == ("Paused", 0)
         assert steered.route_weights() == {"steered-python": 90, "steered-rust": 10}
         steered.annotate("resume")
@@ -251,7 +254,7 @@ def test_manual_promote_pause_resume_and_abort(
 
         waiting = gated.wait(lambda s: s.get("phase") == "WaitingPromotion", 300, "WaitingPromotion")
         weights = gated.route_weights()
-        time.sleep(10)
+        gated.wait_analyses(2, since=waiting, timeout=30)  # the operator looks twice more and waits
         assert gated.status["phase"] == "WaitingPromotion"
         assert gated.route_weights() == weights  # nothing moves without a person
         assert waiting["decision"] == "Promote"
@@ -277,13 +280,13 @@ def test_an_operator_killed_mid_step_resumes_to_the_same_verdict(
         spec_overrides={"analysis": {"minBlocks": 12}},
     )
     with running(canary, tmp_path):
-        log = (tmp_path / "operator.log").open("w")
-        first = subprocess.Popen(
-            [str(Path(sys.executable).parent / "ferrocanary"), "run", "--namespace", namespace],
-            env={**os.environ, "FERROCANARY_METRICS_PORT": "0"},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        with (tmp_path / "operator.log").open("w") as log:  # the child keeps its own copy
+            first = subprocess.Popen(
+                [str(Path(sys.executable).parent / "ferrocanary"), "run", "--namespace", namespace],
+                env={**os.environ, "FERROCANARY_METRICS_PORT": "0"},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         try:
             canary.apply()
             mid = canary.wait(lambda s: s.get("stepIndex", -1) >= 1, 120, "the second step")
@@ -291,8 +294,9 @@ def test_an_operator_killed_mid_step_resumes_to_the_same_verdict(
             os.kill(first.pid, signal.SIGKILL)  # no shutdown, no last status write
             first.wait(timeout=30)
         assert mid["phase"] == "Progressing"
-        time.sleep(10)
-        frozen = canary.status
+        # Until a running operator would have analysed twice more, the status must not move.
+        due = canary.next_analyses_due(canary.status, 2)
+        frozen = unchanged_until(due, lambda: canary.status, "status with no operator running")
         assert frozen["phase"] == "Progressing"  # nobody runs the canary while the operator is down
         with KopfRunner(
             ["run", "--standalone", "--namespace", namespace, "-m", "ferrocanary.handlers"], timeout=60

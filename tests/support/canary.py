@@ -17,6 +17,7 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +25,17 @@ from ferrocanary.kube import canaries, rest
 from ferrocanary.local import processes
 from ferrocanary.local.sandbox import Sandbox
 from ferrocanary.local.toolchain import Toolchain
-from tests.support import arms
+from ferrocanary.model import analysis
+from tests.support import arms, waiting
 
 REPO = Path(__file__).resolve().parents[2]
 CRD = REPO / "crds" / "rustcanaries.ferrocanary.io.yaml"
 TERMINAL = ("Promoted", "RolledBack", "Inconclusive", "Invalid")
+
+
+def _time(text: str | None) -> datetime | None:
+    """A time as status writes it (RFC 3339, whole seconds, 'Z')."""
+    return None if not text else datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
 
 
 def install_crd(sandbox: Sandbox) -> None:
@@ -158,14 +165,14 @@ class Canary:
         }
         config_path = workdir / f"{self.name}-exporter.json"
         config_path.write_text(json.dumps(config))
-        log = (workdir / f"{self.name}-exporter.log").open("w")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.support.exporter", str(config_path)],
-            cwd=REPO,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **self.sandbox.env()},
-        )
+        with (workdir / f"{self.name}-exporter.log").open("w") as log:  # the child keeps its own copy
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "tests.support.exporter", str(config_path)],
+                cwd=REPO,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **self.sandbox.env()},
+            )
         self.exporter_pid = proc.pid
         deadline = time.monotonic() + 30
         while not ready.exists():
@@ -255,18 +262,42 @@ class Canary:
         return dict(self.obj.get("status") or {})
 
     def wait(self, predicate: Callable[[dict[str, Any]], bool], timeout: float, what: str) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        status: dict[str, Any] = {}
-        while time.monotonic() < deadline:
-            status = self.status
-            if predicate(status):
-                return status
-            time.sleep(1.0)
-        brief = {
-            k: status.get(k)
-            for k in ("phase", "stepIndex", "weight", "decision", "decisionReason", "verdict")
-        }
-        raise AssertionError(f"{what}: not within {timeout:.0f}s; status {brief}")
+        def brief(status: dict[str, Any]) -> dict[str, Any]:
+            keys = ("phase", "stepIndex", "weight", "decision", "decisionReason", "verdict", "lastTickAt")
+            return {k: status.get(k) for k in keys}
+
+        return waiting.wait_for(
+            lambda: self.status, timeout, what, until=predicate, describe=brief, interval=1.0
+        )
+
+    def seconds(self, section: str, key: str) -> float:
+        """A duration of this canary's spec in seconds, e.g. ``seconds("steps", "minDwell")``."""
+        return analysis.parse_duration(self.spec()[section][key], f"spec.{section}.{key}")
+
+    def analysed_past_dwell(self, status: dict[str, Any]) -> bool:
+        """The operator has analysed the current step after its minDwell ran out, when a healthy canary
+        moves on (status times are whole seconds, hence the extra second)."""
+        tick, started = _time(status.get("lastTickAt")), _time(status.get("stepStartedAt"))
+        dwell = timedelta(seconds=self.seconds("steps", "minDwell") + 1)
+        return tick is not None and started is not None and tick >= started + dwell
+
+    def wait_analyses(self, count: int, since: dict[str, Any], timeout: float) -> dict[str, Any]:
+        """The status once the operator has analysed ``count`` more times than in ``since``."""
+        seen: set[str] = set()
+
+        def analyses(status: dict[str, Any]) -> bool:
+            tick = status.get("lastTickAt")
+            if tick and tick != since.get("lastTickAt"):
+                seen.add(tick)
+            return len(seen) >= count
+
+        return self.wait(analyses, timeout, f"{count} more analyses")
+
+    def next_analyses_due(self, status: dict[str, Any], count: int) -> datetime:
+        """When a running operator would have analysed ``count`` more times after ``status``."""
+        tick = _time(status.get("lastTickAt"))
+        assert tick is not None, f"no analysis yet: {status}"
+        return tick + timedelta(seconds=count * self.seconds("analysis", "interval") + 1)
 
     def wait_terminal(self, timeout: float = 300) -> dict[str, Any]:
         return self.wait(lambda s: s.get("phase") in TERMINAL, timeout, "a terminal phase")
