@@ -38,17 +38,27 @@ def _time(text: str | None) -> datetime | None:
     return None if not text else datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
 
 
+def wait_established(sandbox: Sandbox, crd: str, timeout: float = 60) -> None:
+    """Wait until the apiserver serves ``crd``. Polled rather than `kubectl wait`, which fails at once
+    ("<nil> is of the type <nil>") when it runs before a CRD just created has any status."""
+    jsonpath = '{.status.conditions[?(@.type=="Established")].status}'
+    waiting.wait_for(
+        lambda: sandbox.kubectl("get", f"crd/{crd}", "-o", f"jsonpath={jsonpath}", check=False).strip(),
+        timeout,
+        f"CRD {crd} Established",
+        until=lambda established: established == "True",
+    )
+
+
 def install_crd(sandbox: Sandbox) -> None:
     sandbox.kubectl("apply", "-f", str(CRD))
-    sandbox.kubectl("wait", "--for=condition=Established", "crd/rustcanaries.ferrocanary.io", "--timeout=60s")
+    wait_established(sandbox, "rustcanaries.ferrocanary.io")
 
 
 def install_istio_crd(sandbox: Sandbox) -> None:
     """Istio's own VirtualService CRD (istio.io/api, pinned in tools/versions.env, cached locally)."""
     sandbox.kubectl("apply", "--server-side", "-f", str(Toolchain().path("istio-api")))
-    sandbox.kubectl(
-        "wait", "--for=condition=Established", "crd/virtualservices.networking.istio.io", "--timeout=60s"
-    )
+    wait_established(sandbox, "virtualservices.networking.istio.io")
 
 
 def deployment(namespace: str, name: str, build: str, replicas: int) -> dict[str, Any]:
