@@ -54,27 +54,50 @@ def patch_status(
     return api.patch(path(namespace, name) + "/status", body, "merge")
 
 
+_CLEAR_ATTEMPTS = 3
+
+
 def clear_action(api: rest.JsonApi, namespace: str, name: str, value: str) -> bool:
     """Remove the action annotation if it still says ``value`` (a newer action is left for the next tick).
 
-    The value is compared here and the removal is guarded by the resourceVersion read with it: a
-    JSON-patch ``test`` on the value itself was refused (422) for values with some non-ASCII
-    characters, which left such an action in place to be handled, and reported, at every tick.
+    A JSON-patch ``test`` on the value does it in one request, whoever else writes the object. The
+    apiserver refuses that test (422) for values with some non-ASCII characters, which left such an
+    action to be handled, and reported, at every tick: then the value is compared here and the
+    removal guarded by the resourceVersion read with it, retried if another writer got in between.
     """
     key = ACTION_ANNOTATION.replace("~", "~0").replace("/", "~1")
+    remove = {"op": "remove", "path": f"/metadata/annotations/{key}"}
     try:
-        current = api.get(path(namespace, name))
-    except rest.KubeError:
-        return False
-    meta = current.get("metadata") or {}
-    if (meta.get("annotations") or {}).get(ACTION_ANNOTATION) != value:
-        return False
-    ops = [
-        {"op": "test", "path": "/metadata/resourceVersion", "value": str(meta.get("resourceVersion", ""))},
-        {"op": "remove", "path": f"/metadata/annotations/{key}"},
-    ]
-    try:
-        api.patch(path(namespace, name), ops, "json")
-    except (rest.InvalidError, rest.NotFoundError, rest.ConflictError):
+        api.patch(
+            path(namespace, name), [{"op": "test", "path": remove["path"], "value": value}, remove], "json"
+        )
+    except rest.InvalidError:
+        return _clear_by_version(api, namespace, name, value, remove)
+    except (rest.NotFoundError, rest.ConflictError):
         return False
     return True
+
+
+def _clear_by_version(
+    api: rest.JsonApi, namespace: str, name: str, value: str, remove: dict[str, str]
+) -> bool:
+    for _ in range(_CLEAR_ATTEMPTS):
+        try:
+            meta = api.get(path(namespace, name)).get("metadata") or {}
+        except rest.KubeError:
+            return False
+        if (meta.get("annotations") or {}).get(ACTION_ANNOTATION) != value:
+            return False  # gone already, or replaced by a newer action
+        version = {
+            "op": "test",
+            "path": "/metadata/resourceVersion",
+            "value": str(meta.get("resourceVersion", "")),
+        }
+        try:
+            api.patch(path(namespace, name), [version, remove], "json")
+        except rest.InvalidError:
+            continue  # someone else wrote the object in between: read it again
+        except (rest.NotFoundError, rest.ConflictError):
+            return False
+        return True
+    return False
