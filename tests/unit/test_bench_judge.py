@@ -108,12 +108,16 @@ def test_simulated_quantile_ratio_is_the_truth() -> None:
 def test_cli_prints_rows(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(judge, "TRUTHS", (0.4,))
     monkeypatch.setattr(judge, "RPS", (20.0,))
+    monkeypatch.setattr(judge, "STRESS_RPS", (20.0,))
     code = main.main(["bench", "judge", "--runs", "3", "--json", "--workers", "1", "--seed", "1"])
     out = capsys.readouterr().out
     assert code == 0
     payload = json.loads(out)
-    assert len(payload["rows"]) == len(judge.BUCKETS) * len(judge.METHODS)
+    stress = judge.stress_cells(3)
+    assert len(payload["rows"]) == (len(judge.BUCKETS) + len(stress)) * len(judge.METHODS)
     row = payload["rows"][0]
     assert {"method", "true_ratio", "rps", "buckets", "runs", "promote", "rollback", "inconclusive",
-            "median_minutes", "p90_minutes"} <= set(row)  # fmt: skip
+            "median_minutes", "p90_minutes", "stressor", "kpi", "stressor_params"} <= set(row)  # fmt: skip
+    drift = next(r for r in payload["rows"] if r["stressor"] == "common-drift")
+    assert drift["stressor_params"] == {"common_phi": 0.9}
     assert 0 < payload["evaluate_ms"] < 100
