@@ -53,8 +53,15 @@ class Track:
     alpha_miss: float
     miss_lower: Float = field(default_factory=lambda: np.zeros(0))
     miss_upper: Float = field(default_factory=lambda: np.zeros(0))
-    log_e: Float = field(default_factory=lambda: np.zeros(0))  # e-process guards
-    threshold: float = math.inf  # e-process guards: log(1/alpha)
+    log_e: Float = field(default_factory=lambda: np.zeros(0))  # e-process guards: harm
+    threshold: float = math.inf  # e-process guards: log(1/alpha) of the harm test
+    promote_below: float = math.nan  # guards: the non-inferiority bound a promotion needs (ratio scale)
+    pass_log_e: Float = field(default_factory=lambda: np.zeros(0))  # e-process guards: non-inferiority
+    pass_threshold: float = math.inf  # e-process guards: log(1/alpha) of the non-inferiority test
+
+    @property
+    def is_guard(self) -> bool:
+        return math.isfinite(self.promote_below)
 
     @property
     def statistical(self) -> bool:
@@ -158,23 +165,36 @@ def _ratio_of_sums(ctx: Context, kind: KpiKind) -> _Statistic:
 
 
 def _interval_track(
-    ctx: Context, stat: _Statistic, *, name: str, kind: str, target: float, direction: Direction, guard: bool
+    ctx: Context,
+    stat: _Statistic,
+    *,
+    name: str,
+    kind: str,
+    target: float,
+    direction: Direction,
+    promote_below: float = math.nan,
 ) -> Track:
     """Anytime intervals at alpha (PASS) and at the Bonferroni alpha (MISS), and the three-way reading.
-    A guard rail tests only for harm, at the guard alpha, and reports that interval."""
+
+    A KPI passes when the alpha interval clears its target and misses when the Bonferroni interval is
+    on the wrong side. A guard rail (``promote_below`` given) misses on harm, at the guard alpha,
+    against its maxRatio (``target``), and passes when the alpha interval shows it below
+    ``promote_below`` (non-inferiority: the claim a promotion needs, Schultzberg et al. 2024)."""
     horizon = ctx.settings.information_horizon_seconds
     sd = np.sqrt(stat.var)
+    guard = math.isfinite(promote_below)
     a_miss = ctx.alpha_guard if guard else ctx.alpha_miss
     interval = ctx.settings.interval_seconds
     half_pass = confseq.calibrated(stat.used, stat.df, interval, horizon, ctx.alpha) * sd
     half_miss = confseq.calibrated(stat.used, stat.df, interval, horizon, a_miss) * sd
     log_t = math.log(target)
+    log_pass = math.log(promote_below) if guard else log_t
     lower, upper = stat.d - half_pass, stat.d + half_pass
     miss_lower, miss_upper = stat.d - half_miss, stat.d + half_miss
     if direction is Direction.HIGHER:
-        passed, missed = lower > log_t, miss_upper < log_t
+        passed, missed = lower > log_pass, miss_upper < log_t
     else:
-        passed, missed = upper < log_t, miss_lower > log_t
+        passed, missed = upper < log_pass, miss_lower > log_t
     reading = np.where(passed, Read.PASS, np.where(missed, Read.MISS, Read.OPEN))
     reading = np.where(stat.enough & np.isfinite(stat.d) & np.isfinite(stat.var), reading, Read.NO_DATA)
     return Track(
@@ -184,15 +204,16 @@ def _interval_track(
         direction=direction,
         estimate=stat.d,
         variance=stat.var,
-        lower=miss_lower if guard else lower,
-        upper=miss_upper if guard else upper,
+        lower=lower,
+        upper=upper,
         reading=reading.astype(np.int64),
         used=stat.used,
         n_candidate=stat.n_candidate,
-        alpha_pass=a_miss if guard else ctx.alpha,
+        alpha_pass=ctx.alpha,
         alpha_miss=a_miss,
         miss_lower=miss_lower,
         miss_upper=miss_upper,
+        promote_below=promote_below,
     )
 
 
@@ -236,20 +257,30 @@ def kpi_track(ctx: Context, kpi: KpiTarget) -> Track:
     else:
         stat = _ratio_of_sums(ctx, kpi.kind)
     return _interval_track(
-        ctx, stat, name=kpi.name, kind=kpi.kind.value, target=kpi.target, direction=kpi.direction, guard=False
+        ctx, stat, name=kpi.name, kind=kpi.kind.value, target=kpi.target, direction=kpi.direction
     )
 
 
 def _errors(ctx: Context, guard: GuardRail) -> Track:
+    """The error-rate guard: two e-processes on the per-block error counts. Harm (MISS, at the guard
+    alpha): the rate ratio exceeds maxRatio. Non-inferiority (PASS, at alpha): the rate ratio is below
+    promote_below, tested as the mirrored claim "baseline over candidate exceeds 1 / promote_below"."""
     data, base, cand = ctx.data, ctx.data.baseline, ctx.data.candidate
     mask = ~ctx.warm & ~data.lacks("requests", "errors")
     used = count(mask)
     ec, eb, rc, rb = cand.errors[mask], base.errors[mask], cand.requests[mask], base.requests[mask]
     log_e = expand(counts.log_e_process(ec, eb, rc, rb, guard.max_ratio), used, 0.0)
+    pass_log_e = expand(counts.log_e_process(eb, ec, rb, rc, 1.0 / guard.promote_below), used, 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         log_ratio = np.log((np.cumsum(ec) / np.cumsum(rc)) / (np.cumsum(eb) / np.cumsum(rb)))
+        variance = 1.0 / np.cumsum(ec) + 1.0 / np.cumsum(eb)  # Poisson log rate ratio (for the ETA only)
     threshold = math.log(1.0 / ctx.alpha_guard)
-    reading = np.where(log_e >= threshold, Read.MISS, np.where(used > 0, Read.PASS, Read.NO_DATA))
+    pass_threshold = math.log(1.0 / ctx.alpha)
+    reading = np.select(
+        [log_e >= threshold, pass_log_e >= pass_threshold, used > 0],
+        [Read.MISS, Read.PASS, Read.OPEN],
+        default=Read.NO_DATA,
+    )
     nan = np.full(data.n_blocks, np.nan)
     return Track(
         name=guard.name,
@@ -257,21 +288,24 @@ def _errors(ctx: Context, guard: GuardRail) -> Track:
         target=guard.max_ratio,
         direction=Direction.LOWER,
         estimate=expand(log_ratio, used, np.nan),
-        variance=nan,
+        variance=expand(variance, used, np.inf),
         lower=nan,
         upper=nan,
         reading=reading.astype(np.int64),
         used=used,
         n_candidate=expand(np.cumsum(rc), used, 0.0),
-        alpha_pass=ctx.alpha_guard,
+        alpha_pass=ctx.alpha,
         alpha_miss=ctx.alpha_guard,
         log_e=log_e,
         threshold=threshold,
+        promote_below=guard.promote_below,
+        pass_log_e=pass_log_e,
+        pass_threshold=pass_threshold,
     )
 
 
 def guard_track(ctx: Context, guard: GuardRail) -> Track:
-    """One harm check over all looks: MISS means the guard is breached."""
+    """One guard rail over all looks: MISS means breached (harm), PASS shown non-inferior."""
     if guard.kind is GuardKind.ERROR_RATE:
         return _errors(ctx, guard)
     assert guard.quantile is not None
@@ -282,5 +316,5 @@ def guard_track(ctx: Context, guard: GuardRail) -> Track:
         kind=guard.kind.value,
         target=guard.max_ratio,
         direction=Direction.LOWER,
-        guard=True,
+        promote_below=guard.promote_below,
     )

@@ -7,6 +7,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -85,9 +87,14 @@ def _rate(data: blocks.BlockData, j: int) -> float:
 
 
 def _without_interval(
-    track: tracks.Track, estimate: float | None, reading: Reading, detail: str
+    track: tracks.Track,
+    estimate: float | None,
+    reading: Reading,
+    detail: str,
+    etas: tuple[float | None, float | None] = (None, None),
 ) -> KpiResult:
-    """A reading that is a rule or an e-value, not an interval: no bounds and no time to a decision."""
+    """A reading that is a rule or an e-value, not an interval: no bounds (an e-process guard still
+    publishes the approximate time to its non-inferiority claim)."""
     return KpiResult(
         name=track.name,
         estimate=estimate,
@@ -96,10 +103,55 @@ def _without_interval(
         target=track.target,
         direction=track.direction,
         decision=reading,
-        eta50_seconds=None,
-        eta80_seconds=None,
+        eta50_seconds=etas[0],
+        eta80_seconds=etas[1],
         detail=detail,
     )
+
+
+def _etas(
+    track: tracks.Track, j: int, data: blocks.BlockData, settings: AnalysisSettings, remaining_blocks: int
+) -> tuple[float | None, float | None]:
+    """(ETA50, ETA80) of the claim still open: a KPI toward whichever side of its target the estimate
+    is on; a guard toward non-inferiority (its promote_below), the only claim a promotion waits for."""
+    d, variance = float(track.estimate[j]), float(track.variance[j])
+    if not (math.isfinite(d) and math.isfinite(variance)):
+        return None, None
+    if track.is_guard:
+        delta, alpha = math.log(track.promote_below) - d, track.alpha_pass
+        if delta <= 0:
+            return math.inf, math.inf
+    else:
+        log_t = math.log(track.target)
+        good_side = (d < log_t) == (track.direction is Direction.LOWER)
+        delta, alpha = abs(d - log_t), track.alpha_pass if good_side else track.alpha_miss
+    common = {
+        "delta": delta,
+        "variance": variance,
+        "n_now": float(track.n_candidate[j]),
+        "rate": _rate(data, j),
+        "alpha": alpha,
+        "horizon_seconds": settings.information_horizon_seconds,
+        "used_seconds": float(track.used[j]) * settings.interval_seconds,
+        # e-process guards have no Student-t calibration (their variance is not estimated from blocks)
+        "blocks_now": math.inf if track.log_e.size else float(track.used[j]),
+        "floor_seconds": max(0, remaining_blocks) * settings.interval_seconds,
+    }
+    return eta.eta_seconds(power=0.5, **common), eta.eta_seconds(power=0.8, **common)
+
+
+def _e_guard_result(
+    track: tracks.Track, j: int, reading: Reading, etas: tuple[float | None, float | None]
+) -> KpiResult:
+    d = float(track.estimate[j])
+    e_harm = math.exp(min(float(track.log_e[j]), 700.0))
+    e_safe = math.exp(min(float(track.pass_log_e[j]), 700.0))
+    detail = (
+        f"harm e-value {_fmt(e_harm)} (breach at {_fmt(math.exp(track.threshold))}); "
+        f"non-inferiority below {_fmt(track.promote_below)}x: e-value {_fmt(e_safe)} "
+        f"(shown at {_fmt(math.exp(track.pass_threshold))})"
+    )
+    return _without_interval(track, _exp(d) if math.isfinite(d) else None, reading, detail, etas)
 
 
 def _kpi_result(
@@ -110,31 +162,12 @@ def _kpi_result(
         count = float(track.estimate[j]) if track.estimate.size else 0.0
         detail = f"{count:.0f} candidate memory faults (allowed {track.target:.0f})"
         return _without_interval(track, count, reading, detail)
-    d = float(track.estimate[j])
+    settled = reading in (Reading.PASS, Reading.MISS)
+    etas = (0.0, 0.0) if settled else _etas(track, j, data, settings, remaining_blocks)
     if track.log_e.size:  # e-process guard rail
-        e_value = math.exp(min(float(track.log_e[j]), 700.0))
-        detail = f"e-value {_fmt(e_value)} (breach at {_fmt(math.exp(track.threshold))})"
-        return _without_interval(track, _exp(d) if math.isfinite(d) else None, reading, detail)
+        return _e_guard_result(track, j, reading, etas)
+    d = float(track.estimate[j])
     finite = math.isfinite(d) and math.isfinite(float(track.variance[j]))
-    eta50 = eta80 = None
-    if reading in (Reading.PASS, Reading.MISS):
-        eta50 = eta80 = 0.0
-    elif finite:
-        log_t = math.log(track.target)
-        good_side = (d < log_t) == (track.direction is Direction.LOWER)
-        common = {
-            "delta": abs(d - log_t),
-            "variance": float(track.variance[j]),
-            "n_now": float(track.n_candidate[j]),
-            "rate": _rate(data, j),
-            "alpha": track.alpha_pass if good_side else track.alpha_miss,
-            "horizon_seconds": settings.information_horizon_seconds,
-            "used_seconds": float(track.used[j]) * settings.interval_seconds,
-            "blocks_now": float(track.used[j]),
-            "floor_seconds": max(0, remaining_blocks) * settings.interval_seconds,
-        }
-        eta50 = eta.eta_seconds(power=0.5, **common)
-        eta80 = eta.eta_seconds(power=0.8, **common)
     detail = ""
     if reading is Reading.NO_DATA:
         detail = f"{int(track.used[j])}/{settings.min_blocks} blocks"
@@ -150,8 +183,8 @@ def _kpi_result(
         target=track.target,
         direction=track.direction,
         decision=reading,
-        eta50_seconds=eta50,
-        eta80_seconds=eta80,
+        eta50_seconds=etas[0],
+        eta80_seconds=etas[1],
         detail=detail,
     )
 
@@ -182,121 +215,210 @@ def _listing(items: list[str]) -> str:
     return "; ".join(items)
 
 
-def _reason(
-    cause: looks.Cause,
-    *,
-    data: blocks.BlockData,
-    table: looks.Looks,
-    settings: AnalysisSettings,
-    j: int,
-    results: tuple[KpiResult, ...],
-    fault_bound: float | None,
-) -> str:
-    stat = [t for t in table.kpis if t.kind != KpiKind.MEMORY_FAULTS.value]
-    if cause is looks.Cause.NO_BLOCKS:
-        return "No blocks recorded yet; waiting for data."
-    if cause is looks.Cause.FAULT:
-        name = next(t.name for t in table.kpis if t.kind == KpiKind.MEMORY_FAULTS.value)
+@dataclass(frozen=True)
+class _Look:
+    """Everything a reason sentence may quote about look j."""
+
+    data: blocks.BlockData
+    table: looks.Looks
+    settings: AnalysisSettings
+    j: int
+    kpis: tuple[KpiResult, ...]
+    guards: tuple[KpiResult, ...]
+    fault_bound: float | None
+
+    @property
+    def statistical(self) -> list[tracks.Track]:
+        return [t for t in self.table.kpis if t.kind != KpiKind.MEMORY_FAULTS.value]
+
+
+def _no_blocks(look: _Look) -> str:
+    return "No blocks recorded yet; waiting for data."
+
+
+def _fault(look: _Look) -> str:
+    name = next(t.name for t in look.table.kpis if t.kind == KpiKind.MEMORY_FAULTS.value)
+    return (
+        f"{name}: the candidate had {look.table.faults[look.j]:.0f} memory fault(s) (OOMKill, "
+        "SIGSEGV/SIGABRT exit or panic); any fault rolls back at once."
+    )
+
+
+def _missing(look: _Look) -> str:
+    flags = look.data.missing[look.j]
+    latest = [s for s, flag in zip(blocks.SIGNALS, flags, strict=True) if flag] or ["no traffic"]
+    run = int(look.table.missing_run[look.j])
+    if run >= 3:
         return (
-            f"{name}: the candidate had {table.faults[j]:.0f} memory fault(s) (OOMKill, SIGSEGV/SIGABRT exit "
-            "or panic); any fault rolls back at once."
+            f"Data missing for {run} blocks in a row (latest: {', '.join(latest)}); "
+            "holding until metrics return."
         )
-    if cause is looks.Cause.MISSING:
-        latest = [s for s, flag in zip(blocks.SIGNALS, data.missing[j], strict=True) if flag] or [
-            "no traffic"
-        ]
-        run = int(table.missing_run[j])
-        if run >= 3:
-            return (
-                f"Data missing for {run} blocks in a row (latest: {', '.join(latest)}); "
-                "holding until metrics return."
-            )
-        return f"Data missing in the latest block ({', '.join(latest)}); waiting ({run} of 3 before holding)."
-    if cause is looks.Cause.SRM:
-        read = table.srm_mask[: j + 1]
-        candidate = data.candidate.requests[: j + 1][read]
-        share = candidate.sum() / max(1.0, (candidate + data.baseline.requests[: j + 1][read]).sum())
-        configured = float(np.mean(data.weight[: j + 1][read]))
-        e_value = _fmt(math.exp(min(table.srm_log_e[j], 700)))
+    return f"Data missing in the latest block ({', '.join(latest)}); waiting ({run} of 3 before holding)."
+
+
+def _srm(look: _Look) -> str:
+    data, table, j = look.data, look.table, look.j
+    read = table.srm_mask[: j + 1]
+    candidate = data.candidate.requests[: j + 1][read]
+    share = candidate.sum() / max(1.0, (candidate + data.baseline.requests[: j + 1][read]).sum())
+    configured = float(np.mean(data.weight[: j + 1][read]))
+    e_value = _fmt(math.exp(min(table.srm_log_e[j], 700)))
+    tolerance = 100 * look.settings.sample_ratio_tolerance
+    return (
+        f"Sample-ratio mismatch: the candidate received {100 * share:.1f}% of requests against a "
+        f"configured {configured:.1f}% on average, beyond the {tolerance:g}% "
+        f"tolerance (e-value {e_value} >= {_fmt(math.exp(table.srm_threshold))}); traffic is not "
+        "split as configured, so no KPI can be trusted."
+    )
+
+
+def _breach(g: tracks.Track, j: int) -> str:
+    if g.log_e.size:
         return (
-            f"Sample-ratio mismatch: the candidate received {100 * share:.1f}% of requests against a "
-            f"configured {configured:.1f}% on average, beyond the {100 * settings.sample_ratio_tolerance:g}% "
-            f"tolerance (e-value {e_value} >= {_fmt(math.exp(table.srm_threshold))}); traffic is not "
-            "split as configured, so no KPI can be trusted."
+            f"{g.name}: candidate/baseline rate {_fmt(_exp(g.estimate[j]))} above "
+            f"{_fmt(g.target)} (e-value {_fmt(math.exp(min(g.log_e[j], 700)))} >= "
+            f"{_fmt(math.exp(g.threshold))})"
         )
-    if cause is looks.Cause.GUARD:
-        breached = [g for g in table.guards if g.reading[j] == tracks.Read.MISS]
-        parts = []
-        for g in breached:
-            if g.log_e.size:
-                parts.append(
-                    f"{g.name}: candidate/baseline rate {_fmt(_exp(g.estimate[j]))} above "
-                    f"{_fmt(g.target)} (e-value {_fmt(math.exp(min(g.log_e[j], 700)))} >= "
-                    f"{_fmt(math.exp(g.threshold))})"
-                )
-            else:
-                parts.append(f"{g.name}: {_interval_text(g, j, g.alpha_pass)} is above {_fmt(g.target)}")
-        return "Guard rail breached, " + _listing(parts) + "."
-    if cause is looks.Cause.BUCKETS:
-        growth = math.exp(table.growth[j])
-        shown = (
-            "unbounded (an open-ended first or +Inf bucket)"
-            if not math.isfinite(growth)
-            else f"{growth:.2f}x"
-        )
+    return f"{g.name}: {_interval_text(g, j, g.alpha_miss)} is above {_fmt(g.target)}"
+
+
+def _guard(look: _Look) -> str:
+    breached = [g for g in look.table.guards if g.reading[look.j] == tracks.Read.MISS]
+    return "Guard rail breached, " + _listing([_breach(g, look.j) for g in breached]) + "."
+
+
+def _buckets(look: _Look) -> str:
+    growth = math.exp(look.table.growth[look.j])
+    shown = (
+        "unbounded (an open-ended first or +Inf bucket)" if not math.isfinite(growth) else f"{growth:.2f}x"
+    )
+    return (
+        f"Latency buckets too coarse: bucket edges grow by {shown} between p50 and p99.9 (at most "
+        f"{look.settings.max_bucket_growth:.2f}x allowed); interpolation alone could fake the margin. Use "
+        "exponential buckets (factor <= 1.1) or native histograms of schema >= 3."
+    )
+
+
+def _miss(look: _Look) -> str:
+    j = look.j
+    missed = [t for t in look.statistical if t.reading[j] == tracks.Read.MISS]
+    parts = [
+        f"{t.name} {_interval_text(t, j, t.alpha_miss)} is not {_relation(t, True)} {_fmt(t.target)}"
+        for t in missed
+    ]
+    return "Target missed: " + _listing(parts) + "."
+
+
+def _safe(g: tracks.Track, j: int) -> str:
+    """A guard's non-inferiority claim as shown (or not yet)."""
+    if g.log_e.size:
         return (
-            f"Latency buckets too coarse: bucket edges grow by {shown} between p50 and p99.9 (at most "
-            f"{settings.max_bucket_growth:.2f}x allowed); interpolation alone could fake the margin. Use "
-            "exponential buckets (factor <= 1.1) or native histograms of schema >= 3."
+            f"{g.name} rate ratio {_fmt(_exp(g.estimate[j]))} below {_fmt(g.promote_below)} "
+            f"(e-value {_fmt(math.exp(min(g.pass_log_e[j], 700)))} >= {_fmt(math.exp(g.pass_threshold))})"
         )
-    if cause is looks.Cause.MISS:
-        missed = [t for t in stat if t.reading[j] == tracks.Read.MISS]
-        parts = [
-            f"{t.name} {_interval_text(t, j, t.alpha_miss)} is not {_relation(t, True)} {_fmt(t.target)}"
-            for t in missed
-        ]
-        return "Target missed: " + _listing(parts) + "."
-    if cause is looks.Cause.PASS:
-        parts = [
-            f"{t.name} {_interval_text(t, j, t.alpha_pass)} {_relation(t, True)} {_fmt(t.target)}"
-            for t in stat
-        ]
-        tail = ""
-        if fault_bound is not None:
-            tail = (
-                f"; no memory faults (rate <= {_fmt(fault_bound)} per pod-hour at {settings.confidence:.0%})"
-            )
-        return "All KPIs met their targets: " + _listing(parts) + tail + "."
-    open_parts = []
-    for t, r in zip(stat, [r for r in results if r.name in {s.name for s in stat}], strict=True):
+    return f"{g.name} {_interval_text(g, j, g.alpha_pass)} <= {_fmt(g.promote_below)}"
+
+
+def _pass(look: _Look) -> str:
+    j = look.j
+    parts = [
+        f"{t.name} {_interval_text(t, j, t.alpha_pass)} {_relation(t, True)} {_fmt(t.target)}"
+        for t in look.statistical
+    ]
+    guards = ""
+    if look.table.guards:
+        guards = "; guard rails non-inferior: " + _listing([_safe(g, j) for g in look.table.guards])
+    tail = ""
+    if look.fault_bound is not None:
+        level = f"{look.settings.confidence:.0%}"
+        tail = f"; no memory faults (rate <= {_fmt(look.fault_bound)} per pod-hour at {level})"
+    return "All KPIs met their targets: " + _listing(parts) + guards + tail + "."
+
+
+def _open_parts(look: _Look) -> list[str]:
+    """Each statistical KPI: not enough data, already settled, or spanning its target with its ETA."""
+    j, parts = look.j, []
+    results = {r.name: r for r in look.kpis}
+    for t in look.statistical:
+        r = results[t.name]
         if r.decision is Reading.NO_DATA:
-            open_parts.append(f"{t.name}: not enough data yet ({r.detail})")
+            parts.append(f"{t.name}: not enough data yet ({r.detail})")
         elif r.decision is Reading.PASS:
             # Promotion waits for every KPI: say which ones are already settled, not that they "span".
-            open_parts.append(
+            parts.append(
                 f"{t.name} {_interval_text(t, j, t.alpha_pass)} already {_relation(t, True)} {_fmt(t.target)}"
             )
         else:
-            open_parts.append(
+            parts.append(
                 f"{t.name} {_interval_text(t, j, t.alpha_pass)} spans {_fmt(t.target)} "
                 f"(ETA50 {_minutes(r.eta50_seconds)}, ETA80 {_minutes(r.eta80_seconds)})"
             )
-    if cause is looks.Cause.TIMEOUT:
-        return (
-            f"Maximum duration {settings.max_duration_seconds / 60:.0f} min reached without a decision: "
-            + _listing(open_parts)
-            + "; never promoting on a timeout."
+    return parts
+
+
+def _holding_guards(look: _Look) -> list[str]:
+    """The guards whose non-inferiority is not shown yet, with their ETA."""
+    results = {r.name: r for r in look.guards}
+    parts = []
+    for g in look.table.guards:
+        if g.reading[look.j] == tracks.Read.PASS:
+            continue
+        r = results[g.name]
+        parts.append(
+            f"{g.name} not yet shown below {_fmt(g.promote_below)}x the baseline "
+            f"(estimate {_fmt(r.estimate) if r.estimate is not None else 'n/a'}; "
+            f"ETA50 {_minutes(r.eta50_seconds)}, ETA80 {_minutes(r.eta80_seconds)})"
         )
-    left = settings.max_duration_seconds - float(table.elapsed[j])
+    return parts
+
+
+def _timeout(look: _Look) -> str:
+    open_parts = _open_parts(look) + _holding_guards(look)
+    return (
+        f"Maximum duration {look.settings.max_duration_seconds / 60:.0f} min reached without a decision: "
+        + _listing(open_parts)
+        + "; never promoting on a timeout."
+    )
+
+
+def _late_warning(look: _Look, results: tuple[KpiResult, ...]) -> str:
+    left = look.settings.max_duration_seconds - float(look.table.elapsed[look.j])
     late = [r for r in results if r.eta80_seconds is not None and r.eta80_seconds > left]
-    warning = ""
-    if late:
-        names = ", ".join(r.name for r in late)
-        warning = (
-            f" ETA80 of {names} exceeds the {left / 60:.0f} min left: INCONCLUSIVE is likely unless the "
-            "weight is raised."
-        )
-    return "Continue: " + _listing(open_parts) + "." + warning
+    if not late:
+        return ""
+    names = ", ".join(r.name for r in late)
+    return (
+        f" ETA80 of {names} exceeds the {left / 60:.0f} min left: INCONCLUSIVE is likely unless the "
+        "weight is raised."
+    )
+
+
+def _wait(look: _Look) -> str:
+    return "Continue: " + _listing(_open_parts(look)) + "." + _late_warning(look, look.kpis)
+
+
+def _guard_wait(look: _Look) -> str:
+    return (
+        "Every KPI met its target; promotion held back by the guard rails: "
+        + _listing(_holding_guards(look))
+        + "."
+        + _late_warning(look, look.guards)
+    )
+
+
+_REASONS: dict[looks.Cause, Callable[[_Look], str]] = {
+    looks.Cause.NO_BLOCKS: _no_blocks,
+    looks.Cause.FAULT: _fault,
+    looks.Cause.MISSING: _missing,
+    looks.Cause.SRM: _srm,
+    looks.Cause.GUARD: _guard,
+    looks.Cause.BUCKETS: _buckets,
+    looks.Cause.MISS: _miss,
+    looks.Cause.PASS: _pass,
+    looks.Cause.TIMEOUT: _timeout,
+    looks.Cause.WAIT: _wait,
+    looks.Cause.GUARD_WAIT: _guard_wait,
+}
 
 
 def judgement_at(data: blocks.BlockData, table: looks.Looks, settings: AnalysisSettings, j: int) -> Judgement:
@@ -313,9 +435,7 @@ def judgement_at(data: blocks.BlockData, table: looks.Looks, settings: AnalysisS
             float(table.faults[j]), float(table.pod_hours[j]), 1.0 - settings.confidence
         )
     cause = looks.Cause(int(table.cause[j]))
-    reason = _reason(
-        cause, data=data, table=table, settings=settings, j=j, results=kpis, fault_bound=fault_bound
-    )
+    reason = _REASONS[cause](_Look(data, table, settings, j, kpis, guards, fault_bound))
     return Judgement(
         decision=_DECISION[looks.Code(int(table.decision[j]))],
         reason=reason,

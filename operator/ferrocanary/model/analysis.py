@@ -73,16 +73,38 @@ class KpiTarget:
             raise ValueError(f"KPI {self.name}: target ratio must be > 0, got {self.target!r}")
 
 
+# Non-inferiority margins per guard kind, chosen from the simulation in docs/recording.md ("Guards
+# inside the promotion rule"): at 20 rps an error-rate margin of 0.75 lets a candidate with the
+# baseline's error rate promote within maxDuration (100% of runs) while one with twice the rate
+# almost never does (1%); a p50 margin of 0.1 tolerates no more than a 10% slower median.
+DEFAULT_MARGINS: dict[GuardKind, float] = {GuardKind.ERROR_RATE: 0.75, GuardKind.LATENCY_QUANTILE: 0.1}
+MAX_MARGIN = 10.0
+
+
 @dataclass(frozen=True)
 class GuardRail:
-    """A harm check: the candidate must not be worse than ``max_ratio`` x the baseline."""
+    """A guard rail, two claims. Harm (rolls back): the candidate is worse than ``max_ratio`` x the
+    baseline. Non-inferiority (needed to promote): the candidate is below
+    ``max_ratio x (1 + margin)`` x the baseline. Between the two nothing is decided."""
 
     name: str
     kind: GuardKind
     quantile: float | None = None
     max_ratio: float = 1.0
+    margin: float = _DERIVED  # derived from kind when not given (DEFAULT_MARGINS)
+
+    @property
+    def promote_below(self) -> float:
+        """The ratio the candidate must be shown to stay under before a promotion."""
+        return self.max_ratio * (1.0 + self.margin)
 
     def __post_init__(self) -> None:
+        if self.margin is None:
+            object.__setattr__(self, "margin", DEFAULT_MARGINS[self.kind])
+        if not (math.isfinite(self.margin) and 0.0 < self.margin <= MAX_MARGIN):
+            raise ValueError(
+                f"guard {self.name}: nonInferiorityMargin must be in (0, {MAX_MARGIN:g}], got {self.margin!r}"
+            )
         if self.kind is GuardKind.LATENCY_QUANTILE and (
             self.quantile is None or not 0.0 < self.quantile < 1.0
         ):
@@ -233,7 +255,17 @@ def _guard(data: Any, where: str) -> GuardRail:
     max_ratio = _number(data.get("maxRatio", 1.0), f"{where}.maxRatio")
     if max_ratio <= 0:
         raise ValueError(f"{where}.maxRatio: must be > 0, got {max_ratio!r}")
-    return GuardRail(name, kind, quantile=quantile, max_ratio=max_ratio)
+    return GuardRail(name, kind, quantile=quantile, max_ratio=max_ratio, margin=_margin(data, kind, where))
+
+
+def _margin(data: Mapping[str, Any], kind: GuardKind, where: str) -> float:
+    """A guard's ``nonInferiorityMargin``: given, or the default of its kind."""
+    if "nonInferiorityMargin" not in data:
+        return DEFAULT_MARGINS[kind]
+    margin = _number(data["nonInferiorityMargin"], f"{where}.nonInferiorityMargin")
+    if not 0.0 < margin <= MAX_MARGIN:
+        raise ValueError(f"{where}.nonInferiorityMargin: must be in (0, {MAX_MARGIN:g}], got {margin!r}")
+    return margin
 
 
 def _list(value: Any, where: str) -> Sequence[Any]:
