@@ -99,6 +99,8 @@ class Context:
     def of(cls, data: blocks.BlockData, settings: AnalysisSettings) -> Context:
         warm = blocks.warm(data, settings.warmup_seconds)
         latency = ~warm & ~data.lacks("requests", "latency")
+        counts_c, counts_b = data.candidate.counts[latency], data.baseline.counts[latency]
+        w_c, w_b = quantiles.profile_weights(counts_c.sum(axis=1), counts_b.sum(axis=1))
         alpha = 1.0 - settings.confidence
         n_stat = max(1, sum(k.kind in STATISTICAL for k in settings.kpis))
         return cls(
@@ -110,8 +112,8 @@ class Context:
             alpha_guard=(1.0 - settings.guard_confidence) / max(1, len(settings.guards)),
             edges=quantiles.Edges.from_bounds(data.bounds),
             latency_used=count(latency),
-            pooled_c=quantiles.Pooled.of(data.candidate.counts[latency]),
-            pooled_b=quantiles.Pooled.of(data.baseline.counts[latency]),
+            pooled_c=quantiles.Pooled.of(counts_c, w_c),
+            pooled_b=quantiles.Pooled.of(counts_b, w_b),
         )
 
 
@@ -141,18 +143,32 @@ def _quantile(ctx: Context, p: float) -> _Statistic:
     )
 
 
-def _ratio_of_sums(ctx: Context, kind: KpiKind) -> _Statistic:
-    data, base, cand = ctx.data, ctx.data.baseline, ctx.data.candidate
+def kpi_blocks(data: blocks.BlockData, warm: Bool, kind: KpiKind) -> Bool:
+    """The blocks a ratio-of-sums KPI reads (also what the cost projection reads)."""
     if kind is KpiKind.THROUGHPUT_PER_CPU:
-        mask = ~ctx.warm & ~data.lacks("requests", "cpu")
-        rt = ratios.track(cand.requests[mask], cand.cpu[mask], base.requests[mask], base.cpu[mask])
+        return ~warm & ~data.lacks("requests", "cpu")
+    return ~warm & ~data.lacks("requests", "cpu", "memory")
+
+
+def _ratio_of_sums(ctx: Context, kind: KpiKind) -> _Statistic:
+    """Requests per CPU-second or cost per request, both arms on one time profile: block j of arm a
+    is weighted by omega_j / R_aj (quantiles.profile_weights on the requests), so each arm's ratio is
+    a common-profile average of its per-block CPU (or cost) per request."""
+    data, base, cand = ctx.data, ctx.data.baseline, ctx.data.candidate
+    mask = kpi_blocks(data, ctx.warm, kind)
+    w_c, w_b = quantiles.profile_weights(cand.requests[mask], base.requests[mask])
+    if kind is KpiKind.THROUGHPUT_PER_CPU:
+        rt = ratios.track(
+            cand.requests[mask] * w_c, cand.cpu[mask] * w_c, base.requests[mask] * w_b, base.cpu[mask] * w_b
+        )
     else:
-        mask = ~ctx.warm & ~data.lacks("requests", "cpu", "memory")
         pricing = ctx.settings.pricing
         per_mem = data.interval * pricing.memory_gib_hour / 3600.0 / GIB
         cost_c = cand.cpu * pricing.cpu_hour / 3600.0 + cand.memory * per_mem
         cost_b = base.cpu * pricing.cpu_hour / 3600.0 + base.memory * per_mem
-        rt = ratios.track(cost_c[mask], cand.requests[mask], cost_b[mask], base.requests[mask])
+        rt = ratios.track(
+            cost_c[mask] * w_c, cand.requests[mask] * w_c, cost_b[mask] * w_b, base.requests[mask] * w_b
+        )
     used = count(mask)
     return _Statistic(
         d=expand(rt.log_ratio, used, np.nan),
