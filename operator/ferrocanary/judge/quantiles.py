@@ -9,9 +9,10 @@ used blocks (prefix pooling), so replaying 120 looks costs one vectorised pass.
   (a) the rank-interval term (Woodruff; Price and Bonett): SE = slope of log Q at p times
       s = sqrt(p(1-p)/n), the slope measured between p-s and p+s, floored at the quantisation
       error log(g)/sqrt(12 n (1-p)); and
-  (b) a block-robust (cluster sandwich) term: each block's influence on the estimate through its
-      count below the pooled quantile edge, candidate minus baseline, summed in squares with a
-      J/(J-1) correction. It captures per-minute noise that (a) cannot see.
+  (b) a block-robust term: each block's influence on the estimate through its count below the
+      pooled quantile edge, candidate minus baseline, with the Newey-West (HAC) variance of ``hac``
+      (bandwidth growing with the number of blocks, declared in advance). It captures per-minute
+      noise, and its serial correlation, that (a) cannot see.
 * Peers (Prometheus' histogram_quantile) interpolate linearly; ``prometheus_quantile`` reproduces it.
 
 Both arms on one time profile: an arm's blocks can carry weights (``Pooled.of(counts, weights)``),
@@ -30,6 +31,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
+
+from ferrocanary.judge import hac
 
 Float = NDArray[np.float64]
 Int = NDArray[np.int64]
@@ -174,7 +177,7 @@ class RatioTrack:
     var_block: Float
     tail: Float  # the smaller arm's observation count above the quantile
     n_candidate: Float
-    df: Float  # degrees of freedom of the variance estimate (blocks - 1)
+    df: Float  # equivalent degrees of freedom of the HAC block variance
 
 
 def ratio_track(candidate: Pooled, baseline: Pooled, p: float, edges: Edges) -> RatioTrack:
@@ -188,15 +191,15 @@ def ratio_track(candidate: Pooled, baseline: Pooled, p: float, edges: Edges) -> 
     u = np.where(mask, u, 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         mean = u.sum(axis=0) / j
-        squares = (u * u).sum(axis=0) - j * mean * mean  # sum over the prefix of (u - mean)^2
-        var_block = np.maximum(squares, 0.0) * j / (j - 1.0)
-    var_block = np.where(j > 1, var_block, np.inf)
+    centred = np.where(mask, u - mean[None, :], 0.0)  # centred within each prefix
+    lags = range(hac.max_lag(blocks) + 1)
+    gammas = np.stack([(centred[lag:] * centred[: blocks - lag]).sum(axis=0) for lag in lags])
+    var_block = hac.combine(gammas, j)
     var_rank = arm_c.var_rank + arm_b.var_rank
     variance = np.fmax(var_rank, var_block)
     tail = np.minimum(candidate.n_raw, baseline.n_raw) * (1.0 - p)
-    return RatioTrack(
-        arm_c.log_q - arm_b.log_q, variance, var_rank, var_block, tail, candidate.n_raw, j - 1.0
-    )
+    df = hac.degrees_of_freedom(j)
+    return RatioTrack(arm_c.log_q - arm_b.log_q, variance, var_rank, var_block, tail, candidate.n_raw, df)
 
 
 def max_growth(candidate: Pooled, baseline: Pooled, edges: Edges, *, min_count: float = 20.0) -> Float:
