@@ -26,8 +26,8 @@ def _replay(scenario: sim.Scenario, settings: AnalysisSettings, seed: int = 1) -
 
 def test_margins_default_per_kind_and_are_parsed_and_validated() -> None:
     settings = AnalysisSettings()
-    assert [g.margin for g in settings.guards] == [0.75, 0.1]
-    assert settings.guards[0].promote_below == pytest.approx(1.75)
+    assert [g.margin for g in settings.guards] == [1.0, 0.1]
+    assert settings.guards[0].promote_below == pytest.approx(2.0)
     spec = {"guards": [{"name": "e", "type": "errorRate", "maxRatio": 1.2, "nonInferiorityMargin": 0.5}]}
     guard = analysis.settings_from_spec(spec).guards[0]
     assert (guard.margin, guard.promote_below) == (0.5, pytest.approx(1.8))

@@ -285,8 +285,9 @@ def _errors(ctx: Context, guard: GuardRail) -> Track:
     mask = ~ctx.warm & ~data.lacks("requests", "errors")
     used = count(mask)
     ec, eb, rc, rb = cand.errors[mask], base.errors[mask], cand.requests[mask], base.requests[mask]
-    log_e = expand(counts.log_e_process(ec, eb, rc, rb, guard.max_ratio), used, 0.0)
-    pass_log_e = expand(counts.log_e_process(eb, ec, rb, rc, 1.0 / guard.promote_below), used, 0.0)
+    phi = counts.dispersion(ec, eb, rc, rb)  # errors come in bursts: temper by a predictable dispersion
+    log_e = expand(counts.log_e_process(ec, eb, rc, rb, guard.max_ratio, phi=phi), used, 0.0)
+    pass_log_e = expand(counts.log_e_process(eb, ec, rb, rc, 1.0 / guard.promote_below, phi=phi), used, 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         log_ratio = np.log((np.cumsum(ec) / np.cumsum(rc)) / (np.cumsum(eb) / np.cumsum(rb)))
         variance = 1.0 / np.cumsum(ec) + 1.0 / np.cumsum(eb)  # Poisson log rate ratio (for the ETA only)
