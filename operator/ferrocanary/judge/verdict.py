@@ -190,7 +190,10 @@ def _kpi_result(
 
 
 def _cost(data: blocks.BlockData, settings: AnalysisSettings, j: int) -> CostProjection | None:
-    ok = ~data.lacks("requests", "cpu", "memory")[: j + 1]
+    """The monthly bill of each build at 100% traffic, from the blocks the cost KPI reads (warm-up
+    blocks left out: they carry the CPU of pods that have just received a new share of traffic)."""
+    warm = blocks.warm(data, settings.warmup_seconds)
+    ok = tracks.kpi_blocks(data, warm, KpiKind.COST_PER_REQUEST)[: j + 1]
     if not ok.any():
         return None
     pricing = settings.pricing
