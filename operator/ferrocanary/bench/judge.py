@@ -93,32 +93,49 @@ def plan(*, quick: bool, runs: int | None = None) -> list[Cell]:
     return cells + stress_cells(stress_runs)
 
 
-def first_decision_code(data: blocks.BlockData, settings: AnalysisSettings) -> tuple[int, int | None]:
-    """(decision code, block index) of the first terminal look; prefixes first, since looks are causal."""
+def decisions(
+    data: blocks.BlockData, settings: AnalysisSettings
+) -> tuple[tuple[int, int | None], tuple[int, int | None]]:
+    """(code, block index) of ferrocanary's first terminal look and of naive-z's first crossing, from the
+    same looks; prefixes first, since looks are causal (an early decision there is final)."""
+    judge: tuple[int, int | None] | None = None
+    naive: tuple[int, int | None] | None = None
     for n in (*(p for p in PROBES if p < data.n_blocks), data.n_blocks):
         table = looks.compute(data.prefix(n), settings)
         j = table.first_terminal()
-        if j is not None:
-            return int(table.decision[j]), j
-    return int(looks.Code.CONTINUE), None
+        if judge is None and j is not None:
+            judge = (int(table.decision[j]), j)
+        if naive is None:
+            code, at = peers.naive_z(table, TARGET)
+            naive = (code, at) if at is not None else None
+        if judge is not None and naive is not None:
+            break
+    return judge or (int(looks.Code.CONTINUE), None), naive or (peers.INCONCLUSIVE, None)
 
 
-def judge_batch(batch: sim.Batch, settings: AnalysisSettings) -> dict[str, tuple[list[int], list[int]]]:
+def first_decision_code(data: blocks.BlockData, settings: AnalysisSettings) -> tuple[int, int | None]:
+    """(decision code, block index) of the first terminal look."""
+    return decisions(data, settings)[0]
+
+
+def judge_batch(
+    batch: sim.Batch, settings: AnalysisSettings, rng: np.random.Generator | None = None
+) -> dict[str, tuple[list[int], list[int]]]:
     """(decision codes, minutes) per method for every run of a batch."""
     out: dict[str, tuple[list[int], list[int]]] = {m: ([], []) for m in METHODS}
     n_blocks = batch.weight.shape[0]
     for run in range(batch.runs):
-        code, j = first_decision_code(batch.block_data(run), settings)
-        out["ferrocanary"][0].append(code)
-        out["ferrocanary"][1].append(j + 1 if j is not None else n_blocks)
-        code, minute = peers.naive_z(batch, run, TARGET)
-        out["naive-z"][0].append(code)
-        out["naive-z"][1].append(minute)
-    p99 = peers.minute_p99(batch)
+        for method, (code, j) in zip(
+            ("ferrocanary", "naive-z"), decisions(batch.block_data(run), settings), strict=True
+        ):
+            out[method][0].append(code)
+            out[method][1].append(j + 1 if j is not None else n_blocks)
+    p99 = peers.equal_size_p99(batch, rng if rng is not None else np.random.default_rng(0))
+    checks = peers.ramp_minutes(batch.scenario)
     for name, (codes, minutes) in (
         ("kayenta-fixed", peers.kayenta(p99, TARGET, looks=(60,))),
         ("kayenta-rejudged", peers.kayenta(p99, TARGET, looks=tuple(range(10, n_blocks + 1, 10)))),
-        ("flagger", peers.flagger(p99, TARGET)),
+        ("flagger", peers.flagger(peers.minute_p99(batch), TARGET, checks=checks)),
     ):
         out[name][0].extend(int(c) for c in codes)
         out[name][1].extend(int(m) for m in minutes)
@@ -128,8 +145,9 @@ def judge_batch(batch: sim.Batch, settings: AnalysisSettings) -> dict[str, tuple
 def _chunk(
     cell: Cell, runs: int, seed: np.random.SeedSequence
 ) -> tuple[Cell, dict[str, tuple[list[int], list[int]]]]:
-    batch = sim.simulate(cell.scenario(), runs, np.random.default_rng(seed))
-    return cell, judge_batch(batch, AnalysisSettings())
+    rng = np.random.default_rng(seed)
+    batch = sim.simulate(cell.scenario(), runs, rng)
+    return cell, judge_batch(batch, AnalysisSettings(), rng)
 
 
 def _tasks(cells: list[Cell], seed: int) -> list[tuple[Cell, int, np.random.SeedSequence]]:
