@@ -1,17 +1,20 @@
-"""One tick of one RustCanary: fetch -> judge -> policy -> route -> status. No kopf.
+"""One tick of one RustCanary: detect what is due, then dispatch to the one function for it. No kopf.
 
-Called every few seconds per object (by the kopf timer in handlers, or by a test). A tick does at
-most one thing, in this order: act on a manual ``ferrocanary.io/action``; start a Pending canary;
-put traffic in its end state for Promoting/RollingBack; or, when an analysis interval has passed
-since ``status.lastTickAt``, re-fetch every block since ``status.startedAt`` from Prometheus, ask the
-judge, and let the policy advance, hold, promote or roll back. Then it writes the whole state to
-``.status`` (guarded by the resourceVersion it read), posts an Event per transition, clears the
+Called every few seconds per object (by the kopf timer in handlers, or by a test). ``tick`` parses
+the spec once (``model.spec``), detects the one cause that applies, in this order: a finished canary
+(nothing to do but note a new generation); a spec the policy cannot act on (Invalid: traffic goes back
+to the baseline first); a manual ``ferrocanary.io/action``; a Pending canary to start; traffic still
+owed its end state (Promoting/RollingBack); an analysis interval passed since ``status.lastTickAt``.
+The handler for that cause asks the policy for a ``Transition`` and carries it out in the same tick:
+a step weight is routed, an ending is put in place and settled. Then ``_commit`` writes the whole
+state to ``.status`` (guarded by the resourceVersion it read), posts an Event per note, clears the
 handled annotation and updates the operator's own metrics.
 
 Because every fact lives in status and blocks are re-fetched each time, an operator killed at any
 point resumes where it was: a traffic change not yet recorded in status is undone by the next
 tick's convergence (status is the intent, and the stray interval is written into the step history so
-the judge never reads it under the wrong weight), and a status write that lost a race is simply redone.
+the judge never reads it under the wrong weight), an ending not yet settled is finished by the next
+tick, and a status write that lost a race is simply redone.
 """
 
 from __future__ import annotations
@@ -22,15 +25,18 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 from ferrocanary.kube import canaries, events, resources, rest
-from ferrocanary.metrics import exposition, queries
+from ferrocanary.metrics import exposition
 from ferrocanary.metrics import prometheus as prometheus_source
 from ferrocanary.metrics import protocol as metrics_protocol
 from ferrocanary.model import analysis, decisions, recording
+from ferrocanary.model import spec as canary_spec
+from ferrocanary.model.decisions import Ending
+from ferrocanary.model.reasons import ConditionType, Reason
 from ferrocanary.policy import machine, report
-from ferrocanary.policy import spec as policy_spec
 from ferrocanary.policy import state as policy_state
 from ferrocanary.policy.state import Phase
 from ferrocanary.routing import protocol as routing
@@ -40,11 +46,22 @@ log = logging.getLogger(__name__)
 
 PHASES: tuple[str, ...] = tuple(p.value for p in Phase)
 Evaluate = Callable[[recording.Recording, analysis.AnalysisSettings], decisions.Judgement]
+RouterFactory = Callable[[str, str, canary_spec.CanarySpec], routing.TrafficRouter]
+SourceFactory = Callable[[str, canary_spec.CanarySpec], metrics_protocol.MetricsSource]
 
-# Condition types (Kubernetes API conventions: adjectives or past participles, True is "good").
-PROGRESSING = "Progressing"
-TRAFFIC_ROUTED = "TrafficRouted"
-METRICS_AVAILABLE = "MetricsAvailable"
+
+class TickAction(StrEnum):
+    """What a tick found to do (the detected cause), or how its status write ended."""
+
+    IDLE = "idle"  # nothing due
+    OBSERVE = "observe"  # a finished canary whose spec changed: record the generation seen
+    REJECT = "reject"  # the spec cannot be acted on
+    ACTION = "action"  # a manual ferrocanary.io/action
+    START = "start"  # Pending: prepare the route, go to the first step
+    FINALIZE = "finalize"  # Promoting/RollingBack: put traffic in its end state
+    ANALYSIS = "analysis"  # an interval has passed: fetch, judge, decide
+    CONFLICT = "conflict"  # the status write lost a race; the next tick redoes it
+    GONE = "gone"  # the object was deleted under the tick
 
 
 def _judge_evaluate(rec: recording.Recording, settings: analysis.AnalysisSettings) -> decisions.Judgement:
@@ -63,27 +80,28 @@ class Deps:
 
     api: rest.JsonApi
     evaluate: Evaluate = _judge_evaluate
-    routers: Callable[[str, str, Mapping[str, Any]], routing.TrafficRouter] | None = None
-    sources: Callable[[str, Mapping[str, Any]], metrics_protocol.MetricsSource] | None = None
+    routers: RouterFactory | None = None
+    sources: SourceFactory | None = None
     clock: Callable[[], datetime] = _now
     export: bool = True
+    token_policy: prometheus_source.TokenPolicy = field(default_factory=prometheus_source.TokenPolicy)
 
-    def router(self, namespace: str, name: str, spec: Mapping[str, Any]) -> routing.TrafficRouter:
+    def router(self, namespace: str, name: str, spec: canary_spec.CanarySpec) -> routing.TrafficRouter:
         if self.routers is not None:
             return self.routers(namespace, name, spec)
         return registry.build(namespace, name, spec, self.api)
 
-    def source(self, namespace: str, spec: Mapping[str, Any]) -> metrics_protocol.MetricsSource:
+    def source(self, namespace: str, spec: canary_spec.CanarySpec) -> metrics_protocol.MetricsSource:
         if self.sources is not None:
             return self.sources(namespace, spec)
-        return prometheus_source.from_spec(self.api, namespace, spec.get("analysis") or {})
+        return prometheus_source.from_spec(self.api, namespace, spec.prometheus, self.token_policy)
 
 
 @dataclass
 class TickResult:
     """What a tick did (for logs and tests)."""
 
-    action: str = "idle"  # idle | action | start | finalize | analysis | reject | conflict | gone
+    action: TickAction = TickAction.IDLE
     wrote: bool = False
     status: dict[str, Any] = field(default_factory=dict)
     notes: tuple[machine.Note, ...] = ()
@@ -100,14 +118,20 @@ class _Tick:
     name: str
     generation: int
     now: datetime
-    spec: Mapping[str, Any]
+    spec: canary_spec.CanarySpec | None  # None: the spec cannot be acted on (``spec_error`` says why)
+    spec_error: str
+    routing_spec: canary_spec.CanarySpec | None  # enough of the spec to move traffic, even when invalid
     status: Mapping[str, Any]
     state: policy_state.CanaryState
     conditions: list[dict[str, Any]]
+    action_value: str | None
     extra: dict[str, Any] = field(default_factory=dict)
     notes: list[machine.Note] = field(default_factory=list)
+    router: routing.TrafficRouter | None = None
+    # An ending the policy decided in this tick, carried out once Promoting/RollingBack is in status.
+    owed: Ending | None = None
 
-    def condition(self, type_: str, ok: bool, reason: str, message: str) -> None:
+    def condition(self, type_: ConditionType, ok: bool, reason: Reason, message: str) -> None:
         before = report.condition_status(self.conditions, type_)
         self.conditions = report.set_condition(
             self.conditions,
@@ -122,18 +146,52 @@ class _Tick:
             kind = machine.NORMAL if ok else machine.WARNING
             self.notes.append(machine.Note(kind, reason, message))
 
+    def routed(self, weights: routing.Weights, provider: str) -> None:
+        self.condition(
+            ConditionType.TRAFFIC_ROUTED,
+            True,
+            Reason.ROUTED,
+            f"{weights.candidate:g}% on the candidate ({provider})",
+        )
 
-def selectors(namespace: str, spec: Mapping[str, Any]) -> metrics_protocol.ArmSelectors:
-    """Per-arm PromQL selectors: the spec's, else the defaults of queries.default_selectors."""
-    defaults = queries.default_selectors(
-        namespace,
-        str((spec.get("baseline") or {}).get("deployment", "")),
-        str((spec.get("candidate") or {}).get("deployment", "")),
-    )
-    given = (spec.get("analysis") or {}).get("selectors") or {}
-    merged = {key: str(given.get(key) or value) for key, value in defaults.items()}
-    return metrics_protocol.ArmSelectors(
-        merged["baseline"], merged["candidate"], merged["baselinePods"], merged["candidatePods"]
+    def routing_failed(self, exc: Exception) -> None:
+        self.condition(ConditionType.TRAFFIC_ROUTED, False, Reason.ROUTING_FAILED, str(exc))
+
+
+def _parse(
+    raw: Mapping[str, Any],
+) -> tuple[canary_spec.CanarySpec | None, str, canary_spec.CanarySpec | None]:
+    """(the typed spec, why it is refused, its routing part): a refused spec can still move traffic."""
+    try:
+        spec = canary_spec.parse(raw)
+    except ValueError as exc:
+        try:
+            return None, str(exc), canary_spec.parse_routing(raw)
+        except ValueError:
+            return None, str(exc), None
+    return spec, "", spec
+
+
+def _open(obj: Mapping[str, Any], deps: Deps) -> _Tick:
+    meta = obj.get("metadata") or {}
+    status: Mapping[str, Any] = obj.get("status") or {}
+    spec, spec_error, routing_spec = _parse(obj.get("spec") or {})
+    action = (meta.get("annotations") or {}).get(canaries.ACTION_ANNOTATION)
+    return _Tick(
+        obj=obj,
+        deps=deps,
+        started=time.perf_counter(),
+        namespace=str(meta.get("namespace", "")),
+        name=str(meta.get("name", "")),
+        generation=int(meta.get("generation", 0) or 0),
+        now=deps.clock().astimezone(UTC).replace(microsecond=0),
+        spec=spec,
+        spec_error=spec_error,
+        routing_spec=routing_spec,
+        status=status,
+        state=policy_state.from_status(status),
+        conditions=[dict(c) for c in status.get("conditions") or []],
+        action_value=str(action) if action else None,
     )
 
 
@@ -143,250 +201,380 @@ def _due(status: Mapping[str, Any], interval: float, now: datetime) -> bool:
     return last is None or (now - last).total_seconds() >= interval - 0.5
 
 
-def _analyse(
-    t: _Tick,
-    plan: policy_state.Plan,
-    settings: analysis.AnalysisSettings,
-    router: routing.TrafficRouter | None,
-) -> machine.Transition:
-    spec, deps = t.spec, t.deps
-    if router is not None and t.state.step_index >= 0:
-        t.state = _converge(t, plan, router)
-    state = t.state
-    t.extra["lastTickAt"] = policy_state.format_time(t.now)
-    prom = (spec.get("analysis") or {}).get("prometheus") or {}
-    lag = analysis.parse_duration(prom.get("lag", "30s"), "spec.analysis.prometheus.lag")
-    assert state.started_at is not None
-    window = metrics_protocol.Window(
-        start=state.started_at,
-        end=t.now - timedelta(seconds=lag),
-        interval_seconds=settings.interval_seconds,
-        selectors=selectors(t.namespace, spec),
-        steps=tuple(metrics_protocol.StepChange(s.started_at, s.weight) for s in state.steps),
-    )
+def _detect(t: _Tick) -> TickAction:
+    """The one cause this tick acts on, in order of precedence."""
+    if t.state.phase.terminal and not t.action_value:
+        return TickAction.OBSERVE if t.status.get("observedGeneration") != t.generation else TickAction.IDLE
+    if t.spec is None:
+        return TickAction.FINALIZE if machine.ending_of(t.state) else TickAction.REJECT
+    return _detect_running(t, t.spec)
+
+
+def _detect_running(t: _Tick, spec: canary_spec.CanarySpec) -> TickAction:
+    if t.action_value:
+        return TickAction.ACTION
+    if t.state.phase is Phase.PENDING:
+        return TickAction.START
+    if machine.ending_of(t.state):
+        return TickAction.FINALIZE
+    if t.state.phase.analysing and _due(t.status, spec.settings.interval_seconds, t.now):
+        return TickAction.ANALYSIS
+    return TickAction.IDLE
+
+
+def tick(obj: Mapping[str, Any], deps: Deps) -> TickResult:
+    """Run one tick on a RustCanary object (as read from the API)."""
+    t = _open(obj, deps)
+    cause = _detect(t)
+    result = _HANDLERS[cause](t)
+    result.action = result.action if result.action in (TickAction.CONFLICT, TickAction.GONE) else cause
+    return result
+
+
+# --- one handler per cause ------------------------------------------------------------------------
+
+
+def _idle(t: _Tick) -> TickResult:
+    _publish(t, t.status)
+    return TickResult()
+
+
+def _observe(t: _Tick) -> TickResult:
+    return _commit(t, t.state)
+
+
+def _reject(t: _Tick) -> TickResult:
+    """Invalid: at once before any traffic moved; later, traffic goes back to the baseline first."""
+    if t.action_value:
+        _ignore_action(t, f"the spec is refused: {t.spec_error}")
+    rejected = machine.reject(t.state, t.spec_error, t.now)
+    return _commit(t, _carry_out(t, rejected, _router(t)), clear_action=True)
+
+
+def _act(t: _Tick) -> TickResult:
+    assert t.spec is not None
+    assert t.action_value is not None
+    router = _router(t)
     try:
-        rec = deps.source(t.namespace, spec).fetch(window)
+        action = policy_state.ManualAction(t.action_value.strip().lower())
+    except ValueError:
+        known = ", ".join(a.value for a in policy_state.ManualAction)
+        note = machine.Note(
+            machine.WARNING, Reason.ACTION_IGNORED, f"unknown action {t.action_value!r}; known: {known}"
+        )
+        transition = machine.Transition(t.state, notes=(note,))
+    else:
+        context = str(t.status.get("decisionReason", ""))
+        transition = machine.act(t.state, t.spec.plan, action, t.now, context=context)
+    t.extra["lastAction"] = {
+        "action": t.action_value,
+        "at": policy_state.format_time(t.now),
+        "result": transition.notes[0].message if transition.notes else "",
+    }
+    return _commit(t, _carry_out(t, transition, router), clear_action=True)
+
+
+def _start(t: _Tick) -> TickResult:
+    assert t.spec is not None
+    router = _router(t)
+    if router is None:
+        return _commit(t, t.state)
+    owner = _claimed_by_another(t, t.spec)
+    if owner is not None:
+        t.condition(ConditionType.TRAFFIC_ROUTED, False, Reason.CLAIMED, owner)
+        return _commit(t, t.state)
+    try:
+        router.ensure()
+    except routing.RoutingError as exc:
+        t.routing_failed(exc)
+        return _commit(t, t.state)
+    t.extra["lastTickAt"] = policy_state.format_time(t.now)
+    return _commit(t, _carry_out(t, machine.begin(t.state, t.spec.plan, t.now), router))
+
+
+def _ignore_action(t: _Tick, why: str) -> None:
+    """A person's action that this tick cannot honour: say so (Event and lastAction), then drop it."""
+    message = f"action {t.action_value!r} ignored: {why}"
+    t.notes.append(machine.Note(machine.WARNING, Reason.ACTION_IGNORED, message))
+    t.extra["lastAction"] = {
+        "action": t.action_value,
+        "at": policy_state.format_time(t.now),
+        "result": message,
+    }
+
+
+def _claimed_by_another(t: _Tick, spec: canary_spec.CanarySpec) -> str | None:
+    """Why this Pending canary may not start yet: another canary of the namespace that is running,
+    or Pending and older (creation time, then name: every canary reaches the same order), acts on
+    an object this one needs. Read from the RustCanaries themselves, so claiming needs no write
+    access to Deployments or routes."""
+    mine = canary_spec.claims(spec)
+    me = _seniority(t.obj)
+    try:
+        others = canaries.list_objects(t.deps.api, t.namespace)
+    except rest.KubeError as exc:
+        return f"cannot check which objects other RustCanaries use: {exc}"
+    for other in others:
+        name = str((other.get("metadata") or {}).get("name", ""))
+        phase = policy_state.from_status(other.get("status")).phase
+        if name == t.name or phase.terminal or (phase is Phase.PENDING and _seniority(other) > me):
+            continue
+        try:
+            shared = mine & canary_spec.claims(canary_spec.parse_routing(other.get("spec") or {}))
+        except ValueError:
+            continue  # a refused spec never moves traffic
+        if shared:
+            kind, object_name = sorted(shared)[0]
+            return (
+                f"{kind} {t.namespace}/{object_name} is used by RustCanary {t.namespace}/{name} "
+                f"({phase.value}); this one starts when that one has finished"
+            )
+    return None
+
+
+def _seniority(obj: Mapping[str, Any]) -> tuple[str, str]:
+    meta = obj.get("metadata") or {}
+    return str(meta.get("creationTimestamp") or ""), str(meta.get("name", ""))
+
+
+def _finalize(t: _Tick) -> TickResult:
+    """Traffic is still owed its end state (a failed router, or a restart): finish it now."""
+    if t.action_value:
+        _ignore_action(t, f"traffic is still being put in its end state ({t.state.phase.value})")
+    ending = machine.ending_of(t.state)
+    router = _router(t)
+    assert ending is not None
+    if router is None:
+        return _commit(t, t.state, clear_action=True)
+    return _commit(t, _finish(t, t.state, ending, router), clear_action=True)
+
+
+def _analyse(t: _Tick) -> TickResult:
+    assert t.spec is not None
+    router = _router(t)
+    contest = None
+    if router is not None and t.state.step_index >= 0:
+        t.state, contest = _converge(t, t.spec.plan, router)
+    t.extra["lastTickAt"] = policy_state.format_time(t.now)
+    transition = _judge(t, t.spec)
+    if contest is not None:
+        # Judging data whose split someone else sets: never promote or step up on it; the time limit
+        # and a rollback still act.
+        transition = _contested(t, t.spec, transition, contest)
+    return _commit(t, _carry_out(t, transition, router))
+
+
+_HANDLERS: Mapping[TickAction, Callable[[_Tick], TickResult]] = {
+    TickAction.IDLE: _idle,
+    TickAction.OBSERVE: _observe,
+    TickAction.REJECT: _reject,
+    TickAction.ACTION: _act,
+    TickAction.START: _start,
+    TickAction.FINALIZE: _finalize,
+    TickAction.ANALYSIS: _analyse,
+}
+
+
+# --- the analysis ---------------------------------------------------------------------------------
+
+
+def _hold(t: _Tick, reason: str) -> machine.Transition:
+    """No judgement this time (no data, or the judge failed): hold, never promote; maxDuration applies."""
+    t.extra.update(decision=decisions.Decision.HOLD.value, decisionReason=reason)
+    _count(t, decisions.Decision.HOLD)
+    return machine.no_data(t.state, t.spec.plan if t.spec else canary_spec.Plan(), reason, t.now)
+
+
+def _fetch(t: _Tick, spec: canary_spec.CanarySpec) -> recording.Recording:
+    """Every block since the start, as Prometheus holds them ``lag`` seconds ago."""
+    assert t.state.started_at is not None
+    window = metrics_protocol.canary_window(
+        t.namespace,
+        spec,
+        t.state.started_at,
+        t.now - timedelta(seconds=spec.prometheus.lag_seconds),
+        tuple(metrics_protocol.StepChange(s.started_at, s.weight) for s in t.state.steps),
+    )
+    return t.deps.source(t.namespace, spec).fetch(window)
+
+
+def _signals_condition(t: _Tick, rec: recording.Recording, settings: analysis.AnalysisSettings) -> None:
+    missing = rec.blocks[-1].missing
+    if missing:
+        message = f"no data in the newest block for: {', '.join(missing)}"
+        t.condition(ConditionType.METRICS_AVAILABLE, False, Reason.SIGNALS_MISSING, message)
+    else:
+        message = f"{len(rec.blocks)} blocks of {settings.interval_seconds:g}s"
+        t.condition(ConditionType.METRICS_AVAILABLE, True, Reason.METRICS_FRESH, message)
+
+
+def _judge(t: _Tick, spec: canary_spec.CanarySpec) -> machine.Transition:
+    try:
+        rec = _fetch(t, spec)
     except metrics_protocol.MetricsUnavailableError as exc:
-        reason = f"holding: {exc}"
-        t.extra.update(decision=decisions.Decision.HOLD.value, decisionReason=reason)
-        t.condition(METRICS_AVAILABLE, False, "PrometheusUnavailable", str(exc))
-        _count(t, deps, decisions.Decision.HOLD)
-        return machine.no_data(state, plan, reason, t.now)
+        refused = isinstance(exc, metrics_protocol.MetricsNotAllowedError)
+        why = Reason.PROMETHEUS_NOT_ALLOWED if refused else Reason.PROMETHEUS_UNAVAILABLE
+        t.condition(ConditionType.METRICS_AVAILABLE, False, why, str(exc))
+        return _hold(t, f"holding: {exc}")
     if not rec.blocks:
         reason = "waiting for the first complete block"
         t.extra.update(decision=decisions.Decision.CONTINUE.value, decisionReason=reason)
-        return machine.judge(state, plan, decisions.Decision.CONTINUE, reason, t.now)
-    missing = rec.blocks[-1].missing
-    if missing:
-        t.condition(
-            METRICS_AVAILABLE,
-            False,
-            "SignalsMissing",
-            f"no data in the newest block for: {', '.join(missing)}",
+        return machine.judge(
+            t.state, spec.plan, decisions.Decision.CONTINUE, reason, t.now, step_judged=False
         )
-    else:
-        t.condition(
-            METRICS_AVAILABLE,
-            True,
-            "MetricsFresh",
-            f"{len(rec.blocks)} blocks of {settings.interval_seconds:g}s",
-        )
+    _signals_condition(t, rec, spec.settings)
     try:
-        judgement = deps.evaluate(rec, settings)
+        judgement = t.deps.evaluate(rec, spec.settings)
     except Exception as exc:  # a judge failure must hold the canary, never promote it
         log.exception("judge failed on %s/%s", t.namespace, t.name)
-        reason = f"holding: the judge failed: {type(exc).__name__}: {exc}"
-        t.extra.update(decision=decisions.Decision.HOLD.value, decisionReason=reason)
-        _count(t, deps, decisions.Decision.HOLD)
-        return machine.no_data(state, plan, reason, t.now)
-    t.extra.update(report.judgement_status(judgement, settings))
-    _count(t, deps, judgement.decision)
-    return machine.judge(state, plan, judgement.decision, judgement.reason, t.now)
+        return _hold(t, f"holding: the judge failed: {type(exc).__name__}: {exc}")
+    t.extra.update(report.judgement_status(judgement, spec.settings))
+    _count(t, judgement.decision)
+    return machine.judge(
+        t.state,
+        spec.plan,
+        judgement.decision,
+        judgement.reason,
+        t.now,
+        step_judged=_step_judged(t.state, rec, spec.settings),
+    )
 
 
-def _count(t: _Tick, deps: Deps, decision: decisions.Decision) -> None:
-    if deps.export:
+def _step_judged(
+    state: policy_state.CanaryState, rec: recording.Recording, settings: analysis.AnalysisSettings
+) -> bool:
+    """Whether a complete block past the warm-up at the current step's weight is in ``rec``."""
+    if state.step_started_at is None:
+        return False
+    settled_from = state.step_started_at + timedelta(seconds=settings.warmup_seconds)
+    return any(block.start >= settled_from for block in rec.blocks)
+
+
+def _count(t: _Tick, decision: decisions.Decision) -> None:
+    if t.deps.export:
         exposition.count_decision(t.namespace, t.name, decision.value)
 
 
-def _converge(t: _Tick, plan: policy_state.Plan, router: routing.TrafficRouter) -> policy_state.CanaryState:
+# --- traffic --------------------------------------------------------------------------------------
+
+
+def _router(t: _Tick) -> routing.TrafficRouter | None:
+    """The canary's router, built once per tick; None (and the condition says why) when it cannot be."""
+    if t.router is None and t.routing_spec is not None:
+        try:
+            t.router = t.deps.router(t.namespace, t.name, t.routing_spec)
+        except routing.RoutingError as exc:
+            t.routing_failed(exc)
+    return t.router
+
+
+def _converge(
+    t: _Tick, plan: canary_spec.Plan, router: routing.TrafficRouter
+) -> tuple[policy_state.CanaryState, str | None]:
     """Status is the intent: put traffic back where status says (after a crash, or someone's edit).
 
     The restore is also written into the step history (``machine.disturbed``), so the blocks that
-    carried the stray split are not judged as if they had carried the step's own.
+    carried the stray split are not judged as if they had carried the step's own. After
+    ``MAX_RESTORES_PER_STEP`` restores in one step the route is left alone and the second value
+    says why (the canary then holds): someone else owns it, and a tug of war helps nobody.
     """
     state = t.state
     try:
         actual = router.get_weights().candidate
         if abs(actual - state.weight) <= 0.5:
-            return state
+            return state, None
+        if machine.contested(state):
+            restores = machine.restores_in_step(state)
+            return state, (
+                f"the route ({router.provider}) was moved off its step again ({actual:g}% on the candidate, "
+                f"{state.weight:g}% in status) after {restores} restores at this step: "
+                "something else keeps writing it (a GitOps sync, a pipeline, another canary)"
+            )
         wanted = plan.weights[min(state.step_index, len(plan.weights) - 1)]
         effective = router.set_weights(wanted)
     except routing.RoutingError as exc:
-        t.condition(TRAFFIC_ROUTED, False, "RoutingFailed", str(exc))
-        return state
+        t.routing_failed(exc)
+        return state, None
     t.notes.append(
         machine.Note(
             machine.WARNING,
-            "RouteRestored",
+            Reason.ROUTE_RESTORED,
             f"traffic was {actual:g}% on the candidate; restored {effective.candidate:g}% as in status",
         )
     )
     since = policy_state.parse_time(t.status.get("lastTickAt")) or state.step_started_at or t.now
-    return machine.disturbed(state, actual, since, t.now)
+    return machine.disturbed(state, actual, since, t.now), None
 
 
-def _finalize(t: _Tick, router: routing.TrafficRouter) -> machine.Transition | None:
-    spec, deps = t.spec, t.deps
-    promoting = t.state.phase is Phase.PROMOTING
-    outcome = routing.Outcome.PROMOTED if promoting else routing.Outcome.ROLLED_BACK
+def _contested(
+    t: _Tick, spec: canary_spec.CanarySpec, transition: machine.Transition, why: str
+) -> machine.Transition:
+    """The route is contested: keep a rollback or the time limit, turn anything else into a hold."""
+    t.condition(ConditionType.TRAFFIC_ROUTED, False, Reason.ROUTE_CONTESTED, why)
+    if transition.ending is Ending.ROLLED_BACK:
+        return transition
+    t.extra.update(decision=decisions.Decision.HOLD.value, decisionReason=f"holding: {why}")
+    return machine.no_data(t.state, spec.plan, f"holding: {why}", t.now)
+
+
+def _scale_down(t: _Tick, ending: Ending) -> None:
+    """The build that lost, at 0 replicas, when the spec asks for it."""
+    spec = t.routing_spec
+    if spec is None:
+        return
+    if ending is Ending.PROMOTED and spec.scale_down_baseline and spec.baseline.deployment:
+        resources.set_replicas(t.deps.api, t.namespace, spec.baseline.deployment, 0)
+    elif ending is Ending.ROLLED_BACK and spec.scale_down_candidate and spec.candidate.deployment:
+        resources.set_replicas(t.deps.api, t.namespace, spec.candidate.deployment, 0)
+
+
+def _finish(
+    t: _Tick, state: policy_state.CanaryState, ending: Ending, router: routing.TrafficRouter
+) -> policy_state.CanaryState:
+    """Put traffic in its end state and settle; on failure the phase stays and the next tick retries."""
     try:
-        effective = router.finalize(outcome)
-        scale_down = (
-            (spec.get("baseline") or {}).get("deployment")
-            if promoting and (spec.get("promotion") or {}).get("scaleDownBaseline")
-            else (spec.get("candidate") or {}).get("deployment")
-            if not promoting and (spec.get("rollback") or {}).get("scaleDownCandidate")
-            else None
-        )
-        if scale_down:
-            resources.set_replicas(deps.api, t.namespace, str(scale_down), 0)
+        effective = router.finalize(ending)
+        _scale_down(t, ending)
     except (routing.RoutingError, rest.KubeError) as exc:
-        t.condition(TRAFFIC_ROUTED, False, "RoutingFailed", str(exc))
-        return None
-    t.condition(
-        TRAFFIC_ROUTED, True, "Routed", f"{effective.candidate:g}% on the candidate ({router.provider})"
-    )
-    settled = dataclasses.replace(t.state, weight=effective.candidate)
-    return machine.settle(settled, t.now)
+        t.routing_failed(exc)
+        return state
+    t.routed(effective, router.provider)
+    settled = machine.settle(dataclasses.replace(state, weight=effective.candidate), t.now)
+    t.notes.extend(settled.notes)
+    return settled.state
 
 
-def _route(
+def _carry_out(
     t: _Tick, transition: machine.Transition, router: routing.TrafficRouter | None
 ) -> policy_state.CanaryState:
-    """Apply a step change; on failure the old state stays (nothing is committed that did not happen)."""
-    if transition.target_weight is None:
-        t.notes.extend(transition.notes)
-        return transition.state
-    if router is None:
-        return t.state
-    try:
-        effective = router.set_weights(transition.target_weight)
-    except routing.RoutingError as exc:
-        t.condition(TRAFFIC_ROUTED, False, "RoutingFailed", str(exc))
-        return t.state
-    t.condition(
-        TRAFFIC_ROUTED, True, "Routed", f"{effective.candidate:g}% on the candidate ({router.provider})"
-    )
-    t.notes.extend(transition.notes)
-    return machine.record_weight(transition.state, effective.candidate)
-
-
-def tick(obj: Mapping[str, Any], deps: Deps) -> TickResult:
-    """Run one tick on a RustCanary object (as read from the API)."""
-    started = time.perf_counter()
-    meta = obj.get("metadata") or {}
-    namespace, name = str(meta.get("namespace", "")), str(meta.get("name", ""))
-    spec: Mapping[str, Any] = obj.get("spec") or {}
-    status: Mapping[str, Any] = obj.get("status") or {}
-    now = deps.clock().astimezone(UTC).replace(microsecond=0)
-    t = _Tick(
-        obj=obj,
-        deps=deps,
-        started=started,
-        spec=spec,
-        namespace=namespace,
-        name=name,
-        generation=int(meta.get("generation", 0) or 0),
-        now=now,
-        status=status,
-        state=policy_state.from_status(status),
-        conditions=[dict(c) for c in status.get("conditions") or []],
-    )
-    action_value = (meta.get("annotations") or {}).get(canaries.ACTION_ANNOTATION)
-    result = TickResult()
-    state = t.state
-
-    if state.phase.terminal and not action_value:
-        if status.get("observedGeneration") != t.generation:
-            result.action = "observe"
-            return _commit(t, state, result)
-        _publish(t, status, deps)
-        return result
-
-    try:
-        plan = policy_spec.plan_from_spec(spec)
-        settings = analysis.settings_from_spec(spec.get("analysis"))
-    except ValueError as exc:
-        result.action = "reject"
-        rejected = machine.reject(state, str(exc), now)
-        t.notes.extend(rejected.notes)
-        return _commit(t, rejected.state, result)
-
-    router: routing.TrafficRouter | None
-    try:
-        router = deps.router(namespace, name, spec)
-    except routing.RoutingError as exc:
-        router = None
-        t.condition(TRAFFIC_ROUTED, False, "RoutingFailed", str(exc))
-
-    transition: machine.Transition | None = None
-    if action_value:
-        result.action = "action"
-        try:
-            action = policy_state.ManualAction(str(action_value).strip().lower())
-        except ValueError:
-            known = ", ".join(a.value for a in policy_state.ManualAction)
-            note = machine.Note(
-                machine.WARNING, "ActionIgnored", f"unknown action {action_value!r}; known: {known}"
-            )
-            transition = machine.Transition(state, notes=(note,))
-        else:
-            transition = machine.act(state, plan, action, now, context=str(status.get("decisionReason", "")))
-        t.extra["lastAction"] = {
-            "action": str(action_value),
-            "at": policy_state.format_time(now),
-            "result": transition.notes[0].message if transition.notes else "",
-        }
-    elif state.phase is Phase.PENDING:
+    """Do what the policy's transition says, in this tick; what did not happen is not committed."""
+    if transition.target_weight is not None:
         if router is None:
-            return _commit(t, state, result)
-        result.action = "start"
+            return t.state
         try:
-            router.ensure()
+            effective = router.set_weights(transition.target_weight)
         except routing.RoutingError as exc:
-            t.condition(TRAFFIC_ROUTED, False, "RoutingFailed", str(exc))
-            return _commit(t, state, result)
-        transition = machine.begin(state, plan, now)
-        t.extra["lastTickAt"] = policy_state.format_time(now)
-    elif state.phase in (Phase.PROMOTING, Phase.ROLLING_BACK):
-        if router is None:
-            return _commit(t, state, result)
-        result.action = "finalize"
-        finalized = _finalize(t, router)
-        if finalized is None:
-            return _commit(t, state, result)
-        transition = finalized
-    elif state.phase.analysing and _due(status, settings.interval_seconds, now):
-        result.action = "analysis"
-        transition = _analyse(t, plan, settings, router)
-    else:
-        _publish(t, status, deps)
-        return result
-
-    new_state = _route(t, transition, router)
-    return _commit(t, new_state, result, action_value)
+            t.routing_failed(exc)
+            return t.state
+        t.routed(effective, router.provider)
+        t.notes.extend(transition.notes)
+        return machine.record_weight(transition.state, effective.candidate)
+    t.notes.extend(transition.notes)
+    # An ending is carried out after Promoting/RollingBack has been written (see _commit): finishing
+    # first and then losing the write would let the next tick route traffic back to a build that
+    # was just scaled to zero.
+    t.owed = transition.ending if router is not None else None
+    return transition.state
 
 
-def _commit(
-    t: _Tick, state: policy_state.CanaryState, result: TickResult, action_value: Any = None
-) -> TickResult:
-    """Write status if anything changed, then post Events, clear the action, export metrics."""
-    obj, deps, started = t.obj, t.deps, t.started
-    # Progressing is True until a terminal phase; its Events come from the policy's notes.
+# --- status, Events, metrics ----------------------------------------------------------------------
+
+
+def _progressing(t: _Tick, state: policy_state.CanaryState) -> None:
+    """Progressing is True until a terminal phase; its Events come from the policy's notes."""
     t.conditions = report.set_condition(
         t.conditions,
-        PROGRESSING,
+        ConditionType.PROGRESSING,
         not state.phase.terminal,
         reason=state.phase.value,
         message=(state.verdict_reason or state.phase.value)
@@ -395,51 +583,90 @@ def _commit(
         now=t.now,
         generation=t.generation,
     )
+
+
+def _commit(t: _Tick, state: policy_state.CanaryState, *, clear_action: bool = False) -> TickResult:
+    """Write status if anything changed, then post Events, clear the action, export metrics."""
+    result = TickResult()
+    written: Mapping[str, Any] = {}
+    _progressing(t, state)
     patch = policy_state.to_status(state)
     patch.update(t.extra)
     patch["observedGeneration"] = t.generation
     patch["conditions"] = t.conditions
     changed = {k: v for k, v in patch.items() if t.status.get(k) != v}
-    meta = obj.get("metadata") or {}
+    action_value = t.action_value if clear_action else None
+    meta = t.obj.get("metadata") or {}
     if changed or action_value:
         try:
             written = canaries.patch_status(
-                deps.api, t.namespace, t.name, changed, str(meta.get("resourceVersion", ""))
+                t.deps.api, t.namespace, t.name, changed, str(meta.get("resourceVersion", ""))
             )
         except rest.ConflictError:
-            result.action = "conflict"
-            return result
+            return TickResult(action=TickAction.CONFLICT)
         except rest.NotFoundError:
-            result.action = "gone"
-            return result
+            return TickResult(action=TickAction.GONE)
         result.wrote = True
         result.status = dict(written.get("status") or {})
     else:
         result.status = dict(t.status)
-    ref = events.ObjectRef(canaries.API_VERSION, canaries.KIND, t.namespace, t.name, str(meta.get("uid", "")))
-    for note in t.notes:
-        problem = events.post(deps.api, ref, note.type, note.reason, note.message, now=t.now)
-        if problem:
-            log.warning("could not post Event %s on %s/%s: %s", note.reason, t.namespace, t.name, problem)
+    _post_events(t, str(meta.get("uid", "")))
     result.notes = tuple(t.notes)
     if action_value:
-        canaries.clear_action(deps.api, t.namespace, t.name, str(action_value))
-    _publish(t, result.status, deps)
-    if deps.export:
-        exposition.observe_reconcile(t.namespace, t.name, time.perf_counter() - started)
+        canaries.clear_action(t.deps.api, t.namespace, t.name, action_value)
+    if t.owed is not None and result.wrote and t.router is not None:
+        return _finish_owed(t, state, written, result)
+    _publish(t, result.status)
+    if t.deps.export:
+        exposition.observe_reconcile(t.namespace, t.name, time.perf_counter() - t.started)
     return result
 
 
-def _publish(t: _Tick, status: Mapping[str, Any], deps: Deps) -> None:
-    if deps.export and status:
+def _finish_owed(
+    t: _Tick, state: policy_state.CanaryState, written: Mapping[str, Any], first: TickResult
+) -> TickResult:
+    """Promoting/RollingBack is in status: put traffic in its end state and write the settled phase,
+    guarded by the resourceVersion of the first write. If anything fails here, status already says
+    what is owed and the next tick's FINALIZE finishes it."""
+    assert t.owed is not None
+    assert t.router is not None
+    ending, t.owed = t.owed, None
+    t.obj, t.status = written, first.status
+    t.extra, t.notes = {}, []
+    settled = _finish(t, state, ending, t.router)
+    second = _commit(t, settled)
+    second.notes = first.notes + second.notes
+    second.wrote = True
+    return second
+
+
+def _post_events(t: _Tick, uid: str) -> None:
+    ref = events.ObjectRef(canaries.API_VERSION, canaries.KIND, t.namespace, t.name, uid)
+    for note in t.notes:
+        problem = events.post(t.deps.api, ref, note.type, note.reason, note.message, now=t.now)
+        if problem:
+            log.warning("could not post Event %s on %s/%s: %s", note.reason, t.namespace, t.name, problem)
+
+
+def _publish(t: _Tick, status: Mapping[str, Any]) -> None:
+    if t.deps.export and status:
         exposition.publish(t.namespace, t.name, status, PHASES)
 
 
-def release(obj: Mapping[str, Any], deps: Deps) -> str:
+@dataclass(frozen=True)
+class Released:
+    """What ``release`` did: ``restored`` is False only when traffic could not be put back."""
+
+    restored: bool
+    message: str
+
+
+def release(obj: Mapping[str, Any], deps: Deps) -> Released:
     """The RustCanary is being deleted: leave traffic in a safe end state and drop its metrics.
 
     A canary deleted mid-flight goes back to the baseline (one being promoted finishes promoting);
-    a finished one is left alone. Failures are reported, not raised: deletion must not hang.
+    a finished one is left alone. A failure is returned, not raised: the handler retries a bounded
+    number of times with a Warning Event each, so deletion never hangs and never fails silently.
     """
     meta = obj.get("metadata") or {}
     namespace, name = str(meta.get("namespace", "")), str(meta.get("name", ""))
@@ -447,10 +674,14 @@ def release(obj: Mapping[str, Any], deps: Deps) -> str:
     if deps.export:
         exposition.forget(namespace, name, PHASES)
     if state.phase.terminal or state.phase is Phase.PENDING:
-        return f"nothing to restore ({state.phase.value})"
-    outcome = routing.Outcome.PROMOTED if state.phase is Phase.PROMOTING else routing.Outcome.ROLLED_BACK
+        return Released(True, f"nothing to restore ({state.phase.value})")
+    ending = machine.ending_of(state) or Ending.ROLLED_BACK
     try:
-        weights = deps.router(namespace, name, obj.get("spec") or {}).finalize(outcome)
-    except routing.RoutingError as exc:
-        return f"could not restore traffic: {exc}"
-    return f"deleted in {state.phase.value}: traffic {outcome.value}, {weights.candidate:g}% on the candidate"
+        spec = canary_spec.parse_routing(obj.get("spec") or {})
+        weights = deps.router(namespace, name, spec).finalize(ending)
+    except (routing.RoutingError, ValueError) as exc:
+        return Released(False, f"could not restore traffic: {exc}")
+    return Released(
+        True,
+        f"deleted in {state.phase.value}: traffic {ending.value}, {weights.candidate:g}% on the candidate",
+    )

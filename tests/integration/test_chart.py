@@ -22,7 +22,7 @@ import yaml
 from ferrocanary.cli import main as cli_main
 from ferrocanary.local.sandbox import Sandbox
 from ferrocanary.local.toolchain import cache_dir
-from tests.integration.support.canary import install_istio_crd
+from tests.support.canary import install_istio_crd
 
 pytestmark = pytest.mark.integration
 
@@ -50,6 +50,26 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
     },
     "peering-two-replicas": {"peering": {"enabled": True, "priority": 10}, "replicaCount": 2},
     "bring-your-own": {"crd": {"create": False}, "rbac": {"create": False, "gatewayAPI": False}},
+    # The NetworkPolicy narrowed to a known control plane and Prometheus, /metrics on loopback only.
+    "locked-down": {
+        "metrics": {"address": "127.0.0.1"},
+        "networkPolicy": {
+            "apiServer": [{"cidr": "10.0.0.10/32", "port": 6443}, {"cidr": "fd00::10/128", "port": 6443}],
+            "prometheus": {
+                "to": [
+                    {
+                        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+                        "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}},
+                    }
+                ],
+                "ports": [9090, 10902],
+            },
+            "dns": [{"ipBlock": {"cidr": "169.254.20.10/32"}}],
+            "metrics": {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}},
+            "extraEgress": [{"to": [{"ipBlock": {"cidr": "192.0.2.7/32"}}], "ports": [{"port": 443}]}],
+        },
+    },
+    "no-network-policy": {"networkPolicy": {"enabled": False}},
 }
 
 
@@ -244,12 +264,81 @@ def test_the_operator_is_started_with_a_valid_ferrocanary_run(
     assert recreate is (not name.startswith("peering"))
 
 
+def _policy(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    (policy,) = _kind(docs, "NetworkPolicy")
+    spec: dict[str, Any] = policy["spec"]
+    return spec
+
+
+def test_the_network_policy_is_rendered_by_default_and_only_then(sandbox: Sandbox, helm_tmp: Path) -> None:
+    docs = _template(sandbox, helm_tmp, _values("defaults", helm_tmp))
+    spec = _policy(docs)
+    (deployment,) = _kind(docs, "Deployment")
+    assert spec["podSelector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
+    assert spec["policyTypes"] == ["Ingress", "Egress"]
+    # Ingress: the /metrics port, from the monitoring namespace only.
+    assert spec["ingress"] == [
+        {
+            "ports": [{"port": "metrics", "protocol": "TCP"}],
+            "from": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}],
+        }
+    ]
+    # Egress: DNS to kube-dns, the API server's ports, Prometheus in the monitoring namespace.
+    dns, *api, prometheus = spec["egress"]
+    assert {p["port"] for p in dns["ports"]} == {53}
+    assert {p["protocol"] for p in dns["ports"]} == {"UDP", "TCP"}
+    assert dns["to"][0]["podSelector"] == {"matchLabels": {"k8s-app": "kube-dns"}}
+    assert [(r["to"][0]["ipBlock"]["cidr"], r["ports"][0]["port"]) for r in api] == [
+        ("0.0.0.0/0", 443),
+        ("0.0.0.0/0", 6443),
+    ]
+    assert prometheus == {
+        "to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}],
+        "ports": [{"port": 9090, "protocol": "TCP"}],
+    }
+    off = _template(sandbox, helm_tmp, _values("no-network-policy", helm_tmp))
+    assert not _kind(off, "NetworkPolicy")
+    assert _kind(off, "Deployment"), "only the NetworkPolicy goes"
+
+
+def test_the_network_policy_follows_its_values(sandbox: Sandbox, helm_tmp: Path) -> None:
+    spec = _policy(_template(sandbox, helm_tmp, _values("locked-down", helm_tmp)))
+    scrapers = spec["ingress"][0]["from"]
+    assert scrapers[0]["podSelector"] == {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}
+    dns, api4, api6, prometheus, extra = spec["egress"]
+    assert dns["to"] == [{"ipBlock": {"cidr": "169.254.20.10/32"}}]
+    assert api4["to"] == [{"ipBlock": {"cidr": "10.0.0.10/32"}}]
+    assert api6["to"] == [{"ipBlock": {"cidr": "fd00::10/128"}}]
+    assert [p["port"] for p in prometheus["ports"]] == [9090, 10902]
+    assert extra == {"to": [{"ipBlock": {"cidr": "192.0.2.7/32"}}], "ports": [{"port": 443}]}
+
+
+@pytest.mark.parametrize(
+    ("name", "address", "probed"), [("defaults", "0.0.0.0", True), ("locked-down", "127.0.0.1", False)]
+)
+def test_the_metrics_address_is_the_operators_environment(
+    sandbox: Sandbox, helm_tmp: Path, name: str, address: str, probed: bool
+) -> None:
+    (deployment,) = _kind(_template(sandbox, helm_tmp, _values(name, helm_tmp)), "Deployment")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["FERROCANARY_METRICS_ADDRESS"] == address
+    assert not any(a.startswith("--metrics-address") for a in container["args"])
+    # The kubelet probes the pod's IP: /metrics on loopback cannot answer it.
+    assert ("readinessProbe" in container) is probed
+    assert ("livenessProbe" in container) is probed
+
+
 def test_the_chart_refuses_settings_that_cannot_work(sandbox: Sandbox, helm_tmp: Path) -> None:
     for flags, message in (
         (["--set", "replicaCount=2"], "needs peering.enabled=true"),
         (["--set", "prometheus.tokenSecret.name=t"], "set watchNamespaces or rbac.secretNamespaces"),
         (["--set", "prometheus.address=ftp://x"], "Does not match pattern"),
         (["--set", "watchNamespace=typo"], "Additional property watchNamespace is not allowed"),
+        (["--set", "metrics.address=localhost"], "Does not match pattern"),
+        (["--set", "networkPolicy.apiServer[0].cidr=apiserver.example"], "Does not match pattern"),
+        (["--set", "networkPolicy.apiServer[0].port=0"], "Must be greater than or equal to 1"),
+        (["--set", "networkPolicy.metrics.namespace=x"], "Additional property namespace is not allowed"),
     ):
         refused = _run(sandbox, helm_tmp, "helm", "template", "fc", str(CHART), *flags, check=False)
         assert refused.returncode != 0
@@ -290,6 +379,8 @@ def test_every_rendering_passes_the_api_servers_dry_run(
         assert {"servicemonitor.monitoring.coreos.com", "prometheusrule.monitoring.coreos.com"} <= kinds
     if name.startswith("peering"):
         assert "clusterkopfpeering.kopf.dev" in kinds
+    # The NetworkPolicy is on unless switched off, and the API server accepts every form of it.
+    assert ("networkpolicy.networking.k8s.io" in kinds) is (name != "no-network-policy")
 
 
 def test_the_workload_chart_and_its_rustcanary_pass_the_dry_run(
@@ -474,7 +565,7 @@ def test_the_workload_chart_installs_its_builds_and_canary(
     canary = json.loads(sandbox.kubectl("-n", ns, "get", "rustcanary", "scorer", "-o", "json"))["spec"]
     assert canary["trafficRouting"] == {"replicas": {"total": 4}}
     assert canary["analysis"]["prometheus"]["address"] == sandbox.prometheus_url
-    # The API server filled in the KPI table of ARCHITECTURE.md: the chart need not repeat it.
+    # The API server filled in the default KPI table (docs/statistics.md): the chart need not repeat it.
     assert [k["name"] for k in canary["analysis"]["kpis"]] == [
         "p99-latency",
         "throughput-per-cpu",

@@ -4,7 +4,7 @@ reads it: through ``kubectl ferrocanary`` and through every query of the Grafana
 Once per module: ``helm install`` of the chart (watching one namespace, the Prometheus token Secret
 granted by name), then ``ferrocanary run`` as a local process logged in with a token of the chart's
 ServiceAccount, the operator's /metrics scraped by the sandbox's Prometheus, and a Gateway API canary
-of a Rust build that wins (tests/integration/support: Deployments on kwok, a live two-arm exporter
+of a Rust build that wins (tests/support: Deployments on kwok, a live two-arm exporter
 whose traffic follows the real HTTPRoute).
 """
 
@@ -31,8 +31,8 @@ from ferrocanary.kube import client as kube_client
 from ferrocanary.kube import rest
 from ferrocanary.local import processes
 from ferrocanary.local.sandbox import Sandbox
-from tests.integration.support import arms
-from tests.integration.support.canary import Canary, install_crd, running
+from tests.support import arms
+from tests.support.canary import Canary, install_crd, running
 
 pytestmark = pytest.mark.integration
 
@@ -98,6 +98,38 @@ def _plugin(sandbox: Sandbox, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _start_operator(
+    sandbox: Sandbox, ns: str, kubeconfig: Path, port: int, log: Path
+) -> subprocess.Popen[bytes]:
+    """The operator as the chart runs it: its ServiceAccount's kubeconfig, the chart's token policy."""
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "ferrocanary.cli.main",
+                "run",
+                "--namespace",
+                ns,
+                "--metrics-port",
+                str(port),
+                "--metrics-address",
+                "127.0.0.1",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={
+                **os.environ,
+                "KUBECONFIG": str(kubeconfig),
+                # as the chart sets them: the token goes to the sandbox's Prometheus only
+                "FERROCANARY_PROMETHEUS_TOKEN_ADDRESSES": sandbox.prometheus_url,
+                "FERROCANARY_PROMETHEUS_ALLOW_INSECURE_TLS": "false",
+            },
+            cwd=ROOT,
+            start_new_session=True,
+        )
+
+
 @pytest.fixture(scope="module")
 def run(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     tmp = tmp_path_factory.mktemp("chart-canary")
@@ -121,26 +153,7 @@ def run(sandbox: Sandbox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         kubeconfig = _service_account_kubeconfig(sandbox, release_ns, release, tmp / "sa.kubeconfig")
         port = processes.free_port()
         log = tmp / "operator.log"
-        with log.open("wb") as out:
-            operator = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "ferrocanary.cli.main",
-                    "run",
-                    "--namespace",
-                    ns,
-                    "--metrics-port",
-                    str(port),
-                    "--metrics-address",
-                    "127.0.0.1",
-                ],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, "KUBECONFIG": str(kubeconfig)},
-                cwd=ROOT,
-                start_new_session=True,
-            )
+        operator = _start_operator(sandbox, ns, kubeconfig, port, log)
         sandbox.add_scrape_target(job, [f"127.0.0.1:{port}"], {"service": "ferrocanary"})
         prometheus = {
             "address": sandbox.prometheus_url,

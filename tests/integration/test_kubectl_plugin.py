@@ -24,8 +24,8 @@ from kubernetes import client
 
 from ferrocanary.kube import canaries, rest
 from ferrocanary.local.sandbox import Sandbox
-from tests.integration.support import arms
-from tests.integration.support.canary import Canary, drop_finalizers, install_crd
+from tests.support import arms
+from tests.support.canary import Canary, drop_finalizers, install_crd
 
 pytestmark = pytest.mark.integration
 
@@ -191,6 +191,39 @@ def test_get_prints_the_object_as_json_and_yaml(
     assert as_json == as_yaml == stored
     listing = json.loads(kubectl_ferrocanary(sandbox, "get", "-n", namespace, "-o", "json").stdout)
     assert [o["metadata"]["name"] for o in listing["items"]] == [canary]
+
+
+# Rich markup (a stray closing tag made every view crash), a colour escape, a terminal-title
+# sequence, a bidi override and a newline, as an echoed Prometheus answer could put them in status.
+HOSTILE_REASON = "[/x] [bold]no[/bold] \x1b[31mred\x1b]0;pwned\x07 \u202eevil\nline two"
+HOSTILE_SHOWN = "[/x] [bold]no[/bold] \\x1b[31mred\\x1b]0;pwned\\x07 \\u202eevil\\nline two"
+
+
+def test_a_hostile_decision_reason_prints_literally_in_every_view(
+    sandbox: Sandbox, api: rest.Rest, namespace: str, canary: str
+) -> None:
+    obj = api.get(canaries.path(namespace, canary))
+    status = {"decisionReason": HOSTILE_REASON, "verdictReason": HOSTILE_REASON}
+    canaries.patch_status(api, namespace, canary, status, obj["metadata"]["resourceVersion"])
+    assert api.get(canaries.path(namespace, canary))["status"]["decisionReason"] == HOSTILE_REASON
+    views = {
+        "get": kubectl_ferrocanary(sandbox, "get", canary, "-n", namespace),
+        "get -o wide": kubectl_ferrocanary(sandbox, "get", canary, "-n", namespace, "-o", "wide"),
+        "get -A -o wide": kubectl_ferrocanary(sandbox, "get", "-A", "-o", "wide"),
+        "get -A": kubectl_ferrocanary(sandbox, "get", "-A"),
+    }
+    for view, shown in views.items():
+        assert shown.returncode == 0, f"{view}: {shown.stderr}"
+        assert "Traceback" not in shown.stderr, view
+        assert not {"\x1b", "\x07", "\u202e"} & set(shown.stdout), view
+    for view in ("get", "get -o wide"):
+        lines = views[view].stdout.splitlines()
+        assert f"Decision:    Continue: {HOSTILE_SHOWN}" in lines, view
+        assert f"Verdict:     -: {HOSTILE_SHOWN}" in lines, view
+    mine = [ln for ln in views["get -A -o wide"].stdout.splitlines() if ln.startswith(namespace)]
+    assert len(mine) == 1
+    assert mine[0].endswith(HOSTILE_SHOWN)
+    assert any(ln.split()[:2] == [namespace, canary] for ln in views["get -A"].stdout.splitlines())
 
 
 def test_the_namespace_defaults_to_the_contexts(

@@ -1,4 +1,5 @@
-"""`ferrocanary local` as a user drives it: up (idempotent), env, status, down (harmless twice)."""
+"""`ferrocanary local` as a user drives it: build (idempotent, says what is cached), up (idempotent),
+env, status, down (harmless twice)."""
 
 from __future__ import annotations
 
@@ -60,3 +61,19 @@ def test_up_env_status_down_from_the_command_line() -> None:
         assert not processes.is_running(component.pid, component.argv[0]), f"{component.name} left running"
     assert "was not up" in _cli("down", "--name", name).stderr
     assert _cli("status", "--name", name).returncode == 1
+
+
+def test_build_on_a_built_machine_lists_every_component_as_cached() -> None:
+    """Captured output is not a terminal: plain lines on stderr, the JSON alone on stdout."""
+    built = _cli("build", "--json")
+    assert built.returncode == 0, built.stderr
+    report = json.loads(built.stdout)
+    assert report["built"] == []
+    assert {"kubernetes", "etcd", "kwok", "prometheus"} <= set(report["components"])
+    for name, component in report["components"].items():
+        assert component["cached"] is True
+        assert component["seconds"] == 0.0
+        assert f"cached   {name} " in built.stderr
+    again = _cli("build")  # without --json, a summary line ends the list
+    assert again.returncode == 0, again.stderr
+    assert f"all {len(report['components'])} components cached" in again.stderr.splitlines()[-1]

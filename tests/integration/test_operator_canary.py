@@ -28,8 +28,8 @@ from kubernetes import client
 
 from ferrocanary.kube import rest
 from ferrocanary.local.sandbox import Sandbox
-from tests.integration.support import arms
-from tests.integration.support.canary import Canary, install_crd, running
+from tests.support import arms
+from tests.support.canary import Canary, install_crd, running
 
 pytestmark = pytest.mark.integration
 

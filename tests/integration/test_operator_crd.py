@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from ferrocanary.local.sandbox import Sandbox
-from tests.integration.support.canary import install_crd
+from tests.support.canary import install_crd
 
 pytestmark = pytest.mark.integration
 EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "crds" / "examples").glob("*.yaml"))

@@ -10,8 +10,10 @@ from kubernetes import client
 
 from ferrocanary.kube import rest
 from ferrocanary.local.sandbox import Sandbox
+from ferrocanary.model import spec as canary_spec
+from ferrocanary.model.decisions import Ending
 from ferrocanary.routing import istio, protocol, registry
-from tests.integration.support.canary import install_istio_crd
+from tests.support.canary import install_istio_crd
 
 pytestmark = pytest.mark.integration
 
@@ -73,7 +75,7 @@ def test_a_canary_walks_the_virtual_service_and_ends_as_written(api: rest.Rest, 
     api.post(
         f"/apis/networking.istio.io/v1/namespaces/{namespace}/virtualservices", virtual_service(namespace)
     )
-    router = registry.build(namespace, "scorer", SPEC, api)
+    router = registry.build(namespace, "scorer", canary_spec.parse_routing(SPEC), api)
     router.ensure()
     assert routes(api, namespace) == [[("scorer-python", 100), ("scorer-rust", 0)], [("admin", None)]]
     vs = api.get(istio.virtual_service_path(namespace, "scorer"))
@@ -85,15 +87,15 @@ def test_a_canary_walks_the_virtual_service_and_ends_as_written(api: rest.Rest, 
         assert router.set_weights(step) == protocol.Weights.of_candidate(step)
         assert router.get_weights() == protocol.Weights.of_candidate(step)
     assert routes(api, namespace)[0] == [("scorer-python", 50), ("scorer-rust", 50)]
-    assert router.finalize(protocol.Outcome.PROMOTED) == protocol.Weights(0.0, 100.0)
+    assert router.finalize(Ending.PROMOTED) == protocol.Weights(0.0, 100.0)
     assert routes(api, namespace)[0] == [("scorer-python", 0), ("scorer-rust", 100)]
-    assert router.finalize(protocol.Outcome.ROLLED_BACK) == protocol.Weights(100.0, 0.0)
+    assert router.finalize(Ending.ROLLED_BACK) == protocol.Weights(100.0, 0.0)
     assert routes(api, namespace) == [[("scorer-python", 100)], [("admin", None)]]
 
 
 @pytest.mark.usefixtures("istio_crd")
 def test_the_errors_name_the_virtual_service_and_the_field(api: rest.Rest, namespace: str) -> None:
-    router = registry.build(namespace, "scorer", SPEC, api)
+    router = registry.build(namespace, "scorer", canary_spec.parse_routing(SPEC), api)
     with pytest.raises(protocol.RoutingError, match=rf"VirtualService {namespace}/scorer not found"):
         router.ensure()
     body = virtual_service(namespace)

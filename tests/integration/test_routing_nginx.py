@@ -9,6 +9,8 @@ import pytest
 from kubernetes import client
 
 from ferrocanary.kube import rest
+from ferrocanary.model import spec as canary_spec
+from ferrocanary.model.decisions import Ending
 from ferrocanary.routing import nginx, protocol, registry
 
 pytestmark = pytest.mark.integration
@@ -50,7 +52,7 @@ def stable_ingress(namespace: str) -> dict[str, Any]:
 def test_a_canary_ingress_is_created_weighted_and_deleted_on_rollback(api: rest.Rest, namespace: str) -> None:
     api.post(nginx.ingress_path(namespace), stable_ingress(namespace))
     stable_version = api.get(nginx.ingress_path(namespace, "scorer"))["metadata"]["resourceVersion"]
-    router = registry.build(namespace, "scorer", SPEC, api)
+    router = registry.build(namespace, "scorer", canary_spec.parse_routing(SPEC), api)
     assert router.get_weights() == protocol.Weights(100.0, 0.0)
     router.ensure()
     canary_path = nginx.ingress_path(namespace, "scorer-scorer-canary")
@@ -65,12 +67,12 @@ def test_a_canary_ingress_is_created_weighted_and_deleted_on_rollback(api: rest.
         assert router.set_weights(step) == protocol.Weights.of_candidate(step)
         assert router.get_weights() == protocol.Weights.of_candidate(step)
     assert api.get(canary_path)["metadata"]["annotations"][WEIGHT] == "50"
-    assert router.finalize(protocol.Outcome.PROMOTED) == protocol.Weights(0.0, 100.0)
+    assert router.finalize(Ending.PROMOTED) == protocol.Weights(0.0, 100.0)
     assert api.get(canary_path)["metadata"]["annotations"][WEIGHT] == "100"
-    assert router.finalize(protocol.Outcome.ROLLED_BACK) == protocol.Weights(100.0, 0.0)
+    assert router.finalize(Ending.ROLLED_BACK) == protocol.Weights(100.0, 0.0)
     with pytest.raises(rest.NotFoundError):
         api.get(canary_path)
-    assert router.finalize(protocol.Outcome.ROLLED_BACK) == protocol.Weights(100.0, 0.0)  # idempotent
+    assert router.finalize(Ending.ROLLED_BACK) == protocol.Weights(100.0, 0.0)  # idempotent
     # the team's Ingress was only ever read
     assert api.get(nginx.ingress_path(namespace, "scorer"))["metadata"]["resourceVersion"] == stable_version
 
@@ -78,7 +80,7 @@ def test_a_canary_ingress_is_created_weighted_and_deleted_on_rollback(api: rest.
 def test_an_ingress_in_the_canarys_name_that_is_not_ours_is_left_alone(
     api: rest.Rest, namespace: str
 ) -> None:
-    router = registry.build(namespace, "scorer", SPEC, api)
+    router = registry.build(namespace, "scorer", canary_spec.parse_routing(SPEC), api)
     with pytest.raises(
         protocol.RoutingError,
         match=rf"Ingress {namespace}/scorer \(spec\.trafficRouting\.nginx\.ingress\) not found",
@@ -91,5 +93,5 @@ def test_an_ingress_in_the_canarys_name_that_is_not_ours_is_left_alone(
     with pytest.raises(protocol.RoutingError, match="exists and is not ferrocanary's"):
         router.set_weights(10)
     with pytest.raises(protocol.RoutingError, match="exists and is not ferrocanary's"):
-        router.finalize(protocol.Outcome.ROLLED_BACK)
+        router.finalize(Ending.ROLLED_BACK)
     assert api.get(nginx.ingress_path(namespace, "scorer-scorer-canary"))["spec"] == squatter["spec"]

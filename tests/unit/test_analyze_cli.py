@@ -147,3 +147,19 @@ def test_bad_manifest_exit_2_naming_the_field(capsys: pytest.CaptureFixture[str]
     code, _, err = _analyze(capsys, "--recording", str(RECORDINGS / "promote.json"), "--canary", str(broken))
     assert code == 2
     assert "YAML" in err
+
+
+def test_kpi_names_print_literally_in_the_table(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """Names are text from a manifest, not markup: a stray closing tag or an escape sequence is shown."""
+    hostile = MANIFEST.replace("name: p99-latency", 'name: "p99-[/x]"').replace(
+        "name: throughput-per-cpu", 'name: "tput-\\e[31m"'
+    )
+    manifest = tmp_path / "hostile.yaml"
+    manifest.write_text(hostile % "0.6")
+    code, out, err = _analyze(
+        capsys, "--recording", str(RECORDINGS / "promote.json"), "--canary", str(manifest)
+    )
+    assert code == 0, err
+    assert "p99-[/x]" in out
+    assert "tput-\\x1b[31m" in out
+    assert "\x1b" not in out

@@ -181,3 +181,82 @@ def test_the_istio_and_nginx_grants_are_opt_in() -> None:
     """Writing Ingresses can redirect any host's traffic: nobody gets it without asking."""
     assert VALUES["rbac"]["istio"] is False
     assert VALUES["rbac"]["nginx"] is False
+
+
+# ----------------------------------------------------------------------- NetworkPolicy and /metrics
+
+
+def test_the_network_policy_is_on_by_default_and_closes_both_directions() -> None:
+    policy = VALUES["networkPolicy"]
+    assert policy["enabled"] is True
+    template = (CHART / "templates" / "networkpolicy.yaml").read_text()
+    assert "{{- if .Values.networkPolicy.enabled }}" in template
+    assert 'include "ferrocanary.labels"' in template
+    assert 'include "ferrocanary.selectorLabels"' in template
+    # Both directions isolated: only what the rules list gets through.
+    assert re.search(r"policyTypes:\n\s+- Ingress\n\s+- Egress\n", template)
+
+
+def test_by_default_only_the_monitoring_namespace_may_scrape_metrics() -> None:
+    metrics = VALUES["networkPolicy"]["metrics"]
+    assert metrics["namespaceSelector"] == {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}
+    template = (CHART / "templates" / "networkpolicy.yaml").read_text()
+    ingress = template.split("  ingress:", 1)[1].split("  egress:", 1)[0]
+    assert "port: metrics" in ingress, "ingress is the /metrics port alone"
+    assert ingress.count("- ports:") == 1
+
+
+def test_by_default_egress_is_dns_the_api_server_and_prometheus() -> None:
+    policy = VALUES["networkPolicy"]
+    # The API server by address and port (NetworkPolicy cannot name it): its usual ports only.
+    assert {entry["port"] for entry in policy["apiServer"]} == {443, 6443}
+    assert all(set(entry) == {"cidr", "port"} for entry in policy["apiServer"])
+    assert policy["prometheus"]["ports"] == [9090]
+    assert policy["prometheus"]["to"] == [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}
+    ]
+    assert policy["dns"][0]["podSelector"] == {"matchLabels": {"k8s-app": "kube-dns"}}
+    assert policy["extraEgress"] == []
+    readme = (CHART / "README.md").read_text().splitlines()
+    row = next(line for line in readme if line.startswith("| `networkPolicy.apiServer` |"))
+    assert "cannot name the API server" in row, "the README says why it is a list of addresses"
+
+
+def test_the_network_policy_values_are_typed_in_the_schema() -> None:
+    schema = json.loads((CHART / "values.schema.json").read_text())["properties"]["networkPolicy"]
+    assert schema["additionalProperties"] is False
+    assert set(schema["properties"]) == set(VALUES["networkPolicy"])
+    api = schema["properties"]["apiServer"]["items"]
+    assert api["required"] == ["cidr", "port"]
+    for entry in VALUES["networkPolicy"]["apiServer"]:
+        assert re.fullmatch(api["properties"]["cidr"]["pattern"], entry["cidr"])
+
+
+def test_the_metrics_address_reaches_the_operator_as_its_environment() -> None:
+    assert VALUES["metrics"]["address"] == "0.0.0.0"
+    deployment = (CHART / "templates" / "deployment.yaml").read_text()
+    assert (
+        "- name: FERROCANARY_METRICS_ADDRESS\n              value: {{ .Values.metrics.address | quote }}"
+        in deployment
+    )
+    assert "--metrics-address" not in deployment, "one source for the address: the environment"
+    startup = (ROOT / "operator" / "ferrocanary" / "handlers" / "startup.py").read_text()
+    assert 'os.environ.get("FERROCANARY_METRICS_ADDRESS"' in startup
+    pattern = json.loads((CHART / "values.schema.json").read_text())["properties"]["metrics"]["properties"][
+        "address"
+    ]["pattern"]
+    for good in ("0.0.0.0", "127.0.0.1", "::", "::1", "fd00::1"):
+        assert re.fullmatch(pattern, good), good
+    for bad in ("", "localhost", "0.0.0.0; rm -rf /", "http://x"):
+        assert not re.fullmatch(pattern, bad), bad
+
+
+def test_the_security_pages_rbac_table_is_the_charts() -> None:
+    """docs/security.md's table of the operator's rights names exactly what rbac.yaml grants."""
+    page = (ROOT / "docs" / "security.md").read_text()
+    rows = re.findall(r"^\| `([\w/]+)` \| [\w.]+ \| ([\w, ]+) \|", page, re.MULTILINE)
+    table = {resource: [v.strip() for v in verbs.split(",")] for resource, verbs in rows}
+    granted = {**_rbac_rules(), "secrets": ["get"]}
+    assert table == granted
+    text = (CHART / "templates" / "rbac.yaml").read_text()
+    assert re.search(r"resources: \[secrets\]\n\s+resourceNames: .+\n\s+verbs: \[get\]\n", text)

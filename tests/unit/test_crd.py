@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from ferrocanary.model import analysis
-from ferrocanary.policy import spec as policy_spec
+from ferrocanary.model import spec as canary_spec
 from ferrocanary.policy import state
 from ferrocanary.routing import registry
 
@@ -69,7 +69,7 @@ def test_schema_defaults_are_the_models_defaults() -> None:
     defaulted["kpis"] = ANALYSIS["properties"]["kpis"]["default"]
     defaulted["guards"] = ANALYSIS["properties"]["guards"]["default"]
     assert analysis.settings_from_spec(defaulted) == analysis.AnalysisSettings()
-    plan = policy_spec.plan_from_spec({"steps": defaults(SPEC["properties"]["steps"]), "analysis": defaulted})
+    plan = canary_spec.parse_plan({"steps": defaults(SPEC["properties"]["steps"]), "analysis": defaulted})
     assert plan == state.Plan()
 
 
@@ -111,5 +111,5 @@ def test_examples_are_read_by_the_operator_as_written(example: Path) -> None:
     assert body["apiVersion"] == "ferrocanary.io/v1alpha1"
     spec = body["spec"]
     analysis.settings_from_spec(spec["analysis"])
-    policy_spec.plan_from_spec(spec)
+    canary_spec.parse_plan(spec)
     assert registry.provider_of(spec["trafficRouting"]) in registry.PROVIDERS

@@ -19,8 +19,9 @@ from ferrocanary import handlers, reconcile
 from ferrocanary.cli import main as cli_main
 from ferrocanary.handlers import canary, startup
 from ferrocanary.kube import canaries
-from tests.integration.support import arms
-from tests.unit.test_reconcile import NAME, NS, PATH, T0, ModelSource, World
+from tests.fakes.metrics import ModelSource
+from tests.fakes.world import NAME, NS, PATH, T0, World
+from tests.support import arms
 
 LOG = logging.getLogger("test")
 

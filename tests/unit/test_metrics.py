@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import json
 import math
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, ClassVar
 
 import pytest
@@ -21,7 +20,8 @@ from ferrocanary.metrics import exposition, protocol
 from ferrocanary.metrics.prometheus import PrometheusSource, per_bucket
 from ferrocanary.metrics.recording import RecordingSource
 from ferrocanary.model import recording
-from tests.integration.support import arms
+from tests.support import arms
+from tests.support.http import serving
 
 T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 SELECTORS = protocol.ArmSelectors('track="baseline"', 'track="candidate"', 'pod=~"py-.*"', 'pod=~"rs-.*"')
@@ -179,16 +179,10 @@ class _Prometheus(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def prometheus() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Prometheus)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     _Prometheus.seen.clear()
     _Prometheus.status = 200
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(_Prometheus) as where:
+        yield f"http://{where}"
 
 
 def test_the_bearer_token_goes_in_the_header_and_nowhere_else(prometheus: str) -> None:

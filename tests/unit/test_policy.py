@@ -6,9 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ferrocanary.model.decisions import Decision
-from ferrocanary.policy import machine, spec, state
-from ferrocanary.policy.state import CanaryState, Ending, ManualAction, Phase, Plan, Verdict
+from ferrocanary.model import spec
+from ferrocanary.model.decisions import Decision, Ending
+from ferrocanary.policy import machine, state
+from ferrocanary.policy.state import CanaryState, ManualAction, Phase, Plan, Verdict
 
 T0 = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 PLAN = Plan(weights=(5, 10, 25, 50), min_dwell_seconds=300, max_duration_seconds=3600)
@@ -37,6 +38,19 @@ def test_continue_advances_only_after_the_minimum_dwell() -> None:
     assert (t.state.step_index, t.target_weight, t.state.step_started_at) == (1, 10, at(300))
     assert [r.weight for r in t.state.steps] == [5.0, 10.0]
     assert t.notes[0].reason == "StepAdvanced"
+
+
+def test_continue_does_not_step_up_before_a_block_at_this_weight_was_judged() -> None:
+    s = started()
+    waiting = machine.judge(s, PLAN, Decision.CONTINUE, "open", at(600), step_judged=False)
+    assert waiting.target_weight is None
+    assert waiting.state == s
+    # the time limit and a verdict still act without such a block
+    late = machine.judge(s, PLAN, Decision.CONTINUE, "open", at(3600), step_judged=False)
+    assert late.state.phase is Phase.ROLLING_BACK
+    assert late.state.verdict is Verdict.INCONCLUSIVE
+    win = machine.judge(s, PLAN, Decision.PROMOTE, "clear win", at(600), step_judged=False)
+    assert win.ending is Ending.PROMOTED
 
 
 def test_the_last_step_is_held_until_a_verdict() -> None:
@@ -196,7 +210,7 @@ def test_status_round_trip_resumes_the_same_state() -> None:
 
 
 def test_plan_from_spec_reads_steps_and_promotion() -> None:
-    plan = spec.plan_from_spec(
+    plan = spec.parse_plan(
         {
             "steps": {"weights": [10, 50], "minDwell": "1m30s"},
             "analysis": {"maxDuration": "1h"},
@@ -204,10 +218,10 @@ def test_plan_from_spec_reads_steps_and_promotion() -> None:
         }
     )
     assert plan == Plan((10, 50), 90.0, 3600.0, manual_promotion=True, require_final_step=True)
-    assert spec.plan_from_spec({}).weights == (5, 10, 25, 50)
+    assert spec.parse_plan({}).weights == (5, 10, 25, 50)
     with pytest.raises(ValueError, match=r"spec\.steps\.weights"):
-        spec.plan_from_spec({"steps": {"weights": [10, 10]}})
+        spec.parse_plan({"steps": {"weights": [10, 10]}})
     with pytest.raises(ValueError, match=r"spec\.steps\.minDwell"):
-        spec.plan_from_spec({"steps": {"minDwell": "soon"}})
+        spec.parse_plan({"steps": {"minDwell": "soon"}})
     with pytest.raises(ValueError, match=r"spec\.promotion\.mode"):
-        spec.plan_from_spec({"promotion": {"mode": "yolo"}})
+        spec.parse_plan({"promotion": {"mode": "yolo"}})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -95,6 +96,18 @@ def test_selectors_and_ranges_are_spliced_in_where_they_belong() -> None:
 
 def test_default_selectors_follow_the_metrics_contract() -> None:
     sel = queries.default_selectors("shop", "scorer-python", "scorer-rust")
-    assert sel["baseline"] == 'namespace="shop",track="baseline"'
-    assert sel["candidate"] == 'namespace="shop",track="candidate"'
-    assert sel["candidatePods"] == 'namespace="shop",pod=~"scorer-rust-.*"'
+    assert sel["baseline"] == 'namespace="shop",track="baseline",pod=~"scorer-python-[a-z0-9]+-[a-z0-9]+"'
+    assert sel["candidate"] == 'namespace="shop",track="candidate",pod=~"scorer-rust-[a-z0-9]+-[a-z0-9]+"'
+    assert sel["candidatePods"] == 'namespace="shop",pod=~"scorer-rust-[a-z0-9]+-[a-z0-9]+"'
+
+
+def test_a_deployment_reads_its_own_pods_only() -> None:
+    """Two canaries in one namespace, or a Deployment whose name prefixes another's, never mix pods:
+    checked with the regex semantics PromQL uses (RE2, anchored at both ends)."""
+    pattern = re.compile(queries.deployment_pods("scorer"))
+    assert pattern.fullmatch("scorer-7c9d4f8b6-x2k4q")
+    assert not pattern.fullmatch("scorer-rust-7c9d4f8b6-x2k4q")
+    assert not pattern.fullmatch("scorer-python-7c9d4f8b6-x2k4q")
+    assert not pattern.fullmatch("other-7c9d4f8b6-x2k4q")
+    dotted = queries.deployment_pods("api.v2")
+    assert dotted == "api\\\\.v2-[a-z0-9]+-[a-z0-9]+"  # \\. in the PromQL string: a literal dot

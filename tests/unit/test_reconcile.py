@@ -1,17 +1,17 @@
 """One tick at a time: the operator's loop over an in-memory API, a model-driven metrics source and
 the real judge, on a simulated clock. Each test is a canary a platform team would run.
 
-The metrics source here computes each block's expected signals from two arm models and the weight in
-effect at the block (it is a fake of the ``MetricsSource`` Protocol; tests/integration runs the real
-Prometheus source). ``FakeKube`` is the in-memory API from test_routing.
+The world (tests/fakes/world.py) is ``FakeKube``, the in-memory API, and a metrics source that computes
+each block's expected signals from two arm models and the weight in effect at the block (a fake of the
+``MetricsSource`` Protocol, tests/fakes/metrics.py); tests/integration runs the real apiserver and
+Prometheus source.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -22,122 +22,10 @@ from ferrocanary.kube import canaries, rest
 from ferrocanary.metrics import exposition, protocol
 from ferrocanary.metrics.prometheus import PrometheusSource
 from ferrocanary.model import recording
-from tests.integration.support import arms
-from tests.unit.test_routing import FakeKube, deployment
-
-NS, NAME = "shop", "scorer"
-PATH = canaries.path(NS, NAME)
-BASE = "/apis/apps/v1/namespaces/shop/deployments/"
-T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
-
-
-class ModelSource:
-    """Blocks from two arm models at ``rps`` requests per second, split by the window's weights."""
-
-    def __init__(self, baseline: arms.ArmModel, candidate: arms.ArmModel, rps: float = 400.0) -> None:
-        self.baseline, self.candidate, self.rps = baseline, candidate, rps
-        self.fault_from: datetime | None = None
-        self.down = False
-
-    def fetch(self, window: protocol.Window) -> recording.Recording:
-        if self.down:
-            raise protocol.MetricsUnavailableError(
-                "Prometheus at http://127.0.0.1:9 unreachable: ConnectionError"
-            )
-        interval = window.interval_seconds
-        blocks = []
-        for start in window.block_starts():
-            weight = window.weight_at(start)
-            total = self.rps * interval
-            faults = 1.0 if self.fault_from is not None and start >= self.fault_from else 0.0
-            blocks.append(
-                recording.Block(
-                    start=start,
-                    weight=weight,
-                    baseline=self.baseline.block(total * (100 - weight) / 100, interval),
-                    candidate=self.candidate.block(total * weight / 100, interval, faults=faults),
-                )
-            )
-        return recording.Recording(interval, arms.BOUNDS, tuple(blocks))
-
-
-def spec(**overrides: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "baseline": {"deployment": "py"},
-        "candidate": {"deployment": "rs"},
-        "service": {"name": "scorer", "port": 8080},
-        "trafficRouting": {"replicas": {"total": 10}},
-        "steps": {"weights": [10, 20, 50], "minDwell": "60s"},
-        "analysis": {
-            "interval": "10s",
-            "warmup": "20s",
-            "maxDuration": "1h",
-            "minBlocks": 6,
-            "prometheus": {"address": "http://127.0.0.1:9", "lag": "0s"},
-        },
-        "promotion": {"mode": "auto"},
-    }
-    for key, value in overrides.items():
-        base[key] = value if not isinstance(value, dict) else {**base.get(key, {}), **value}
-    return base
-
-
-class World:
-    """The API, a clock, the source, and the operator's dependencies (recreated to simulate restarts)."""
-
-    def __init__(self, source: ModelSource, canary_spec: dict[str, Any] | None = None) -> None:
-        self.kube = FakeKube()
-        self.kube.add(BASE + "py", deployment("py", 10))
-        self.kube.add(BASE + "rs", deployment("rs", 0))
-        self.kube.add(
-            PATH,
-            {
-                "apiVersion": canaries.API_VERSION,
-                "kind": canaries.KIND,
-                "metadata": {"name": NAME, "namespace": NS, "uid": "u1"},
-                "spec": canary_spec or spec(),
-            },
-        )
-        self.now = T0
-        self.source = source
-        self.deps = self.fresh_deps()
-
-    def fresh_deps(self) -> reconcile.Deps:
-        return reconcile.Deps(api=self.kube, sources=lambda ns, sp: self.source, clock=lambda: self.now)
-
-    @property
-    def obj(self) -> dict[str, Any]:
-        return copy.deepcopy(self.kube.objects[PATH])
-
-    @property
-    def status(self) -> dict[str, Any]:
-        return dict(self.obj.get("status") or {})
-
-    def replicas(self) -> tuple[int, int]:
-        return (
-            self.kube.objects[BASE + "py"]["spec"]["replicas"],
-            self.kube.objects[BASE + "rs"]["spec"]["replicas"],
-        )
-
-    def tick(self, seconds: float = 5.0) -> reconcile.TickResult:
-        result = reconcile.tick(self.obj, self.deps)
-        self.now += timedelta(seconds=seconds)
-        return result
-
-    def run(self, until: Callable[[dict[str, Any]], bool], max_seconds: float = 3600) -> dict[str, Any]:
-        deadline = self.now + timedelta(seconds=max_seconds)
-        while self.now < deadline:
-            self.tick()
-            if until(self.status):
-                return self.status
-        raise AssertionError(f"not reached by {max_seconds}s; status: {self.status}")
-
-    def annotate(self, action: str) -> None:
-        self.kube.objects[PATH]["metadata"].setdefault("annotations", {})[canaries.ACTION_ANNOTATION] = action
-        self.kube._store(PATH, self.kube.objects[PATH], "user")
-
-    def reasons(self) -> list[str]:
-        return [e["reason"] for e in self.kube.events]
+from ferrocanary.policy import machine
+from tests.fakes.metrics import ModelSource, StraySource
+from tests.fakes.world import BASE, NS, PATH, T0, World, spec
+from tests.support import arms
 
 
 def terminal(status: dict[str, Any]) -> bool:
@@ -240,37 +128,6 @@ def test_a_restarted_operator_resumes_from_status_and_reaches_the_same_verdict()
     assert world.replicas() == straight.replicas()
 
 
-class StraySource(ModelSource):
-    """Like ModelSource, but the traffic really is at ``stray`` percent from ``stray_from`` on until the
-    route is put back: the split the arms get is the time-weighted truth, not the label."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.stray: tuple[datetime, datetime, float] | None = None
-
-    def fetch(self, window: protocol.Window) -> recording.Recording:
-        rec = super().fetch(window)
-        if self.stray is None:
-            return rec
-        begin, end, stray = self.stray
-        interval = window.interval_seconds
-        blocks = []
-        for block in rec.blocks:
-            true_start = window.weight_at(block.start)
-            stop = block.start + timedelta(seconds=interval)
-            overlap = max(0.0, (min(stop, end) - max(block.start, begin)).total_seconds())
-            weight = (true_start * (interval - overlap) + stray * overlap) / interval
-            total = self.rps * interval
-            blocks.append(
-                dataclasses.replace(
-                    block,
-                    baseline=self.baseline.block(total * (100 - weight) / 100, interval),
-                    candidate=self.candidate.block(total * weight / 100, interval),
-                )
-            )
-        return recording.Recording(interval, arms.BOUNDS, tuple(blocks))
-
-
 def test_traffic_moved_behind_the_operators_back_is_kept_out_of_the_judgement() -> None:
     """Killed between moving traffic and writing status, at 2,000 requests a second: the seconds of
     stray split must not reach the sample-ratio check (it would call an honest canary Invalid)."""
@@ -367,8 +224,9 @@ def test_deleting_a_canary_mid_flight_sends_traffic_back_to_the_baseline() -> No
     world = World(ModelSource(arms.PYTHON, arms.RUST_WIN))
     world.run(lambda s: s.get("stepIndex") == 1)
     assert world.replicas() == (8, 2)
-    message = reconcile.release(world.obj, world.deps)
-    assert "rolledBack" in message
+    released = reconcile.release(world.obj, world.deps)
+    assert released.restored
+    assert "rolledBack" in released.message
     assert world.replicas() == (10, 0)
 
 
@@ -402,3 +260,114 @@ def test_prometheus_source_keeps_the_token_out_of_every_message() -> None:
     assert "s3cr3t" not in str(caught.value)
     assert "s3cr3t" not in repr(source)
     assert rest.KubeError  # the kube transport's errors are what routers wrap
+
+
+def test_an_ending_is_carried_out_only_after_its_phase_is_written() -> None:
+    world = World(ModelSource(arms.PYTHON, arms.RUST_WIN))
+    world.run(lambda s: s.get("stepIndex") == 1)
+    before = world.replicas()
+    world.annotate("promote")
+    stale = world.obj
+    world.kube.objects[PATH]["metadata"].setdefault("labels", {})["team"] = "search"
+    world.kube._store(PATH, world.kube.objects[PATH], "user")  # someone writes during our tick
+    result = reconcile.tick(stale, world.deps)
+    assert result.action == "conflict"
+    # the write of Promoting was lost, so traffic must not have moved: the next tick, reading status
+    # as Progressing, would otherwise route the step's split back onto a scaled-down baseline
+    assert world.replicas() == before
+    assert world.status["phase"] == "Progressing"
+    status = world.run(terminal, max_seconds=30)
+    assert (status["phase"], status["verdict"]) == ("Promoted", "Promote")
+    assert world.replicas() == (0, 10)
+    assert world.reasons()[-2:] == ["Promoting", "Promoted"]
+
+
+def test_an_action_on_a_refused_spec_is_reported_not_silently_dropped() -> None:
+    world = World(ModelSource(arms.PYTHON, arms.RUST_WIN))
+    world.run(lambda s: s.get("stepIndex") == 1)
+    world.kube.objects[PATH]["spec"]["steps"]["weights"] = [50, 20]
+    world.annotate("promote")
+    status = world.run(terminal, max_seconds=30)
+    assert status["phase"] == "Invalid"
+    assert world.replicas() == (10, 0)  # traffic went back to the baseline before it ended
+    assert "ActionIgnored" in world.reasons()
+    assert "ignored" in status["lastAction"]["result"]
+    assert canaries.ACTION_ANNOTATION not in world.obj["metadata"].get("annotations", {})
+
+
+def test_a_route_someone_keeps_moving_is_restored_a_few_times_then_held_with_the_reason() -> None:
+    world = World(ModelSource(arms.PYTHON, arms.RUST_WIN))
+    world.run(lambda s: s.get("stepIndex") == 0 and s.get("phase") == "Progressing")
+    for _ in range(machine.MAX_RESTORES_PER_STEP + 3):  # a GitOps sync puts its own split back
+        world.kube.objects[BASE + "py"]["spec"]["replicas"] = 5
+        world.kube.objects[BASE + "rs"]["spec"]["replicas"] = 5
+        world.tick(10.0)
+        world.tick(10.0)
+    status = world.status
+    assert world.reasons().count("RouteRestored") == machine.MAX_RESTORES_PER_STEP
+    assert status["decision"] == "Hold"
+    assert "something else keeps writing it" in status["decisionReason"]
+    routed = next(c for c in status["conditions"] if c["type"] == "TrafficRouted")
+    assert (routed["status"], routed["reason"]) == ("False", "RouteContested")
+    assert status["stepIndex"] == 0  # never stepped up on a split it does not control
+    assert len(status["steps"]) == 1 + 2 * machine.MAX_RESTORES_PER_STEP  # the history stays bounded
+
+
+class LaggingSource(ModelSource):
+    """A Prometheus whose newest blocks arrive ``behind`` seconds late (a slow remote write, a
+    federation hop): the blocks of a new step are not there yet when its minDwell has passed."""
+
+    def __init__(self, *args: Any, behind: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.behind = timedelta(seconds=behind)
+
+    def fetch(self, window: protocol.Window) -> recording.Recording:
+        rec = super().fetch(window)
+        cut = window.end - self.behind
+        kept = tuple(b for b in rec.blocks if b.start + timedelta(seconds=rec.interval_seconds) <= cut)
+        return dataclasses.replace(rec, blocks=kept)
+
+
+def test_a_step_advances_only_after_a_block_at_its_weight_was_judged() -> None:
+    world = World(LaggingSource(arms.PYTHON, arms.RUST_WIN, behind=90.0))
+    world.tick()
+    step0 = world.now
+    world.run(lambda s: s.get("stepIndex") == 1, max_seconds=600)
+    waited = (world.now - step0).total_seconds()
+    # minDwell is 60 s, but the first block past the 20 s warm-up (start >= 20 s) ends at 30 s and
+    # arrives 90 s later: no step up before 120 s, although Continue was said long before.
+    assert waited >= 20 + 10 + 90, waited
+
+
+def test_a_second_canary_on_the_same_objects_waits_until_the_first_has_finished() -> None:
+    world = World(ModelSource(arms.PYTHON, arms.RUST_WIN))
+    world.kube.objects[PATH]["metadata"]["creationTimestamp"] = "2025-03-01T08:00:00Z"
+    second_path = canaries.path(NS, "scorer-again")
+    world.kube.add(
+        second_path,
+        {
+            **world.obj,
+            "metadata": {
+                "name": "scorer-again",
+                "namespace": NS,
+                "uid": "u2",
+                "creationTimestamp": "2025-03-01T08:05:00Z",
+            },
+        },
+    )
+
+    def second() -> dict[str, Any]:
+        return reconcile.tick(copy.deepcopy(world.kube.objects[second_path]), world.deps).status
+
+    # both Pending: the older one starts, the other waits naming it
+    waiting = second()
+    assert waiting.get("phase", "Pending") == "Pending"
+    routed = next(c for c in waiting["conditions"] if c["type"] == "TrafficRouted")
+    assert routed["reason"] == "ClaimedByAnother"
+    assert "Deployment shop/py is used by RustCanary shop/scorer (Pending)" in routed["message"]
+    world.tick()
+    assert world.status["phase"] == "Progressing"
+    assert second().get("phase", "Pending") == "Pending"
+    assert world.replicas() == (9, 1)  # only the first canary moved traffic
+    world.run(terminal)
+    assert second()["phase"] == "Progressing"  # the first has finished: the second starts

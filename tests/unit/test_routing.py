@@ -1,141 +1,22 @@
 """Traffic routers against an in-memory API that behaves like the apiserver on the calls they make.
 
 ``FakeKube`` implements the ``kube.rest.JsonApi`` Protocol (GET, POST, PUT with resourceVersion
-checks, merge and JSON patches, DELETE with preconditions, the Deployment scale subresource); the real
-apiserver runs these routers in tests/integration. test_reconcile.py reuses it.
+checks, merge and JSON patches, DELETE with preconditions, the Deployment scale subresource; it lives in
+tests/fakes/kube.py); the real apiserver runs these routers in tests/integration.
 """
 
 from __future__ import annotations
 
-import copy
-import itertools
 from typing import Any
 
 import pytest
 
-from ferrocanary.kube import rest
+from ferrocanary.model import spec as canary_spec
+from ferrocanary.model.decisions import Ending
 from ferrocanary.routing import gateway_api, istio, nginx, null, protocol, registry, replicas
+from tests.fakes.kube import FakeKube, deployment
 
 NS = "shop"
-
-
-def merge(target: Any, patch: Any) -> Any:
-    """RFC 7386 JSON merge patch."""
-    if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    result = dict(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = merge(result.get(key), value)
-    return result
-
-
-class FakeKube:
-    """An in-memory ``JsonApi``: objects by path, a resourceVersion per write, Events collected."""
-
-    def __init__(self) -> None:
-        self.objects: dict[str, dict[str, Any]] = {}
-        self.events: list[dict[str, Any]] = []
-        self.writes: list[tuple[str, str]] = []
-        self._rv = itertools.count(1)
-
-    def add(self, path: str, obj: dict[str, Any]) -> dict[str, Any]:
-        obj = copy.deepcopy(obj)
-        obj.setdefault("metadata", {})["resourceVersion"] = str(next(self._rv))
-        obj["metadata"].setdefault("generation", 1)
-        self.objects[path] = obj
-        return obj
-
-    def _base(self, path: str) -> tuple[str, str]:
-        for sub in ("/status", "/scale"):
-            if path.endswith(sub):
-                return path[: -len(sub)], sub
-        return path, ""
-
-    def _find(self, path: str) -> dict[str, Any]:
-        if path not in self.objects:
-            raise rest.NotFoundError(404, "not found", path)
-        return self.objects[path]
-
-    def get(self, path: str) -> dict[str, Any]:
-        base, sub = self._base(path)
-        obj = self._find(base)
-        if sub == "/scale":
-            return {"spec": {"replicas": obj["spec"].get("replicas", 1)}}
-        return copy.deepcopy(obj)
-
-    def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        if path.endswith("/events"):
-            self.events.append(copy.deepcopy(body))
-            return body
-        return self.add(f"{path}/{body['metadata']['name']}", body)
-
-    def _store(self, base: str, obj: dict[str, Any], kind: str) -> dict[str, Any]:
-        obj["metadata"]["resourceVersion"] = str(next(self._rv))
-        self.objects[base] = obj
-        self.writes.append((kind, base))
-        return copy.deepcopy(obj)
-
-    def put(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        current = self._find(path)
-        if body.get("metadata", {}).get("resourceVersion") != current["metadata"]["resourceVersion"]:
-            raise rest.ConflictError(409, "the object has been modified", path)
-        return self._store(path, copy.deepcopy(body), "put")
-
-    def delete(self, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-        current = self._find(path)
-        wanted = (body or {}).get("preconditions") or {}
-        for key in ("uid", "resourceVersion"):
-            if key in wanted and wanted[key] != current["metadata"].get(key):
-                raise rest.ConflictError(409, f"precondition failed: {key}", path)
-        self.writes.append(("delete", path))
-        return self.objects.pop(path)
-
-    def patch(self, path: str, body: Any, patch_type: rest.PatchType = "merge") -> dict[str, Any]:
-        base, sub = self._base(path)
-        current = self._find(base)
-        if patch_type == "json":
-            obj = copy.deepcopy(current)
-            for op in body:
-                keys = [k.replace("~1", "/").replace("~0", "~") for k in op["path"].split("/")[1:]]
-                parent = obj
-                for key in keys[:-1]:
-                    parent = parent.setdefault(key, {})
-                if op["op"] == "test" and parent.get(keys[-1]) != op["value"]:
-                    raise rest.InvalidError(422, "test failed", path)
-                if op["op"] == "remove":
-                    if keys[-1] not in parent:
-                        raise rest.InvalidError(422, "nothing to remove", path)
-                    del parent[keys[-1]]
-                if op["op"] in ("add", "replace"):
-                    parent[keys[-1]] = op["value"]
-            return self._store(base, obj, "patch")
-        wanted_rv = (body.get("metadata") or {}).get("resourceVersion")
-        if wanted_rv is not None and wanted_rv != current["metadata"]["resourceVersion"]:
-            raise rest.ConflictError(409, "the object has been modified", path)
-        body = {k: v for k, v in body.items() if k != "metadata"} | (
-            {"metadata": {k: v for k, v in body["metadata"].items() if k != "resourceVersion"}}
-            if "metadata" in body
-            else {}
-        )
-        if sub == "/scale":
-            obj = merge(current, {"spec": {"replicas": body["spec"]["replicas"]}})
-        elif sub == "/status":
-            obj = merge(current, {"status": body.get("status", {})})
-        else:
-            obj = merge(current, {k: v for k, v in body.items() if k != "status"})
-        return self._store(base, obj, f"patch{sub}")
-
-
-def deployment(name: str, replicas: int) -> dict[str, Any]:
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name},
-        "spec": {"replicas": replicas},
-    }
 
 
 def http_route(*refs: dict[str, Any]) -> dict[str, Any]:
@@ -194,8 +75,8 @@ def test_gateway_set_weights_splits_and_finalize_ends_cleanly() -> None:
     assert router.set_weights(25) == protocol.Weights(75.0, 25.0)
     refs = kube.objects[ROUTE]["spec"]["rules"][0]["backendRefs"]
     assert [(r["name"], r["weight"]) for r in refs] == [("scorer-py", 75), ("scorer-rs", 25)]
-    assert router.finalize(protocol.Outcome.PROMOTED) == protocol.Weights(0.0, 100.0)
-    assert router.finalize(protocol.Outcome.ROLLED_BACK) == protocol.Weights(100.0, 0.0)
+    assert router.finalize(Ending.PROMOTED) == protocol.Weights(0.0, 100.0)
+    assert router.finalize(Ending.ROLLED_BACK) == protocol.Weights(100.0, 0.0)
     refs = kube.objects[ROUTE]["spec"]["rules"][0]["backendRefs"]
     assert refs == [{"name": "scorer-py", "port": 8080, "weight": 100}]  # the candidate is detached again
 
@@ -280,8 +161,8 @@ def test_istio_set_weights_splits_and_finalize_ends_cleanly() -> None:
     assert router.set_weights(25) == protocol.Weights(75.0, 25.0)
     assert kube.objects[VS]["spec"]["http"][0]["route"] == [dest("scorer-py", 75), dest("scorer-rs", 25)]
     assert router.get_weights() == protocol.Weights(75.0, 25.0)
-    assert router.finalize(protocol.Outcome.PROMOTED) == protocol.Weights(0.0, 100.0)
-    assert router.finalize(protocol.Outcome.ROLLED_BACK) == protocol.Weights(100.0, 0.0)
+    assert router.finalize(Ending.PROMOTED) == protocol.Weights(0.0, 100.0)
+    assert router.finalize(Ending.ROLLED_BACK) == protocol.Weights(100.0, 0.0)
     assert kube.objects[VS]["spec"]["http"][0]["route"] == [dest("scorer-py", 100)]  # detached again
 
 
@@ -412,11 +293,11 @@ def test_nginx_weights_ride_on_the_annotation_and_rollback_deletes_the_canary() 
     )
     assert router.get_weights() == protocol.Weights(97.5, 2.5)  # someone's total is read honestly
     assert router.set_weights(30) == protocol.Weights(70.0, 30.0)  # and dropped: our weights are percents
-    assert router.finalize(protocol.Outcome.PROMOTED) == protocol.Weights(0.0, 100.0)
+    assert router.finalize(Ending.PROMOTED) == protocol.Weights(0.0, 100.0)
     assert kube.objects[CANARY]["metadata"]["annotations"][W] == "100"
-    assert router.finalize(protocol.Outcome.ROLLED_BACK) == protocol.Weights(100.0, 0.0)
+    assert router.finalize(Ending.ROLLED_BACK) == protocol.Weights(100.0, 0.0)
     assert CANARY not in kube.objects
-    assert router.finalize(protocol.Outcome.ROLLED_BACK) == protocol.Weights(100.0, 0.0)  # idempotent
+    assert router.finalize(Ending.ROLLED_BACK) == protocol.Weights(100.0, 0.0)  # idempotent
     assert router.get_weights() == protocol.Weights(100.0, 0.0)
 
 
@@ -454,7 +335,7 @@ def test_nginx_names_what_is_wrong_and_never_touches_an_ingress_it_does_not_own(
     ):
         router.set_weights(10)
     with pytest.raises(protocol.RoutingError, match=r"is not ferrocanary's"):
-        router.finalize(protocol.Outcome.ROLLED_BACK)
+        router.finalize(Ending.ROLLED_BACK)
     assert kube.objects[CANARY]["metadata"]["annotations"][W] == "50"
     kube.add(STABLE, ingress(annotations={"nginx.ingress.kubernetes.io/canary": "true"}))
     with pytest.raises(
@@ -500,7 +381,7 @@ def test_replica_router_scales_both_deployments_and_reports_the_real_split() -> 
         kube.objects["/apis/apps/v1/namespaces/shop/deployments/py"]["spec"]["replicas"],
         kube.objects["/apis/apps/v1/namespaces/shop/deployments/rs"]["spec"]["replicas"],
     ) == (5, 5)
-    assert router.finalize(protocol.Outcome.ROLLED_BACK) == protocol.Weights(100.0, 0.0)
+    assert router.finalize(Ending.ROLLED_BACK) == protocol.Weights(100.0, 0.0)
     with pytest.raises(protocol.RoutingError, match=r"Deployment shop/missing not found"):
         replicas.ReplicaRouter(kube, protocol.RouteTarget(NS, "x", "missing", "rs"), total=4).ensure()
 
@@ -509,7 +390,7 @@ def test_null_router_reports_the_declared_split_and_never_writes() -> None:
     kube = FakeKube()
     router = null.from_spec(TARGET, {"candidateWeight": 20}, kube)
     assert router.set_weights(50) == protocol.Weights(80.0, 20.0)
-    assert router.finalize(protocol.Outcome.PROMOTED) == protocol.Weights(80.0, 20.0)
+    assert router.finalize(Ending.PROMOTED) == protocol.Weights(80.0, 20.0)
     assert kube.writes == []
 
 
@@ -520,19 +401,31 @@ def test_registry_builds_the_one_provider_the_spec_names() -> None:
         "candidate": {"deployment": "rs", "service": "scorer-rs"},
         "trafficRouting": {"gatewayAPI": {"httpRoute": "scorer"}},
     }
-    assert registry.build(NS, "scorer", spec, kube).provider == "gatewayAPI"
+    assert registry.build(NS, "scorer", canary_spec.parse_routing(spec), kube).provider == "gatewayAPI"
     assert (
-        registry.build(NS, "s", {**spec, "trafficRouting": {"replicas": {"total": 4}}}, kube).provider
+        registry.build(
+            NS, "s", canary_spec.parse_routing({**spec, "trafficRouting": {"replicas": {"total": 4}}}), kube
+        ).provider
         == "replicas"
     )
-    assert registry.build(NS, "s", {**spec, "trafficRouting": {"none": {}}}, kube).provider == "none"
+    assert (
+        registry.build(
+            NS, "s", canary_spec.parse_routing({**spec, "trafficRouting": {"none": {}}}), kube
+        ).provider
+        == "none"
+    )
     istio_spec = {**spec, "trafficRouting": {"istio": {"virtualService": {"name": "scorer"}}}}
-    assert registry.build(NS, "s", istio_spec, kube).provider == "istio"
+    assert registry.build(NS, "s", canary_spec.parse_routing(istio_spec), kube).provider == "istio"
     nginx_spec = {**spec, "trafficRouting": {"nginx": {"ingress": "scorer"}}}
-    assert registry.build(NS, "s", nginx_spec, kube).provider == "nginx"
+    assert registry.build(NS, "s", canary_spec.parse_routing(nginx_spec), kube).provider == "nginx"
     with pytest.raises(protocol.RoutingError, match="exactly one"):
-        registry.build(NS, "s", {**spec, "trafficRouting": {"none": {}, "replicas": {"total": 2}}}, kube)
+        registry.build(
+            NS,
+            "s",
+            canary_spec.parse_routing({**spec, "trafficRouting": {"none": {}, "replicas": {"total": 2}}}),
+            kube,
+        )
     with pytest.raises(protocol.RoutingError, match=r"spec\.trafficRouting\.smi: unknown provider"):
-        registry.build(NS, "s", {**spec, "trafficRouting": {"smi": {}}}, kube)
+        registry.build(NS, "s", canary_spec.parse_routing({**spec, "trafficRouting": {"smi": {}}}), kube)
     with pytest.raises(protocol.RoutingError, match=r"spec\.baseline\.service"):
-        registry.build(NS, "s", {**spec, "baseline": {"deployment": "py"}}, kube)
+        registry.build(NS, "s", canary_spec.parse_routing({**spec, "baseline": {"deployment": "py"}}), kube)

@@ -10,7 +10,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from ferrocanary.cli import tables
+from ferrocanary.model import formatting
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 EXIT_BAD_INPUT = 2
 
@@ -35,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def _settings_from_manifest(path: str) -> Any:
     import yaml
 
-    from ferrocanary.model import analysis
+    from ferrocanary.model import spec as canary_spec
 
     with open(path, encoding="utf-8") as handle:
         documents = [d for d in yaml.safe_load_all(handle) if d is not None]
@@ -45,57 +51,79 @@ def _settings_from_manifest(path: str) -> Any:
     spec = canaries[0].get("spec") or {}
     if not isinstance(spec, dict):
         raise ValueError(f"{path}: spec: expected an object")
-    return analysis.settings_from_spec(spec.get("analysis"))
+    return canary_spec.parse(spec).settings
 
 
 def _print_table(result: dict[str, Any]) -> None:
     from rich.console import Console
-    from rich.table import Table
+    from rich.text import Text
 
     console = Console()
     at = result["decided_at_block"]
     where = f"at block {at}" if at is not None else "no terminal decision yet"
-    console.print(f"[bold]{result['decision']}[/bold] ({where}, {result['blocks_used']} blocks used)")
-    console.print(result["reason"])
-
-    def fmt(value: float | None, digits: int = 3) -> str:
-        return "-" if value is None else f"{value:.{digits}g}"
-
-    def minutes(value: float | None) -> str:
-        return "never" if value is None else f"{value / 60:.0f}m"
-
+    headline = Text.assemble((result["decision"], "bold"), f" ({where}, {result['blocks_used']} blocks used)")
+    # Text from the recording prints literally (Text, not markup); the highlighter colours the
+    # numbers as rich does for a plain string.
+    console.print(console.highlighter(headline))
+    console.print(console.highlighter(tables.cell(result["reason"])))
     notes = []
     for title, rows in (("KPIs", result["kpis"]), ("Guard rails", result["guards"])):
-        if not rows:
-            continue
-        table = Table(title=title, title_justify="left")
-        for column in ("name", "estimate [interval]", "target", "decision", "ETA50/80"):
-            table.add_column(column, no_wrap=True)
-        for k in rows:
-            shown = fmt(k["estimate"])
-            if k["lower"] is not None:
-                shown += f" [{fmt(k['lower'])}, {fmt(k['upper'])}]"
-            sign = "<=" if k["direction"] == "lower" else ">="
-            eta = "-"
-            if k["decision"] in ("Open", "NoData"):
-                eta = f"{minutes(k['eta50_seconds'])} / {minutes(k['eta80_seconds'])}"
-            table.add_row(k["name"], shown, f"{sign} {fmt(k['target'])}", k["decision"], eta)
-            # The detail of a ratio KPI repeats estimate and interval; list it only when it adds something.
-            if k["detail"] and (k["lower"] is None or k["decision"] == "NoData"):
-                notes.append(f"{k['name']}: {k['detail']}")
-        console.print(table)
+        if rows:
+            console.print(_kpi_table(title, rows))
+            notes += _notes(rows)
     for note in notes:
-        console.print(f"  {note}")
+        console.print(console.highlighter(tables.cell(f"  {note}")))
+    for line in _summary(result):
+        console.print(line)
+
+
+def _kpi_table(title: str, rows: list[dict[str, Any]]) -> Table:
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for column in ("name", "estimate [interval]", "target", "decision", "ETA50/80"):
+        table.add_column(column, no_wrap=True)
+    for k in rows:
+        shown = formatting.significant(k["estimate"])
+        if k["lower"] is not None:
+            shown += f" [{formatting.significant(k['lower'])}, {formatting.significant(k['upper'])}]"
+        target = (
+            f"{formatting.relation(k['direction'], otherwise='>=')} {formatting.significant(k['target'])}"
+        )
+        table.add_row(tables.cell(k["name"]), shown, target, tables.cell(k["decision"]), _etas(k))
+    return table
+
+
+def _etas(k: dict[str, Any]) -> str:
+    """ETA50 / ETA80 while a KPI is still open (a decided one has none)."""
+    if k["decision"] not in ("Open", "NoData"):
+        return "-"
+    return " / ".join(
+        formatting.minutes(k[key], unit="m", missing="never") for key in ("eta50_seconds", "eta80_seconds")
+    )
+
+
+def _notes(rows: list[dict[str, Any]]) -> list[str]:
+    # The detail of a ratio KPI repeats estimate and interval; list it only when it adds something.
+    return [
+        f"{k['name']}: {k['detail']}"
+        for k in rows
+        if k["detail"] and (k["lower"] is None or k["decision"] == "NoData")
+    ]
+
+
+def _summary(result: dict[str, Any]) -> list[str]:
+    """The cost projection and the fault-rate bound, when the judgement has them."""
+    lines = []
     cost = result.get("cost")
     if cost:
-        console.print(
+        lines.append(
             f"Projected monthly bill at 100% traffic: baseline {cost['baseline_monthly']:,.2f}, "
             f"candidate {cost['candidate_monthly']:,.2f} (saving {100 * cost['saving_fraction']:.1f}%)"
         )
     if result.get("fault_rate_upper_bound") is not None:
-        console.print(
-            f"Candidate fault rate upper bound: {result['fault_rate_upper_bound']:.3g} per pod-hour"
-        )
+        lines.append(f"Candidate fault rate upper bound: {result['fault_rate_upper_bound']:.3g} per pod-hour")
+    return lines
 
 
 def run(args: argparse.Namespace) -> int:

@@ -22,6 +22,9 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from ferrocanary.cli.tables import cell, printable
+from ferrocanary.model import formatting
+
 _err = Console(stderr=True)
 
 
@@ -48,12 +51,8 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=_run)
 
 
-def _fmt(value: Any, digits: int = 3) -> str:
-    return "-" if value is None else f"{float(value):.{digits}g}"
-
-
 def _eta(seconds: Any) -> str:
-    return "-" if seconds is None else f"{float(seconds) / 60:.1f} min"
+    return formatting.minutes(seconds, decimals=1)
 
 
 def canary_view(obj: dict[str, Any], elapsed: float, extra: str = "") -> Group:
@@ -70,23 +69,20 @@ def canary_view(obj: dict[str, Any], elapsed: float, extra: str = "") -> Group:
         table.add_column(column, justify="left" if column in {"KPI", "reading"} else "right")
     colours = {"Pass": "green", "Miss": "red", "Open": "yellow", "NoData": "dim"}
     for kpi in [*status.get("kpis", []), *status.get("guards", [])]:
-        sign = "<=" if kpi.get("direction") == "lower" else ">="
-        interval = (
-            f"[{_fmt(kpi.get('lower'))}, {_fmt(kpi.get('upper'))}]" if kpi.get("lower") is not None else "-"
-        )
+        sign = formatting.relation(kpi.get("direction"), otherwise=">=")
+        low, high = formatting.significant(kpi.get("lower")), formatting.significant(kpi.get("upper"))
+        interval = f"[{low}, {high}]" if kpi.get("lower") is not None else "-"
         reading = str(kpi.get("decision", "-"))
         table.add_row(
-            str(kpi.get("name")),
-            _fmt(kpi.get("estimate")),
+            cell(kpi.get("name")),
+            formatting.significant(kpi.get("estimate")),
             interval,
-            f"{sign} {_fmt(kpi.get('target'))}",
-            Text(reading, style=colours.get(reading, "")),
+            f"{sign} {formatting.significant(kpi.get('target'))}",
+            cell(reading, colours.get(reading)),
             _eta(kpi.get("eta50Seconds")),
             _eta(kpi.get("eta80Seconds")),
         )
-    reason = Text(
-        str(status.get("verdictReason") or status.get("decisionReason") or "waiting for data"), style="italic"
-    )
+    reason = cell(status.get("verdictReason") or status.get("decisionReason") or "waiting for data", "italic")
     return Group(head, table, reason, Text(extra, style="dim"))
 
 
@@ -147,6 +143,7 @@ def _run(args: argparse.Namespace) -> int:
                          indent=2))  # fmt: skip
     else:
         colour = "green" if phase == "Promoted" else "red"
-        _err.print(f"[bold {colour}]{phase}[/bold {colour}]: {reason}")
+        # The reason is the operator's text, printed literally (not as markup), numbers highlighted.
+        _err.print(_err.highlighter(Text.assemble((phase, f"bold {colour}"), ": ", printable(reason))))
         _err.print(f"report: {report_path or 'not written'}   ({seconds / 60:.1f} min)")
     return 0 if phase == scenario.expected_phase else 3

@@ -1,6 +1,6 @@
 """``ferrocanary local``: build, start, inspect and stop the one-machine sandbox.
 
-ferrocanary local build            build the toolchain (first time: Go builds, 10-20 minutes)
+ferrocanary local build [--json]   build the toolchain, showing each component (first time: 10-20 min)
 ferrocanary local up [--name N]    start etcd, the control plane, kwok, Prometheus (idempotent)
 eval "$(ferrocanary local env)"    KUBECONFIG, PROMETHEUS_URL and PATH for this shell
 ferrocanary local status [--json]  each component's health
@@ -13,16 +13,15 @@ import argparse
 import json
 import shlex
 import sys
-import time
 from typing import Any
 
 from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from ferrocanary.cli.local_build import reporter_for, summary
 from ferrocanary.local import processes
 from ferrocanary.local.sandbox import Sandbox, SandboxError
-from ferrocanary.local.toolchain import Toolchain, ToolchainError
+from ferrocanary.local.toolchain import BuildRecord, Toolchain, ToolchainError
 
 _err = Console(stderr=True)
 
@@ -37,7 +36,11 @@ def register(subparsers: Any) -> None:
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
 
     build = actions.add_parser("build", help="build and cache the toolchain (idempotent)")
-    build.add_argument("--json", action="store_true", help="print what was built as JSON")
+    build.add_argument(
+        "--json",
+        action="store_true",
+        help="print each component (version, directory, cached, seconds) as JSON on stdout",
+    )
     build.set_defaults(func=_build)
 
     up = actions.add_parser("up", help="start a sandbox (builds the toolchain first if needed)")
@@ -64,40 +67,39 @@ def _name(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", default="default", help="sandbox name (default: %(default)s)")
 
 
-def ensure_toolchain(toolchain: Toolchain) -> list[str]:
-    """Build whatever is missing, with a spinner per component; return the names built."""
-    missing = toolchain.missing()
-    if not missing:
+def ensure_toolchain(toolchain: Toolchain, every: bool = False) -> list[BuildRecord]:
+    """Build whatever is missing, showing each component as it goes; return what was done.
+
+    With nothing missing this is silent (``up`` on a built machine) unless ``every`` asks for
+    the list of cached components (``build``, which the user runs to see exactly that).
+    """
+    if not every and not toolchain.missing():
         return []
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("[bold]{task.description}"),
-        TextColumn("{task.fields[hint]}"),
-        TimeElapsedColumn(),
-        console=_err,
-    ) as progress:
-        for component in missing:
-            task = progress.add_task(f"{component.name} {component.version}", hint=component.hint, total=1)
-            started = time.monotonic()
-            toolchain.build(component)
-            progress.update(task, completed=1, hint=f"done in {time.monotonic() - started:.0f}s")
-    return [c.name for c in missing]
+    with reporter_for(_err) as reporter:
+        return toolchain.ensure(reporter)
 
 
 def _build(args: argparse.Namespace) -> int:
     try:
         toolchain = Toolchain()
-        built = ensure_toolchain(toolchain)
+        records = ensure_toolchain(toolchain, every=True)
     except ToolchainError as exc:
         _err.print(f"[red]build failed:[/red] {exc}")
         return 1
-    summary = {c.name: {"version": c.version, "directory": str(c.directory)} for c in toolchain.components}
     if args.json:
-        print(json.dumps({"built": built, "components": summary}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "built": [r.name for r in records if not r.cached],
+                    "seconds": round(sum(r.seconds for r in records), 1),
+                    "components": {r.name: r.to_json() for r in records},
+                },
+                indent=2,
+            )
+        )
     else:
         _err.print(
-            f"toolchain ready ({'built ' + ', '.join(built) if built else 'all cached'}) in "
-            f"{toolchain.components[0].directory.parent}"
+            summary(records, toolchain.components[0].directory.parent), highlight=False, soft_wrap=True
         )
     return 0
 

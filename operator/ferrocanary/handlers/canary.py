@@ -17,6 +17,8 @@ import kopf
 
 from ferrocanary import reconcile
 from ferrocanary.kube import canaries
+from ferrocanary.model.reasons import Reason
+from ferrocanary.policy import machine
 
 TIMER_SECONDS = float(os.environ.get("FERROCANARY_TIMER_SECONDS", "2"))
 
@@ -42,12 +44,34 @@ def tick(name: str, namespace: str | None, memo: Any, logger: kopf.Logger, **_: 
     result = reconcile.tick(fresh, deps)
     for note in result.notes:
         logger.log(
-            logging.WARNING if note.type == "Warning" else logging.INFO, "%s: %s", note.reason, note.message
+            logging.WARNING if note.type == machine.WARNING else logging.INFO,
+            "%s: %s",
+            note.reason,
+            note.message,
         )
-    if result.action == "conflict":
+    if result.action is reconcile.TickAction.CONFLICT:
         logger.debug("status changed under the tick; retrying on the next one")
 
 
+# A failed restore is retried this many times, RELEASE_DELAY seconds apart, before the deletion goes
+# ahead: long enough to ride out a conflict or an apiserver blip, bounded so deletion cannot hang.
+RELEASE_ATTEMPTS = 6
+RELEASE_DELAY = 10.0
+
+
 @kopf.on.delete(canaries.GROUP, canaries.VERSION, canaries.PLURAL, id="release", optional=True)
-def release(body: kopf.Body, memo: Any, logger: kopf.Logger, **_: Any) -> None:
-    logger.info(reconcile.release(body, _deps(memo)))
+def release(body: kopf.Body, memo: Any, logger: kopf.Logger, retry: int = 0, **_: Any) -> None:
+    outcome = reconcile.release(body, _deps(memo))
+    if outcome.restored:
+        logger.info(outcome.message)
+        return
+    attempt = f"attempt {retry + 1}/{RELEASE_ATTEMPTS}"
+    if retry + 1 < RELEASE_ATTEMPTS:
+        kopf.warn(body, reason=Reason.RELEASE_FAILED, message=f"{outcome.message} ({attempt}; retrying)")
+        raise kopf.TemporaryError(outcome.message, delay=RELEASE_DELAY)
+    kopf.warn(
+        body,
+        reason=Reason.RELEASE_FAILED,
+        message=f"{outcome.message} ({attempt}; giving up: check the route and both Deployments by hand)",
+    )
+    logger.error("giving up restoring traffic after %d attempts: %s", RELEASE_ATTEMPTS, outcome.message)

@@ -4,20 +4,24 @@ Settings: our own finalizer and annotation prefix (nothing under status, which b
 RustCanary schema), and only warnings posted as Events by kopf itself (ferrocanary posts its own).
 Environment (so ``kopf run -m ferrocanary.handlers`` and ``ferrocanary run`` behave the same):
 ``FERROCANARY_METRICS_PORT`` (0 or unset: no /metrics), ``FERROCANARY_METRICS_ADDRESS``
-(default 0.0.0.0, for a pod), ``FERROCANARY_TIMER_SECONDS`` (see canary.py).
+(default 0.0.0.0, for a pod), ``FERROCANARY_TIMER_SECONDS`` (see canary.py),
+``FERROCANARY_PROMETHEUS_TOKEN_ADDRESSES`` (comma-separated Prometheus addresses that may receive a
+bearer token; set but empty: none; unset: any) and ``FERROCANARY_PROMETHEUS_ALLOW_INSECURE_TLS``
+(``false`` refuses ``insecureSkipVerify``; unset: allowed). The chart sets both.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from typing import Any
 
 import kopf
 
 from ferrocanary import reconcile
 from ferrocanary.kube import client
-from ferrocanary.metrics import exposition
+from ferrocanary.metrics import exposition, prometheus
 
 PREFIX = "ferrocanary.io"
 _serving: set[tuple[str, int]] = set()
@@ -31,6 +35,14 @@ class QuietTicks(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not record.getMessage().startswith("Timer 'tick' succeeded")
+
+
+def token_policy(env: Mapping[str, str]) -> prometheus.TokenPolicy:
+    """The platform's Prometheus policy from the operator's environment (see the module docstring)."""
+    listed = env.get("FERROCANARY_PROMETHEUS_TOKEN_ADDRESSES")
+    addresses = None if listed is None else tuple(a.strip() for a in listed.split(",") if a.strip())
+    insecure = env.get("FERROCANARY_PROMETHEUS_ALLOW_INSECURE_TLS", "true").strip().lower()
+    return prometheus.TokenPolicy(addresses, allow_insecure_tls=insecure in ("1", "true", "yes"))
 
 
 @kopf.on.login()
@@ -60,7 +72,7 @@ def configure(settings: kopf.OperatorSettings, memo: Any, logger: kopf.Logger, *
     for handler in logging.getLogger().handlers:
         if not any(isinstance(f, QuietTicks) for f in handler.filters):
             handler.addFilter(quiet)
-    memo["deps"] = reconcile.Deps(api=client.connect())
+    memo["deps"] = reconcile.Deps(api=client.connect(), token_policy=token_policy(os.environ))
     port = int(os.environ.get("FERROCANARY_METRICS_PORT", "0") or 0)
     address = os.environ.get("FERROCANARY_METRICS_ADDRESS", "0.0.0.0")
     if port > 0 and (address, port) not in _serving:  # one server per process, also across restarts in tests

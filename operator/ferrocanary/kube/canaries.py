@@ -1,4 +1,4 @@
-"""RustCanary objects on the API: read one, write its status, clear a handled manual action.
+"""RustCanary objects on the API: read and list them, write status, request and clear a manual action.
 
 Status is written with the resourceVersion the tick read, so a tick that raced a user's edit (a new
 annotation, a spec change) fails with ``rest.ConflictError`` and the next tick starts from the fresh
@@ -20,8 +20,22 @@ ACTION_ANNOTATION = "ferrocanary.io/action"
 
 
 def path(namespace: str, name: str = "") -> str:
-    base = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}"
-    return f"{base}/{name}" if name else base
+    """The collection in ``namespace``, or one object in it (segments escaped: a name is never a path)."""
+    base = f"/apis/{GROUP}/{VERSION}/namespaces/{rest.segment(namespace)}/{PLURAL}"
+    return f"{base}/{rest.segment(name)}" if name else base
+
+
+def list_objects(api: rest.JsonApi, namespace: str | None) -> list[dict[str, Any]]:
+    """Every RustCanary in ``namespace``, or in all namespaces when it is None (as the API orders them)."""
+    collection = f"/apis/{GROUP}/{VERSION}/{PLURAL}" if namespace is None else path(namespace)
+    items: list[dict[str, Any]] = api.get(collection).get("items", [])
+    return items
+
+
+def request_action(api: rest.JsonApi, namespace: str, name: str, action: str) -> dict[str, Any]:
+    """Set the action annotation the operator acts on at its next tick (a newer request replaces one)."""
+    body = {"metadata": {"annotations": {ACTION_ANNOTATION: action}}}
+    return api.patch(path(namespace, name), body, "merge")
 
 
 def get(api: rest.JsonApi, namespace: str, name: str) -> dict[str, Any] | None:

@@ -1,6 +1,8 @@
 """Credentials for the Kubernetes API: in-cluster service account first, then the kubeconfig.
 
 The same precedence kopf uses, so the operator's own calls and kopf's watches hit the same cluster.
+A command run by a person (the kubectl plugin) reads only a kubeconfig and its contexts, as kubectl
+does: :func:`from_kubeconfig`.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from typing import Any
 
 from kubernetes import client as k8s
 from kubernetes import config as _k8s_config
+from kubernetes.config.config_exception import ConfigException
 
 from ferrocanary.kube import rest
 
@@ -33,6 +36,36 @@ def api_client(kubeconfig: str | None = None) -> k8s.ApiClient:
 def connect(kubeconfig: str | None = None) -> rest.Rest:
     """The JSON transport over :func:`api_client`."""
     return rest.Rest(api_client(kubeconfig))
+
+
+class ConfigError(Exception):
+    """No usable kubeconfig: missing or unreadable file, unknown context, malformed entry."""
+
+
+@dataclass(frozen=True)
+class Session:
+    """A kubeconfig context resolved: the transport to its server and the namespace it names."""
+
+    api: rest.Rest
+    namespace: str | None  # the context's namespace; None when it names none
+
+
+def from_kubeconfig(
+    kubeconfig: str | None, context: str | None, timeout: rest.Timeout = rest.INTERACTIVE_TIMEOUT
+) -> Session:
+    """kubectl's view of the cluster: ``context`` (default: the current one) of ``kubeconfig``.
+
+    ``kubeconfig`` None is the client's default ($KUBECONFIG, then ~/.kube/config). Never the
+    in-cluster service account: a person's command runs with the person's rights.
+    """
+    try:
+        client = k8s_config.new_client_from_config(config_file=kubeconfig, context=context)
+        contexts, current = k8s_config.list_kube_config_contexts(config_file=kubeconfig)
+    except (ConfigException, OSError) as exc:
+        raise ConfigError(str(exc)) from None
+    chosen = next((c for c in contexts if c["name"] == context), current) if context else current
+    namespace = (chosen or {}).get("context", {}).get("namespace")
+    return Session(rest.Rest(client, timeout), str(namespace) if namespace else None)
 
 
 @dataclass(frozen=True)

@@ -59,7 +59,7 @@ def post(
     """Create the Event; returns None, or the error text when the API refused it."""
     body = event_body(ref, type_, reason, message, now or datetime.now(UTC))
     try:
-        api.post(f"/api/v1/namespaces/{ref.namespace}/events", body)
+        api.post(f"/api/v1/namespaces/{rest.segment(ref.namespace)}/events", body)
     except (rest.KubeError, OSError) as exc:
         return str(exc)
     return None

@@ -11,7 +11,7 @@ from ferrocanary.kube import rest
 
 
 def deployment_path(namespace: str, name: str) -> str:
-    return f"/apis/apps/v1/namespaces/{namespace}/deployments/{name}"
+    return f"/apis/apps/v1/namespaces/{rest.segment(namespace)}/deployments/{rest.segment(name)}"
 
 
 def scale_path(namespace: str, name: str) -> str:
@@ -30,7 +30,9 @@ def set_replicas(api: rest.JsonApi, namespace: str, name: str, replicas: int) ->
 
 def read_secret(api: rest.JsonApi, namespace: str, name: str, key: str) -> str:
     """One key of a Secret, decoded. The value is a credential: callers must never log it."""
-    secret = api.get(f"/api/v1/namespaces/{namespace}/secrets/{name}")
+    if not name:
+        raise KeyError("no Secret name")  # an empty name would read the namespace's Secret list
+    secret = api.get(f"/api/v1/namespaces/{rest.segment(namespace)}/secrets/{rest.segment(name)}")
     data = secret.get("data") or {}
     if key not in data:
         raise KeyError(f"Secret {namespace}/{name} has no key {key!r}")

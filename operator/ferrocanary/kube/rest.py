@@ -2,18 +2,28 @@
 
 Generated model classes differ between client releases; the API's JSON does not. So this module
 speaks plain dicts on resource paths (``/apis/apps/v1/namespaces/ns/deployments/x/scale``), turns
-HTTP errors into a few typed exceptions, and exposes the ``JsonApi`` Protocol that routers and tests
-code against. Authentication, TLS and the server address come from the kubernetes client's ApiClient.
+HTTP errors into a few typed exceptions, and exposes the ``JsonApi`` Protocol that routers, the
+kubectl plugin and tests code against. Authentication, TLS and the server address come from the
+kubernetes client's ApiClient; a server that cannot be reached at all is ``UnreachableError``, so no
+caller needs to know the kubernetes or urllib3 exception types.
 """
 
 from __future__ import annotations
 
 import json
 from typing import Any, Literal, Protocol
+from urllib.parse import quote
 
+import urllib3
 from kubernetes import client as k8s
+from kubernetes.client.exceptions import ApiException
 
 PatchType = Literal["merge", "json"]
+# Seconds, or (connect, read): a tuple lets an interactive caller give up on a dead server quickly
+# without cutting short a slow answer.
+Timeout = float | tuple[float, float]
+# For a person at a terminal (the kubectl plugin): a dead cluster must not hang it.
+INTERACTIVE_TIMEOUT: Timeout = (5.0, 30.0)
 _CONTENT_TYPES: dict[str, str] = {
     "merge": "application/merge-patch+json",
     "json": "application/json-patch+json",
@@ -23,9 +33,15 @@ _CONTENT_TYPES: dict[str, str] = {
 class KubeError(Exception):
     """The API refused a request; ``status`` is the HTTP status, the message is the API's own."""
 
-    def __init__(self, status: int, message: str, path: str) -> None:
+    def __init__(
+        self, status: int, message: str, path: str, *, reason: str = "", body: dict[str, Any] | None = None
+    ) -> None:
         self.status = status
         self.path = path
+        self.reason = reason  # the HTTP reason phrase ("Forbidden"), for answers without a message
+        # The API's Status object as sent ({} when the answer was not JSON): callers that explain an
+        # error read ``details`` from it, e.g. which name a 404 is about.
+        self.body = body or {}
         super().__init__(f"{path}: HTTP {status}: {message}")
 
 
@@ -41,13 +57,32 @@ class InvalidError(KubeError):
     """HTTP 422 (or a failed JSON-patch test): the request does not fit the object."""
 
 
-def _error(status: int, body: str, path: str) -> KubeError:
+class UnreachableError(Exception):
+    """No answer from the API server at all: connection refused, DNS, TLS, timeout.
+
+    Deliberately not a ``KubeError``: code that handles a refusal (retry on conflict, treat 404 as
+    gone) must not mistake a dead server for one.
+    """
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")
+
+
+def segment(value: str) -> str:
+    """One path segment, percent-escaped: a name with ``/`` or ``..`` stays one segment of its own."""
+    return quote(value, safe="")
+
+
+def _error(status: int, body: str, path: str, reason: str = "") -> KubeError:
     try:
-        message = str(json.loads(body).get("message", body))
+        parsed = json.loads(body)
+        message = str(parsed.get("message", body))
     except (ValueError, AttributeError):
-        message = body[:500]
+        parsed, message = {}, body[:500]
     kind: type[KubeError] = {404: NotFoundError, 409: ConflictError, 422: InvalidError}.get(status, KubeError)
-    return kind(status, message, path)
+    return kind(status, message, path, reason=reason, body=parsed if isinstance(parsed, dict) else {})
 
 
 class JsonApi(Protocol):
@@ -69,9 +104,14 @@ class JsonApi(Protocol):
 class Rest:
     """``JsonApi`` over a kubernetes ``ApiClient`` (kubeconfig or in-cluster credentials)."""
 
-    def __init__(self, api_client: k8s.ApiClient, timeout_seconds: float = 15.0) -> None:
+    def __init__(self, api_client: k8s.ApiClient, timeout_seconds: Timeout = 15.0) -> None:
         self._client = api_client
         self._timeout = timeout_seconds
+
+    @property
+    def server(self) -> str:
+        """The API server's address, for messages that say which cluster did not answer."""
+        return str(self._client.configuration.host)
 
     def _call(self, method: str, path: str, body: Any = None, content_type: str | None = None) -> Any:
         headers = {"Accept": "application/json"}
@@ -80,13 +120,19 @@ class Rest:
         _, url, headers, payload, _ = self._client.param_serialize(
             method=method, resource_path=path, header_params=headers, body=body, auth_settings=["BearerToken"]
         )
-        response = self._client.call_api(
-            method, url, header_params=headers, body=payload, _request_timeout=self._timeout
-        )
-        raw: Any = response.read()  # type: ignore[no-untyped-call]
+        # The body is read lazily, so a read timeout can come from read() as well as from call_api().
+        try:
+            response = self._client.call_api(
+                method, url, header_params=headers, body=payload, _request_timeout=self._timeout
+            )
+            raw: Any = response.read()  # type: ignore[no-untyped-call]
+        except urllib3.exceptions.HTTPError as exc:
+            raise UnreachableError(path, str(getattr(exc, "reason", None) or exc)) from exc
+        except ApiException as exc:  # the client's wrapping of a TLS failure (status 0): no answer either
+            raise UnreachableError(path, str(exc.reason)) from exc
         text = raw.decode("utf-8") if isinstance(raw, bytes) else str(raw or "")
         if not 200 <= int(response.status) < 300:
-            raise _error(int(response.status), text, path)
+            raise _error(int(response.status), text, path, str(response.reason or ""))
         return json.loads(text) if text else {}
 
     def get(self, path: str) -> dict[str, Any]:

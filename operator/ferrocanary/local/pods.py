@@ -161,25 +161,25 @@ class PodRunner:
         with self._lock:
             for key in set(self.containers) - set(wanted):
                 self._kill(self.containers.pop(key))
-            for key, (pod, spec) in wanted.items():
+            for key, (pod, wanted_container) in wanted.items():
                 if key not in self.containers:
-                    self.containers[key] = self._create(pod, spec)
+                    self.containers[key] = self._create(pod, wanted_container)
                 self._tend(self.containers[key])
 
-    def _create(self, pod: Mapping[str, Any], spec: Mapping[str, Any]) -> Container:
+    def _create(self, pod: Mapping[str, Any], container_spec: Mapping[str, Any]) -> Container:
         port = processes.free_port()
-        env = {e["name"]: str(e.get("value", "")) for e in spec.get("env", []) if "name" in e}
-        limit = spec.get("resources", {}).get("limits", {}).get("memory")
+        env = {e["name"]: str(e.get("value", "")) for e in container_spec.get("env", []) if "name" in e}
+        limit = container_spec.get("resources", {}).get("limits", {}).get("memory")
         meta = pod["metadata"]
         container = Container(
             namespace=self.namespace,
             pod=meta["name"],
-            name=spec["name"],
+            name=container_spec["name"],
             track=meta.get("labels", {}).get("track", ""),
-            argv=self.commands[image_name(spec["image"])](spec, port),
+            argv=self.commands[image_name(container_spec["image"])](container_spec, port),
             env=env,
             port=port,
-            log=self.sandbox.logs_dir / "pods" / f"{meta['name']}-{spec['name']}.log",
+            log=self.sandbox.logs_dir / "pods" / f"{meta['name']}-{container_spec['name']}.log",
             memory_limit=memory_quantity(limit) if limit else None,
         )
         labels = {"namespace": container.namespace, "pod": container.pod, "container": container.name}

@@ -21,10 +21,10 @@ from typing import Any
 
 import yaml
 
-from ferrocanary.local import certs, processes
+from ferrocanary.local import certs, launch, processes
+from ferrocanary.local.launch import FAKE_NODE_ANNOTATION
 from ferrocanary.local.toolchain import Toolchain, cache_dir
 
-FAKE_NODE_ANNOTATION = "kwok.x-k8s.io/node"
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "prometheus")
 SCRAPE_INTERVAL = "1s"
 
@@ -241,12 +241,14 @@ class Sandbox:
         progress("generating throwaway certificates")
         pki = certs.generate(pki_dir)
         self._link_binaries()
-        for name, argv, health, timeout in self._plan(state, pki):
-            progress(f"starting {name}")
-            self._launch(state, name, argv, health, timeout)
-            if name == "kube-apiserver":
+        self._write_prometheus_config(state.ports["prometheus"])
+        inputs = launch.Inputs(self.toolchain, state.ports, self.dir, self.kubeconfig, pki)
+        for step in launch.plan(inputs):
+            progress(f"starting {step.name}")
+            self._launch(state, step.name, step.argv, step.health, step.timeout)
+            if step.name == "kube-apiserver":
                 self._write_kubeconfig(state, pki)
-            if name == "kwok":
+            if step.name == "kwok":
                 progress("creating the fake Node")
                 self._create_fake_node()
         progress("installing the Gateway API CRDs")
@@ -262,117 +264,6 @@ class Sandbox:
             processes.wait_until(started, lambda: self._healthy(component), timeout)
         except processes.ComponentError as exc:
             raise SandboxError(str(exc)) from None
-
-    def _plan(self, state: SandboxState, pki: certs.Pki) -> list[tuple[str, list[str], str, float]]:
-        tc, p, d = self.toolchain, state.ports, self.dir
-        api = f"https://127.0.0.1:{p['apiserver']}"
-        kubeconfig = str(self.kubeconfig)
-        prometheus_dir = d / "prometheus"
-        self._write_prometheus_config(p["prometheus"])
-        return [
-            (
-                "etcd",
-                [
-                    str(tc.path("etcd")),
-                    "--name=sandbox",
-                    f"--data-dir={d / 'etcd'}",
-                    f"--listen-client-urls=http://127.0.0.1:{p['etcd']}",
-                    f"--advertise-client-urls=http://127.0.0.1:{p['etcd']}",
-                    f"--listen-peer-urls=http://127.0.0.1:{p['etcd-peer']}",
-                    f"--initial-advertise-peer-urls=http://127.0.0.1:{p['etcd-peer']}",
-                    f"--initial-cluster=sandbox=http://127.0.0.1:{p['etcd-peer']}",
-                    "--unsafe-no-fsync",
-                    "--quota-backend-bytes=4294967296",
-                ],
-                f"http://127.0.0.1:{p['etcd']}/health",
-                60.0,
-            ),
-            (
-                "kube-apiserver",
-                [
-                    str(tc.path("kubernetes", "kube-apiserver")),
-                    f"--etcd-servers=http://127.0.0.1:{p['etcd']}",
-                    "--bind-address=127.0.0.1",
-                    "--advertise-address=127.0.0.1",
-                    f"--secure-port={p['apiserver']}",
-                    f"--tls-cert-file={pki.serving_cert}",
-                    f"--tls-private-key-file={pki.serving_key}",
-                    f"--client-ca-file={pki.ca_cert}",
-                    "--authorization-mode=Node,RBAC",
-                    "--allow-privileged=true",
-                    "--service-cluster-ip-range=10.96.0.0/16",
-                    f"--service-account-issuer={api}",
-                    f"--service-account-key-file={pki.sa_public}",
-                    f"--service-account-signing-key-file={pki.sa_private}",
-                    f"--cert-dir={d / 'apiserver-certs'}",
-                    "--profiling=false",
-                ],
-                f"{api}/readyz",
-                120.0,
-            ),
-            (
-                "kube-controller-manager",
-                [
-                    str(tc.path("kubernetes", "kube-controller-manager")),
-                    f"--kubeconfig={kubeconfig}",
-                    f"--authentication-kubeconfig={kubeconfig}",
-                    f"--authorization-kubeconfig={kubeconfig}",
-                    "--leader-elect=false",
-                    f"--service-account-private-key-file={pki.sa_private}",
-                    f"--root-ca-file={pki.ca_cert}",
-                    "--use-service-account-credentials=true",
-                    "--bind-address=127.0.0.1",
-                    f"--secure-port={p['controller-manager']}",
-                    f"--cert-dir={d / 'kcm-certs'}",
-                    "--profiling=false",
-                ],
-                f"https://127.0.0.1:{p['controller-manager']}/healthz",
-                60.0,
-            ),
-            (
-                "kube-scheduler",
-                [
-                    str(tc.path("kubernetes", "kube-scheduler")),
-                    f"--kubeconfig={kubeconfig}",
-                    f"--authentication-kubeconfig={kubeconfig}",
-                    f"--authorization-kubeconfig={kubeconfig}",
-                    "--leader-elect=false",
-                    "--bind-address=127.0.0.1",
-                    f"--secure-port={p['scheduler']}",
-                    f"--cert-dir={d / 'scheduler-certs'}",
-                    "--profiling=false",
-                ],
-                f"https://127.0.0.1:{p['scheduler']}/healthz",
-                60.0,
-            ),
-            (
-                "kwok",
-                [
-                    str(tc.path("kwok")),
-                    f"--kubeconfig={kubeconfig}",
-                    "--manage-all-nodes=false",
-                    f"--manage-nodes-with-annotation-selector={FAKE_NODE_ANNOTATION}=fake",
-                    "--cidr=10.244.0.0/16",
-                    "--node-ip=10.0.0.1",
-                    f"--server-address=127.0.0.1:{p['kwok']}",
-                ],
-                f"http://127.0.0.1:{p['kwok']}/healthz",
-                60.0,
-            ),
-            (
-                "prometheus",
-                [
-                    str(tc.path("prometheus")),
-                    f"--config.file={prometheus_dir / 'prometheus.yml'}",
-                    f"--storage.tsdb.path={prometheus_dir / 'data'}",
-                    f"--web.listen-address=127.0.0.1:{p['prometheus']}",
-                    "--web.enable-lifecycle",
-                    "--storage.tsdb.retention.time=2d",
-                ],
-                f"http://127.0.0.1:{p['prometheus']}/-/ready",
-                60.0,
-            ),
-        ]
 
     def down(self) -> bool:
         """Stop every process of this sandbox by pid and remove its directory. Harmless twice."""

@@ -14,14 +14,22 @@ holds, never promotes); errors, panics and kube-state-metrics faults with no ser
 because those series appear only when something happens or when kube-state-metrics is installed.
 While Prometheus itself is down, boundaries repeat the last sample (its 5-minute lookback), so those
 blocks count no requests and the judge skips them; the first block after it is back holds what was
-missed. Any transport or API error aborts the whole fetch with MetricsUnavailableError; the bearer
-token is sent in a header and appears in no message.
+missed. Any transport or API error, and any answer that cannot be read (no ``data``, a value that
+is not a number), aborts the whole fetch with MetricsUnavailableError, so the canary holds with a
+reason instead of the tick crashing. Messages are ours: the address without credentials and the
+HTTP status, never the answer's text (a tenant must not read arbitrary URLs back through status)
+nor the bearer token, which is sent in a header only. A ``Retry-After`` is not slept on: a tick
+must report within seconds, and the next tick is the retry.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+import re
+import urllib.parse
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -32,7 +40,10 @@ from urllib3.util.retry import Retry
 
 from ferrocanary.kube import resources, rest
 from ferrocanary.metrics import protocol, queries
-from ferrocanary.model import analysis, recording
+from ferrocanary.model import recording
+from ferrocanary.model import spec as canary_spec
+
+log = logging.getLogger(__name__)
 
 Series = Mapping[str, Any]
 
@@ -53,9 +64,12 @@ class PrometheusSource:
         verify_tls: bool = True,
     ) -> None:
         self.address = address.rstrip("/")
+        self._where = _without_credentials(self.address)
         headers = {"Authorization": f"Bearer {token}"} if token else None
         # One quick retry only: a tick must report "Prometheus down" within seconds, not minutes.
-        retry = Retry(total=1, backoff_factor=0.2, status_forcelist=(502, 503, 504))
+        retry = Retry(
+            total=1, backoff_factor=0.2, status_forcelist=(502, 503, 504), respect_retry_after_header=False
+        )
         self._client = PrometheusConnect(
             url=self.address,
             headers=headers,
@@ -65,7 +79,7 @@ class PrometheusSource:
         )
 
     def __repr__(self) -> str:  # never show the headers (the token)
-        return f"PrometheusSource({self.address!r})"
+        return f"PrometheusSource({self._where!r})"
 
     def _query(self, query: str, window: protocol.Window, first: datetime, last: datetime) -> list[Series]:
         try:
@@ -74,13 +88,19 @@ class PrometheusSource:
             )
         except PrometheusApiClientException as exc:
             raise protocol.MetricsUnavailableError(
-                f"Prometheus at {self.address} refused a query: {str(exc)[:300]}"
+                f"Prometheus at {self._where} refused a query{_status_of(exc)}"
+            ) from None
+        except requests.exceptions.JSONDecodeError:
+            raise protocol.MetricsUnavailableError(
+                f"Prometheus at {self._where} sent an answer that could not be read (not JSON)"
             ) from None
         except requests.exceptions.RequestException as exc:
             raise protocol.MetricsUnavailableError(
-                f"Prometheus at {self.address} unreachable: {type(exc).__name__}"
+                f"Prometheus at {self._where} unreachable: {type(exc).__name__}"
             ) from None
-        return list(result or [])
+        if not isinstance(result, list):
+            raise protocol.MetricsUnavailableError(f"Prometheus at {self._where} answered without a result")
+        return result
 
     def _points(self, series: Series, window: protocol.Window) -> dict[int, float]:
         """Values by boundary index k (time ``start + k*I``), finite ones only."""
@@ -125,6 +145,17 @@ class PrometheusSource:
         return values
 
     def fetch(self, window: protocol.Window) -> recording.Recording:
+        try:
+            return self._fetch(window)
+        except (KeyError, ValueError, TypeError, AttributeError, OverflowError) as exc:
+            # A malformed answer (a proxy's page, a broken exporter's sample): hold, never crash the tick.
+            # The traceback goes to the operator's log only (it may quote the answer).
+            log.warning("unreadable answer from Prometheus at %s", self._where, exc_info=True)
+            raise protocol.MetricsUnavailableError(
+                f"Prometheus at {self._where} sent an answer that could not be read ({type(exc).__name__})"
+            ) from None
+
+    def _fetch(self, window: protocol.Window) -> recording.Recording:
         starts = window.block_starts()
         count = len(starts)
         if count == 0:
@@ -154,6 +185,26 @@ class PrometheusSource:
         )
         blocks = tuple(_block(k, start, window, arms, tuple(bounds)) for k, start in enumerate(starts))
         return recording.Recording(window.interval_seconds, tuple(bounds), blocks)
+
+
+def _without_credentials(address: str) -> str:
+    """The address as it may appear in status and Events: no ``user:password@``, query or fragment."""
+    parts = urllib.parse.urlsplit(address)
+    host = parts.hostname or ""
+    netloc = f"[{host}]" if ":" in host else host
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if port is not None:
+        netloc = f"{netloc}:{port}"
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def _status_of(exc: PrometheusApiClientException) -> str:
+    """The HTTP status of a refused query, in our words (the answer's body is not repeated)."""
+    match = re.search(r"HTTP Status Code (\d{3})", str(exc))
+    return f" (HTTP {match.group(1)})" if match else ""
 
 
 def per_bucket(cumulative: Mapping[float, float], bounds: Sequence[float]) -> tuple[float, ...]:
@@ -210,16 +261,60 @@ def _block(
     )
 
 
-def from_spec(api: rest.JsonApi, namespace: str, analysis_spec: Mapping[str, Any]) -> PrometheusSource:
-    """The source ``spec.analysis.prometheus`` describes; the token is read from its Secret each time."""
-    prom = analysis_spec.get("prometheus") or {}
-    address = prom.get("address")
-    if not isinstance(address, str) or not address:
+@dataclass(frozen=True)
+class TokenPolicy:
+    """What the platform allows a RustCanary's Prometheus settings to do (the operator's configuration).
+
+    ``token_addresses``: the only Prometheus addresses (scheme, host and port) a bearer token is sent
+    to; None allows any (a developer's own operator), the chart always sets it. ``allow_insecure_tls``:
+    whether ``insecureSkipVerify`` is honoured. A spec outside the policy holds with a reason that
+    says which setting refused it; its token is never read.
+    """
+
+    token_addresses: tuple[str, ...] | None = None
+    allow_insecure_tls: bool = True
+
+    def check(self, prom: canary_spec.PrometheusSpec) -> None:
+        where = _without_credentials(prom.address)
+        if not prom.verify_tls and not self.allow_insecure_tls:
+            raise protocol.MetricsNotAllowedError(
+                "spec.analysis.prometheus.insecureSkipVerify is not allowed by the platform "
+                "(chart value prometheus.allowInsecureTLS)"
+            )
+        if prom.secret_name is None or self.token_addresses is None:
+            return
+        if _origin(prom.address) not in {_origin(a) for a in self.token_addresses}:
+            allowed = ", ".join(_without_credentials(a) for a in self.token_addresses) or "none"
+            raise protocol.MetricsNotAllowedError(
+                f"spec.analysis.prometheus.address {where} may not receive the Prometheus token "
+                f"(allowed: {allowed}; chart value prometheus.tokenAddresses)"
+            )
+
+
+def _origin(address: str) -> tuple[str, str, int | None]:
+    parts = urllib.parse.urlsplit(address.strip())
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    default = {"http": 80, "https": 443}.get(parts.scheme.lower())
+    return parts.scheme.lower(), (parts.hostname or "").lower().rstrip("."), port or default
+
+
+def from_spec(
+    api: rest.JsonApi,
+    namespace: str,
+    prom: canary_spec.PrometheusSpec,
+    policy: TokenPolicy | None = None,
+) -> PrometheusSource:
+    """The source ``spec.analysis.prometheus`` describes; the token is read from its Secret each time,
+    and only when the platform's policy allows the address to receive it."""
+    if not prom.address:
         raise protocol.MetricsUnavailableError("spec.analysis.prometheus.address is required")
+    (policy or TokenPolicy()).check(prom)
     token = None
-    ref = prom.get("secretRef")
-    if ref:
-        secret, key = str(ref.get("name", "")), str(ref.get("key", "token"))
+    if prom.secret_name is not None:
+        secret, key = prom.secret_name, prom.secret_key
         try:
             token = resources.read_secret(api, namespace, secret, key)
         except (rest.KubeError, KeyError, ValueError) as exc:
@@ -228,7 +323,6 @@ def from_spec(api: rest.JsonApi, namespace: str, analysis_spec: Mapping[str, Any
                 f"cannot read the Prometheus token from Secret {namespace}/{secret} key {key}: "
                 f"{type(exc).__name__}"
             ) from None
-    timeout = analysis.parse_duration(prom.get("timeout", "10s"), "spec.analysis.prometheus.timeout")
     return PrometheusSource(
-        address, token=token, timeout_seconds=timeout, verify_tls=not bool(prom.get("insecureSkipVerify"))
+        prom.address, token=token, timeout_seconds=prom.timeout_seconds, verify_tls=prom.verify_tls
     )

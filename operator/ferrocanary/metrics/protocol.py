@@ -13,11 +13,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from ferrocanary.metrics import queries
 from ferrocanary.model import recording
+from ferrocanary.model import spec as canary_spec
 
 
 class MetricsUnavailableError(Exception):
     """The source cannot answer at all (Prometheus down, refused, timed out); the message says why."""
+
+
+class MetricsNotAllowedError(MetricsUnavailableError):
+    """The platform does not allow this source as the spec names it (an address that may not receive
+    the token, TLS verification switched off); the message says what to change."""
 
 
 @dataclass(frozen=True)
@@ -28,6 +35,22 @@ class ArmSelectors:
     candidate: str
     baseline_pods: str
     candidate_pods: str
+
+    @classmethod
+    def of(cls, namespace: str, spec: canary_spec.CanarySpec) -> ArmSelectors:
+        """The spec's ``analysis.selectors``, each missing one from ``queries.default_selectors``.
+
+        A selector the spec gives is always narrowed to the canary's own namespace: a tenant's
+        RustCanary reads its own namespace's series with the platform's token, never another's
+        (``namespace="shop",namespace="other"`` matches nothing).
+        """
+        defaults = queries.default_selectors(namespace, spec.baseline.deployment, spec.candidate.deployment)
+        own = f'namespace="{namespace}"'
+        merged = {
+            key: f"{own},{spec.selectors[key]}" if spec.selectors.get(key) else value
+            for key, value in defaults.items()
+        }
+        return cls(merged["baseline"], merged["candidate"], merged["baselinePods"], merged["candidatePods"])
 
 
 @dataclass(frozen=True)
@@ -73,6 +96,23 @@ class Window:
             if change.at <= moment:
                 weight = change.weight
         return weight
+
+
+def canary_window(
+    namespace: str,
+    spec: canary_spec.CanarySpec,
+    started_at: datetime,
+    end: datetime,
+    steps: tuple[StepChange, ...],
+) -> Window:
+    """The window of a canary's analysis: from its start to ``end``, labelled by its step history."""
+    return Window(
+        start=started_at,
+        end=end,
+        interval_seconds=spec.settings.interval_seconds,
+        selectors=ArmSelectors.of(namespace, spec),
+        steps=steps,
+    )
 
 
 class MetricsSource(Protocol):

@@ -6,7 +6,9 @@ Which arm a series belongs to comes from the scrape (``track="baseline"|"candida
 template takes a selector: label matchers without braces, e.g. ``namespace="shop",track="candidate"``.
 ``rng`` is a PromQL range: the analysis interval (``"60s"``) or a Grafana variable (``"$__interval"``).
 Memory faults read kube-state-metrics, whose series carry ``pod`` but no ``track``: they take a pod
-selector instead (default ``namespace="<ns>",pod=~"<deployment>-.*"``).
+selector instead. Both defaults name the arm's own Deployment's pods (``<deployment>-<hash>-<id>``,
+as a ReplicaSet names them), so two canaries in one namespace never read each other's series and a
+Deployment ``scorer`` never reads the pods of ``scorer-rust``.
 """
 
 from __future__ import annotations
@@ -25,13 +27,24 @@ def range_of(interval_seconds: float) -> str:
     return f"{round(interval_seconds)}s"
 
 
+def deployment_pods(deployment: str) -> str:
+    """A PromQL regex for the pods of one Deployment: ``<name>-<pod-template-hash>-<suffix>``.
+
+    PromQL anchors regexes, so ``scorer`` does not match ``scorer-rust-7c9d4-x2k4q``; a dot in the
+    name is literal (escaped for the regex and again for the PromQL string).
+    """
+    return deployment.replace(".", "\\\\.") + "-[a-z0-9]+-[a-z0-9]+"
+
+
 def default_selectors(namespace: str, baseline_deployment: str, candidate_deployment: str) -> dict[str, str]:
     """The spec's ``analysis.selectors`` defaults, keyed as in the CRD."""
+    baseline_pods = f'pod=~"{deployment_pods(baseline_deployment)}"'
+    candidate_pods = f'pod=~"{deployment_pods(candidate_deployment)}"'
     return {
-        "baseline": f'namespace="{namespace}",track="baseline"',
-        "candidate": f'namespace="{namespace}",track="candidate"',
-        "baselinePods": f'namespace="{namespace}",pod=~"{baseline_deployment}-.*"',
-        "candidatePods": f'namespace="{namespace}",pod=~"{candidate_deployment}-.*"',
+        "baseline": f'namespace="{namespace}",track="baseline",{baseline_pods}',
+        "candidate": f'namespace="{namespace}",track="candidate",{candidate_pods}',
+        "baselinePods": f'namespace="{namespace}",{baseline_pods}',
+        "candidatePods": f'namespace="{namespace}",{candidate_pods}',
     }
 
 

@@ -1,7 +1,7 @@
 """Analysis settings: which KPIs are judged against which targets, at what confidence, for how long.
 
 Parsed from a RustCanary's ``spec.analysis`` (camelCase keys, as in the CRD). Every key is optional;
-the defaults are the KPI table of ARCHITECTURE.md: p99 latency <= 0.60x, requests per CPU-second
+the defaults (the README and docs/statistics.md list them): p99 latency <= 0.60x, requests per CPU-second
 >= 1.50x, cost per request <= 0.70x, zero memory faults, and guard rails on the error rate and the
 p50 latency. Bad values raise ValueError naming the field (e.g. ``spec.analysis.kpis[1].target``)
 so the operator can put the message straight into the resource's status.
@@ -173,6 +173,8 @@ class AnalysisSettings:
             raise ValueError(f"KPI and guard names must be unique: {', '.join(duplicates)}")
 
 
+# Nothing a canary waits for is longer; far longer ones would overflow date arithmetic mid-tick.
+_LONGEST_SECONDS = 366 * 86400.0
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 
 
@@ -196,6 +198,8 @@ def parse_duration(text: str | float | int, field: str = "duration") -> float:
         raise ValueError(f"{field}: expected a duration, got {type(text).__name__}")
     if not math.isfinite(seconds) or seconds < 0:
         raise ValueError(f"{field}: duration must be finite and >= 0, got {text!r}")
+    if seconds > _LONGEST_SECONDS:
+        raise ValueError(f"{field}: duration longer than a year: {text!r}")
     return seconds
 
 
@@ -289,15 +293,7 @@ def _pricing(data: Any, where: str) -> Pricing:
     return Pricing(cpu, mem, monthly_value)
 
 
-def settings_from_spec(analysis: Mapping[str, Any] | None) -> AnalysisSettings:
-    """AnalysisSettings from ``spec.analysis``; missing keys keep their defaults, unknown keys are ignored
-    (the same object also carries the rollout policy's keys)."""
-    where = "spec.analysis"
-    if analysis is None:
-        return AnalysisSettings()
-    if not isinstance(analysis, Mapping):
-        raise ValueError(f"{where}: expected an object")
-    default = AnalysisSettings()
+def _durations(analysis: Mapping[str, Any], where: str) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for key, attr in (
         ("interval", "interval_seconds"),
@@ -307,22 +303,37 @@ def settings_from_spec(analysis: Mapping[str, Any] | None) -> AnalysisSettings:
     ):
         if key in analysis:
             values[attr] = parse_duration(analysis[key], f"{where}.{key}")
-    if values.get("interval_seconds", default.interval_seconds) <= 0:
-        raise ValueError(f"{where}.interval: must be > 0")
-    if values.get("max_duration_seconds", default.max_duration_seconds) <= 0:
-        raise ValueError(f"{where}.maxDuration: must be > 0")
+    for key, attr in (("interval", "interval_seconds"), ("maxDuration", "max_duration_seconds")):
+        if values.get(attr, 1.0) <= 0:
+            raise ValueError(f"{where}.{key}: must be > 0")
+    return values
+
+
+def _levels(analysis: Mapping[str, Any], where: str) -> dict[str, Any]:
+    values: dict[str, Any] = {}
     for key, attr in (("confidence", "confidence"), ("guardConfidence", "guard_confidence")):
         if key in analysis:
             level = _number(analysis[key], f"{where}.{key}")
             if not 0.5 <= level < 1.0:
                 raise ValueError(f"{where}.{key}: must be in [0.5, 1), got {level!r}")
             values[attr] = level
+    return values
+
+
+def _counts(analysis: Mapping[str, Any], where: str) -> dict[str, Any]:
+    values: dict[str, Any] = {}
     for key, attr in (("minBlocks", "min_blocks"), ("minTailCount", "min_tail_count")):
         if key in analysis:
             count = _number(analysis[key], f"{where}.{key}")
             if count < 1 or count != int(count):
                 raise ValueError(f"{where}.{key}: must be a positive integer, got {analysis[key]!r}")
             values[attr] = int(count)
+    return values
+
+
+def _resolution(analysis: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """The bucket-growth limit and the sample-ratio tolerance: the data's own resolution checks."""
+    values: dict[str, Any] = {}
     if "maxBucketGrowth" in analysis:
         growth = _number(analysis["maxBucketGrowth"], f"{where}.maxBucketGrowth")
         if growth <= 1.0:
@@ -333,14 +344,37 @@ def settings_from_spec(analysis: Mapping[str, Any] | None) -> AnalysisSettings:
         if not 0.0 <= tolerance <= 1.0:
             raise ValueError(f"{where}.sampleRatioTolerance: must be in [0, 1], got {tolerance!r}")
         values["sample_ratio_tolerance"] = tolerance
+    return values
+
+
+def _targets(analysis: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """The KPI and guard lists and the prices: each entry checked with its index in the field name."""
+    values: dict[str, Any] = {}
     if "kpis" in analysis:
         items = _list(analysis["kpis"], f"{where}.kpis")
+        if not items:
+            # With no KPI a canary would promote on its guard rails alone: nothing proven.
+            raise ValueError(f"{where}.kpis: needs at least one KPI")
         values["kpis"] = tuple(_kpi(item, f"{where}.kpis[{i}]") for i, item in enumerate(items))
     if "guards" in analysis:
         items = _list(analysis["guards"], f"{where}.guards")
         values["guards"] = tuple(_guard(item, f"{where}.guards[{i}]") for i, item in enumerate(items))
     if "pricing" in analysis:
         values["pricing"] = _pricing(analysis["pricing"], f"{where}.pricing")
+    return values
+
+
+def settings_from_spec(analysis: Mapping[str, Any] | None) -> AnalysisSettings:
+    """AnalysisSettings from ``spec.analysis``; missing keys keep their defaults, unknown keys are ignored
+    (the same object also carries the rollout policy's keys)."""
+    where = "spec.analysis"
+    if analysis is None:
+        return AnalysisSettings()
+    if not isinstance(analysis, Mapping):
+        raise ValueError(f"{where}: expected an object")
+    values: dict[str, Any] = {}
+    for part in (_durations, _levels, _counts, _resolution, _targets):
+        values.update(part(analysis, where))
     try:
         return AnalysisSettings(**values)
     except ValueError as exc:

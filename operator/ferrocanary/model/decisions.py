@@ -36,6 +36,13 @@ TERMINAL: frozenset[Decision] = frozenset(
 )
 
 
+class Ending(StrEnum):
+    """Where traffic ends once a verdict is in: the policy decides it, a router carries it out."""
+
+    PROMOTED = "promoted"  # all traffic on the candidate
+    ROLLED_BACK = "rolledBack"  # all traffic on the baseline
+
+
 class Reading(StrEnum):
     """One KPI's three-way reading against its target (plus: not enough data yet)."""
 

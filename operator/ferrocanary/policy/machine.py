@@ -14,11 +14,11 @@ import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
 
-from ferrocanary.model.decisions import Decision
+from ferrocanary.model.decisions import Decision, Ending
+from ferrocanary.model.reasons import Reason
 from ferrocanary.policy.state import (
     SETTLED,
     CanaryState,
-    Ending,
     ManualAction,
     Phase,
     Plan,
@@ -96,7 +96,7 @@ def begin(state: CanaryState, plan: Plan, now: datetime) -> Transition:
     return Transition(
         nxt,
         target_weight=weight,
-        notes=(Note(NORMAL, "Started", f"analysis started at {_step_text(plan, 0)}"),),
+        notes=(Note(NORMAL, Reason.STARTED, f"analysis started at {_step_text(plan, 0)}"),),
     )
 
 
@@ -113,7 +113,7 @@ def _advance(state: CanaryState, plan: Plan, now: datetime, why: str) -> Transit
     message = (
         f"advanced to {_step_text(plan, index)} after {_dwell(state, now):.0f}s at {state.weight:g}%: {why}"
     )
-    return Transition(nxt, target_weight=weight, notes=(Note(NORMAL, "StepAdvanced", message),))
+    return Transition(nxt, target_weight=weight, notes=(Note(NORMAL, Reason.STEP_ADVANCED, message),))
 
 
 def _end(state: CanaryState, verdict: Verdict, reason: str, now: datetime) -> Transition:
@@ -139,8 +139,23 @@ def _timeout(state: CanaryState, plan: Plan, now: datetime, last: str) -> Transi
     return _end(state, Verdict.INCONCLUSIVE, reason, now)
 
 
-def judge(state: CanaryState, plan: Plan, decision: Decision, reason: str, now: datetime) -> Transition:
-    """Act on one judge decision."""
+def judge(
+    state: CanaryState,
+    plan: Plan,
+    decision: Decision,
+    reason: str,
+    now: datetime,
+    *,
+    step_judged: bool = True,
+) -> Transition:
+    """Act on one judge decision.
+
+    ``step_judged`` says whether a complete block past the warm-up at the current step's weight has
+    been judged; until then Continue does not step up (the next weight would go out on no evidence
+    from this one), though a verdict, the time limit and safety still act.
+    """
+    if decision is Decision.CONTINUE and not step_judged:
+        decision = Decision.HOLD
     if state.phase not in (Phase.PROGRESSING, Phase.PAUSED, Phase.WAITING_PROMOTION):
         return _stay(state)
     if decision in _SAFETY:
@@ -151,20 +166,29 @@ def judge(state: CanaryState, plan: Plan, decision: Decision, reason: str, now: 
         return _end(state, Verdict.INCONCLUSIVE, reason, now)
     last_step = state.step_index >= len(plan.weights) - 1
     if decision is Decision.PROMOTE and (last_step or not plan.require_final_step):
-        if plan.manual_promotion:
-            nxt = dataclasses.replace(state, phase=Phase.WAITING_PROMOTION, decided_at=now)
-            note = Note(
-                NORMAL,
-                "WaitingPromotion",
-                f"ready to promote ({reason}); waiting for ferrocanary.io/action=promote",
-            )
-            return Transition(nxt, notes=(note,))
+        return _promote(state, plan, reason, now)
+    return _progress(state, plan, decision, reason, now)
+
+
+def _promote(state: CanaryState, plan: Plan, reason: str, now: datetime) -> Transition:
+    """The judge says promote: do it, or wait for a person when promotion is manual."""
+    if not plan.manual_promotion:
         return _end(state, Verdict.PROMOTE, reason, now)
+    nxt = dataclasses.replace(state, phase=Phase.WAITING_PROMOTION, decided_at=now)
+    note = Note(
+        NORMAL,
+        Reason.WAITING_PROMOTION,
+        f"ready to promote ({reason}); waiting for ferrocanary.io/action=promote",
+    )
+    return Transition(nxt, notes=(note,))
+
+
+def _progress(state: CanaryState, plan: Plan, decision: Decision, reason: str, now: datetime) -> Transition:
+    """No verdict yet: time out, stay, or step up once the step has dwelt long enough."""
     if _timed_out(state, plan, now):
         return _timeout(state, plan, now, reason)
-    if decision is Decision.HOLD or last_step:
-        return _stay(state)
-    if _dwell(state, now) >= plan.min_dwell_seconds:
+    last_step = state.step_index >= len(plan.weights) - 1
+    if decision is not Decision.HOLD and not last_step and _dwell(state, now) >= plan.min_dwell_seconds:
         return _advance(state, plan, now, reason)
     return _stay(state)
 
@@ -174,6 +198,16 @@ def no_data(state: CanaryState, plan: Plan, reason: str, now: datetime) -> Trans
     if _timed_out(state, plan, now):
         return _timeout(state, plan, now, reason)
     return _stay(state)
+
+
+def ending_of(state: CanaryState) -> Ending | None:
+    """The end state traffic still has to reach: set by ``_end``'s Transition, and still owed by a
+    canary left in Promoting or RollingBack (its router failed, or the operator died before it)."""
+    if state.phase is Phase.PROMOTING:
+        return Ending.PROMOTED
+    if state.phase is Phase.ROLLING_BACK:
+        return Ending.ROLLED_BACK
+    return None
 
 
 def settle(state: CanaryState, now: datetime) -> Transition:
@@ -197,7 +231,7 @@ def reject(state: CanaryState, reason: str, now: datetime) -> Transition:
         nxt = dataclasses.replace(
             state, phase=Phase.INVALID, verdict=Verdict.INVALID, verdict_reason=reason, decided_at=now
         )
-        return Transition(nxt, notes=(Note(WARNING, "Invalid", reason),))
+        return Transition(nxt, notes=(Note(WARNING, Reason.INVALID, reason),))
     return _end(state, Verdict.INVALID, reason, now)
 
 
@@ -216,13 +250,15 @@ def act(state: CanaryState, plan: Plan, action: ManualAction, now: datetime, con
         Phase.WAITING_PROMOTION,
     ):
         nxt = dataclasses.replace(state, phase=Phase.PAUSED)
-        return Transition(nxt, notes=(Note(NORMAL, "Paused", f"paused {by_hand} at {state.weight:g}%"),))
+        return Transition(nxt, notes=(Note(NORMAL, Reason.PAUSED, f"paused {by_hand} at {state.weight:g}%"),))
     if action is ManualAction.RESUME and state.phase is Phase.PAUSED:
         phase = Phase.PROGRESSING if state.step_index >= 0 else Phase.PENDING
         nxt = dataclasses.replace(state, phase=phase)
-        return Transition(nxt, notes=(Note(NORMAL, "Resumed", f"resumed {by_hand} at {state.weight:g}%"),))
+        return Transition(
+            nxt, notes=(Note(NORMAL, Reason.RESUMED, f"resumed {by_hand} at {state.weight:g}%"),)
+        )
     note = Note(
-        WARNING, "ActionIgnored", f"action {action.value} does not apply in phase {state.phase.value}"
+        WARNING, Reason.ACTION_IGNORED, f"action {action.value} does not apply in phase {state.phase.value}"
     )
     return Transition(state, notes=(note,))
 
@@ -233,6 +269,22 @@ def record_weight(state: CanaryState, effective: float) -> CanaryState:
     if steps and steps[-1].index == state.step_index:
         steps = (*steps[:-1], dataclasses.replace(steps[-1], weight=float(effective)))
     return dataclasses.replace(state, weight=float(effective), steps=steps)
+
+
+#: Restores of the route within one step before the canary stops fighting whoever keeps moving it.
+MAX_RESTORES_PER_STEP = 3
+
+
+def restores_in_step(state: CanaryState) -> int:
+    """How often traffic found off the current step was put back (each restore adds two records)."""
+    records = sum(1 for s in state.steps if s.index == state.step_index)
+    return max(0, records - 1) // 2
+
+
+def contested(state: CanaryState) -> bool:
+    """Someone else keeps moving the route: restoring it again would be a tug of war, and every
+    restore also costs the judge the blocks around it. The step history stays bounded too."""
+    return restores_in_step(state) >= MAX_RESTORES_PER_STEP
 
 
 def disturbed(state: CanaryState, actual: float, since: datetime, now: datetime) -> CanaryState:

@@ -13,6 +13,10 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from ferrocanary.model.spec import Plan
+
+__all__ = ["SETTLED", "TERMINAL", "CanaryState", "ManualAction", "Phase", "Plan", "StepRecord", "Verdict"]
+
 
 class Phase(StrEnum):
     """Where a canary is. The last four are terminal: the operator stops touching traffic."""
@@ -68,13 +72,6 @@ class ManualAction(StrEnum):
     RESUME = "resume"
 
 
-class Ending(StrEnum):
-    """Where traffic must end up once a verdict is in."""
-
-    PROMOTED = "promoted"  # all traffic on the candidate
-    ROLLED_BACK = "rolledBack"  # all traffic on the baseline
-
-
 @dataclass(frozen=True)
 class StepRecord:
     """Step ``index`` started at ``started_at`` with ``weight`` percent on the candidate."""
@@ -82,23 +79,6 @@ class StepRecord:
     index: int
     weight: float
     started_at: datetime
-
-
-@dataclass(frozen=True)
-class Plan:
-    """The rollout settings of a RustCanary spec (durations in seconds)."""
-
-    weights: tuple[int, ...] = (5, 10, 25, 50)
-    min_dwell_seconds: float = 300.0
-    max_duration_seconds: float = 7200.0
-    manual_promotion: bool = False
-    require_final_step: bool = False
-
-    def __post_init__(self) -> None:
-        if not self.weights or any(not 1 <= w <= 100 for w in self.weights):
-            raise ValueError(f"spec.steps.weights must be within 1..100, got {list(self.weights)}")
-        if any(b <= a for a, b in zip(self.weights, self.weights[1:], strict=False)):
-            raise ValueError(f"spec.steps.weights must be strictly increasing, got {list(self.weights)}")
 
 
 @dataclass(frozen=True)

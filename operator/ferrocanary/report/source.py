@@ -13,10 +13,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ferrocanary import reconcile
 from ferrocanary.kube import rest
 from ferrocanary.metrics import prometheus, protocol
-from ferrocanary.model import analysis, recording
+from ferrocanary.model import recording
+from ferrocanary.model import spec as canary_spec
 from ferrocanary.policy import state as policy_state
 from ferrocanary.report import render, trajectory
 
@@ -26,26 +26,16 @@ def canary_recording(
 ) -> recording.Recording:
     """The canary's blocks. Raises ValueError if it never started, MetricsUnavailableError on Prometheus."""
     namespace = str(obj["metadata"]["namespace"])
-    spec: Mapping[str, Any] = obj.get("spec") or {}
+    spec = canary_spec.parse(obj.get("spec"))
     state = policy_state.from_status(obj.get("status"))
     if state.started_at is None:
         raise ValueError(f"{namespace}/{obj['metadata']['name']} has not started analysing yet")
-    analysis_spec = spec.get("analysis") or {}
-    settings = analysis.settings_from_spec(analysis_spec)
-    lag = analysis.parse_duration(
-        (analysis_spec.get("prometheus") or {}).get("lag", "30s"), "spec.analysis.prometheus.lag"
-    )
-    end = (state.decided_at or now or datetime.now(UTC)) - timedelta(seconds=lag)
-    window = protocol.Window(
-        start=state.started_at,
-        end=end,
-        interval_seconds=settings.interval_seconds,
-        selectors=reconcile.selectors(namespace, spec),
-        steps=tuple(protocol.StepChange(s.started_at, s.weight) for s in state.steps),
-    )
-    rec = prometheus.from_spec(api, namespace, analysis_spec).fetch(window)
+    end = (state.decided_at or now or datetime.now(UTC)) - timedelta(seconds=spec.prometheus.lag_seconds)
+    steps = tuple(protocol.StepChange(s.started_at, s.weight) for s in state.steps)
+    window = protocol.canary_window(namespace, spec, state.started_at, end, steps)
+    rec = prometheus.from_spec(api, namespace, spec.prometheus).fetch(window)
     # The settings travel with the blocks, so `ferrocanary analyze --recording` alone reproduces the verdict.
-    return dataclasses.replace(rec, analysis=dict(analysis_spec))
+    return dataclasses.replace(rec, analysis=dict(spec.analysis_source))
 
 
 def write_report(
@@ -58,9 +48,8 @@ def write_report(
 
 def render_report(obj: Mapping[str, Any], rec: recording.Recording, out: Path) -> Path:
     """report.md and its plots for a canary whose blocks are already at hand."""
-    spec: Mapping[str, Any] = obj.get("spec") or {}
     status: Mapping[str, Any] = obj.get("status") or {}
-    settings = analysis.settings_from_spec(spec.get("analysis"))
+    settings = canary_spec.parse(obj.get("spec")).settings
     looks, decided = trajectory.trajectory(rec, settings)
     state = policy_state.from_status(status)
     data = render.ReportInput(

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ferrocanary.kube import rest
+from ferrocanary.model.decisions import Ending
 from ferrocanary.routing import protocol
 
 PROVIDER = "gatewayAPI"
@@ -23,7 +24,7 @@ VERSION = "v1"
 
 
 def route_path(namespace: str, name: str) -> str:
-    return f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/httproutes/{name}"
+    return f"/apis/{GROUP}/{VERSION}/namespaces/{rest.segment(namespace)}/httproutes/{rest.segment(name)}"
 
 
 def _is_service(ref: Mapping[str, Any], name: str, namespace: str) -> bool:
@@ -126,8 +127,8 @@ class GatewayApiRouter:
         percent = max(0, min(100, int(candidate_percent)))
         return self._weights(self._update(lambda route: self._set(route, 100 - percent, percent)))
 
-    def finalize(self, outcome: protocol.Outcome) -> protocol.Weights:
-        if outcome is protocol.Outcome.PROMOTED:
+    def finalize(self, ending: Ending) -> protocol.Weights:
+        if ending is Ending.PROMOTED:
             return self._weights(self._update(lambda route: self._set(route, 0, 100)))
         return self._weights(self._update(lambda route: self._set(route, 100, None)))
 
@@ -136,4 +137,6 @@ def from_spec(target: protocol.RouteTarget, config: Mapping[str, Any], api: rest
     name = config.get("httpRoute")
     if not isinstance(name, str) or not name:
         raise protocol.RoutingError("spec.trafficRouting.gatewayAPI.httpRoute is required")
-    return GatewayApiRouter(api, target, name)
+    return GatewayApiRouter(
+        api, target, protocol.checked_name(name, "spec.trafficRouting.gatewayAPI.httpRoute")
+    )

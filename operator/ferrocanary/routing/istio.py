@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ferrocanary.kube import rest
+from ferrocanary.model.decisions import Ending
 from ferrocanary.routing import protocol
 
 PROVIDER = "istio"
@@ -30,7 +31,9 @@ FIELD = "spec.trafficRouting.istio.virtualService"
 
 
 def virtual_service_path(namespace: str, name: str) -> str:
-    return f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/virtualservices/{name}"
+    return (
+        f"/apis/{GROUP}/{VERSION}/namespaces/{rest.segment(namespace)}/virtualservices/{rest.segment(name)}"
+    )
 
 
 def is_host(host: Any, service: str, namespace: str) -> bool:
@@ -169,8 +172,8 @@ class IstioRouter:
         percent = max(0, min(100, int(candidate_percent)))
         return self._weights(self._update(100 - percent, percent))
 
-    def finalize(self, outcome: protocol.Outcome) -> protocol.Weights:
-        if outcome is protocol.Outcome.PROMOTED:
+    def finalize(self, ending: Ending) -> protocol.Weights:
+        if ending is Ending.PROMOTED:
             return self._weights(self._update(0, 100))
         return self._weights(self._update(100, None))
 
@@ -183,4 +186,4 @@ def from_spec(target: protocol.RouteTarget, config: Mapping[str, Any], api: rest
     routes = vs.get("routes") or []
     if not isinstance(routes, list) or not all(isinstance(r, str) and r for r in routes):
         raise protocol.RoutingError(f"{FIELD}.routes must be a list of http route names")
-    return IstioRouter(api, target, name, routes)
+    return IstioRouter(api, target, protocol.checked_name(name, f"{FIELD}.name"), routes)

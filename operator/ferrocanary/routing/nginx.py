@@ -27,6 +27,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ferrocanary.kube import rest
+from ferrocanary.model.decisions import Ending
 from ferrocanary.routing import protocol
 
 PROVIDER = "nginx"
@@ -38,8 +39,8 @@ _CLASS_ANNOTATION = "kubernetes.io/ingress.class"  # the legacy class selector: 
 
 
 def ingress_path(namespace: str, name: str = "") -> str:
-    base = f"/apis/networking.k8s.io/v1/namespaces/{namespace}/ingresses"
-    return f"{base}/{name}" if name else base
+    base = f"/apis/networking.k8s.io/v1/namespaces/{rest.segment(namespace)}/ingresses"
+    return f"{base}/{rest.segment(name)}" if name else base
 
 
 def canary_name(ingress: str, canary: str) -> str:
@@ -81,13 +82,13 @@ class NginxRouter:
 
     def _canary_spec(self, stable: Mapping[str, Any]) -> dict[str, Any]:
         """The stable Ingress's routes to the baseline Service, sent to the candidate's instead."""
-        spec = stable.get("spec") or {}
+        ingress = stable.get("spec") or {}
         if (stable.get("metadata", {}).get("annotations") or {}).get(self._canary_key) == "true":
             raise protocol.RoutingError(
                 f"{FIELD}.ingress: Ingress {self._ns}/{self._stable} is itself a canary"
             )
         rules = []
-        for rule in spec.get("rules") or []:
+        for rule in ingress.get("rules") or []:
             paths = [
                 {**path, "backend": self._to_candidate(path["backend"])}
                 for path in (rule.get("http") or {}).get("paths") or []
@@ -96,16 +97,16 @@ class NginxRouter:
             if paths:
                 rules.append({**{k: v for k, v in rule.items() if k != "http"}, "http": {"paths": paths}})
         wanted: dict[str, Any] = {"rules": rules} if rules else {}
-        if _service_of(spec.get("defaultBackend")) == self._baseline:
-            wanted["defaultBackend"] = self._to_candidate(spec["defaultBackend"])
+        if _service_of(ingress.get("defaultBackend")) == self._baseline:
+            wanted["defaultBackend"] = self._to_candidate(ingress["defaultBackend"])
         if not wanted:
             raise protocol.RoutingError(
                 f"{FIELD}.ingress: Ingress {self._ns}/{self._stable} has no path "
                 f"with a backend to Service {self._baseline}"
             )
         for key in ("ingressClassName", "tls"):
-            if key in spec:
-                wanted[key] = copy.deepcopy(spec[key])
+            if key in ingress:
+                wanted[key] = copy.deepcopy(ingress[key])
         return wanted
 
     def _check_ours(self, canary: Mapping[str, Any]) -> None:
@@ -123,7 +124,7 @@ class NginxRouter:
             ingress_path(self._ns, self._stable),
             f"Ingress {self._ns}/{self._stable} ({FIELD}.ingress)",
         )
-        spec = self._canary_spec(stable)
+        canary_spec = self._canary_spec(stable)
         stable_class = (stable.get("metadata", {}).get("annotations") or {}).get(_CLASS_ANNOTATION)
         try:
             self._api.get(ingress_path(self._ns, self._name))
@@ -142,7 +143,7 @@ class NginxRouter:
                         **({_CLASS_ANNOTATION: stable_class} if stable_class else {}),
                     },
                 },
-                "spec": spec,
+                "spec": canary_spec,
             }
             try:
                 return self._api.post(ingress_path(self._ns), body)
@@ -155,7 +156,7 @@ class NginxRouter:
 
         def change(canary: dict[str, Any]) -> None:
             self._check_ours(canary)
-            canary["spec"] = spec
+            canary["spec"] = canary_spec
             annotations = canary["metadata"].setdefault("annotations", {})
             annotations[self._canary_key] = "true"
             if weight is not None or self._weight_key not in annotations:
@@ -195,8 +196,8 @@ class NginxRouter:
         percent = max(0, min(100, int(candidate_percent)))
         return self._weights(self._apply(percent))
 
-    def finalize(self, outcome: protocol.Outcome) -> protocol.Weights:
-        if outcome is protocol.Outcome.PROMOTED:
+    def finalize(self, ending: Ending) -> protocol.Weights:
+        if ending is Ending.PROMOTED:
             return self.set_weights(100)
         try:
             canary = self._api.get(ingress_path(self._ns, self._name))
@@ -218,4 +219,4 @@ def from_spec(target: protocol.RouteTarget, config: Mapping[str, Any], api: rest
     prefix = config.get("annotationPrefix") or DEFAULT_PREFIX
     if not isinstance(prefix, str):
         raise protocol.RoutingError(f"{FIELD}.annotationPrefix must be a string")
-    return NginxRouter(api, target, ingress, prefix)
+    return NginxRouter(api, target, protocol.checked_name(ingress, f"{FIELD}.ingress"), prefix)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from ferrocanary.model.decisions import Ending
 from ferrocanary.routing import protocol
 
 PROVIDER = "none"
@@ -37,7 +38,7 @@ class NullRouter:
     def set_weights(self, candidate_percent: int) -> protocol.Weights:
         return self._weights
 
-    def finalize(self, outcome: protocol.Outcome) -> protocol.Weights:
+    def finalize(self, ending: Ending) -> protocol.Weights:
         return self._weights
 
 

@@ -18,10 +18,11 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any, Protocol
 
 from ferrocanary.kube import rest
+from ferrocanary.model import spec as canary_spec
+from ferrocanary.model.decisions import Ending
 
 _ATTEMPTS = 3
 
@@ -30,11 +31,12 @@ class RoutingError(Exception):
     """The router cannot do its job (object missing, malformed, API refused); the message says which."""
 
 
-class Outcome(StrEnum):
-    """The end state ``finalize`` leaves the traffic in."""
-
-    PROMOTED = "promoted"  # all traffic on the candidate
-    ROLLED_BACK = "rolledBack"  # all traffic on the baseline
+def checked_name(value: str, field: str) -> str:
+    """An object name from a router's block, refused (naming the field) unless a valid DNS-1123 name."""
+    try:
+        return canary_spec.object_name(value, field)
+    except ValueError as exc:
+        raise RoutingError(str(exc)) from None
 
 
 @dataclass(frozen=True)
@@ -93,7 +95,7 @@ class TrafficRouter(Protocol):
         """Send ``candidate_percent`` of traffic to the candidate; returns the split actually configured."""
         ...
 
-    def finalize(self, outcome: Outcome) -> Weights:
+    def finalize(self, ending: Ending) -> Weights:
         """Leave the traffic in its end state (all candidate, or all baseline and the candidate detached)."""
         ...
 

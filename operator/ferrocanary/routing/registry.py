@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ferrocanary.kube import rest
+from ferrocanary.model import spec as canary_spec
 from ferrocanary.routing import gateway_api, istio, nginx, null, protocol, replicas
 
 Factory = Callable[[protocol.RouteTarget, Mapping[str, Any], rest.JsonApi], protocol.TrafficRouter]
@@ -36,24 +37,23 @@ def provider_of(traffic_routing: Mapping[str, Any] | None) -> str:
     return keys[0]
 
 
-def target_of(namespace: str, name: str, spec: Mapping[str, Any]) -> protocol.RouteTarget:
-    baseline = spec.get("baseline") or {}
-    candidate = spec.get("candidate") or {}
-    service = spec.get("service") or {}
+def target_of(namespace: str, name: str, spec: canary_spec.CanarySpec) -> protocol.RouteTarget:
     return protocol.RouteTarget(
         namespace=namespace,
         canary=name,
-        baseline_deployment=str(baseline.get("deployment", "")),
-        candidate_deployment=str(candidate.get("deployment", "")),
-        baseline_service=baseline.get("service"),
-        candidate_service=candidate.get("service"),
-        service=service.get("name"),
-        port=service.get("port"),
+        baseline_deployment=spec.baseline.deployment,
+        candidate_deployment=spec.candidate.deployment,
+        baseline_service=spec.baseline.service,
+        candidate_service=spec.candidate.service,
+        service=spec.service.name,
+        port=spec.service.port,
     )
 
 
-def build(namespace: str, name: str, spec: Mapping[str, Any], api: rest.JsonApi) -> protocol.TrafficRouter:
+def build(
+    namespace: str, name: str, spec: canary_spec.CanarySpec, api: rest.JsonApi
+) -> protocol.TrafficRouter:
     """The router a RustCanary's spec asks for."""
-    routing = spec.get("trafficRouting") or {}
-    provider = provider_of(routing)
-    return PROVIDERS[provider](target_of(namespace, name, spec), routing.get(provider) or {}, api)
+    provider = provider_of(spec.traffic_routing)
+    config = spec.traffic_routing.get(provider) or {}
+    return PROVIDERS[provider](target_of(namespace, name, spec), config, api)

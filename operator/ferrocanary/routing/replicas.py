@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ferrocanary.kube import resources, rest
+from ferrocanary.model.decisions import Ending
 from ferrocanary.routing import protocol
 
 PROVIDER = "replicas"
@@ -81,8 +82,8 @@ class ReplicaRouter:
             self._write(deployment, replicas)
         return protocol.Weights.of_candidate(100.0 * candidate / self._total)
 
-    def finalize(self, outcome: protocol.Outcome) -> protocol.Weights:
-        return self.set_weights(100 if outcome is protocol.Outcome.PROMOTED else 0)
+    def finalize(self, ending: Ending) -> protocol.Weights:
+        return self.set_weights(100 if ending is Ending.PROMOTED else 0)
 
 
 def from_spec(target: protocol.RouteTarget, config: Mapping[str, Any], api: rest.JsonApi) -> ReplicaRouter:

@@ -32,8 +32,16 @@ def _json_type(value: Any) -> str:
 
 def parse_score_request(body: bytes) -> list[str]:
     """The texts of a /v1/score body, or ApiError (400 unreadable JSON, 422 wrong shape)."""
+    texts = _texts_field(_decode(body))
+    for i, text in enumerate(texts):
+        _check_text(i, text)
+    return texts
+
+
+def _decode(body: bytes) -> Any:
+    """The body's JSON document, or a 400 that says why it could not be read."""
     try:
-        doc = json.loads(body.decode("utf-8"))
+        return json.loads(body.decode("utf-8"))
     except UnicodeDecodeError:
         raise ApiError(400, "invalid_json", "the body is not valid UTF-8") from None
     except json.JSONDecodeError as exc:
@@ -41,6 +49,10 @@ def parse_score_request(body: bytes) -> list[str]:
         raise ApiError(400, "invalid_json", message) from None
     except RecursionError:
         raise ApiError(400, "invalid_json", "the body nests too deeply") from None
+
+
+def _texts_field(doc: Any) -> list[Any]:
+    """The document's "texts" array, checked for shape and count (not yet its items)."""
     if not isinstance(doc, dict):
         raise ApiError(
             422, "invalid_request", f'the body must be a JSON object with "texts", not {_json_type(doc)}'
@@ -58,23 +70,26 @@ def parse_score_request(body: bytes) -> list[str]:
         raise ApiError(
             422, "invalid_request", f'"texts" has {len(texts)} items: send 1 to {spec.MAX_TEXTS} texts'
         )
-    for i, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise ApiError(422, "invalid_request", f'"texts[{i}]" must be a string, not {_json_type(text)}')
-        if len(text) > spec.MAX_TEXT_CHARS:
-            raise ApiError(
-                422,
-                "invalid_request",
-                f'"texts[{i}]" has {len(text)} characters: the limit is {spec.MAX_TEXT_CHARS}',
-            )
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            # JSON can spell lone surrogates (\ud800) that no UTF-8 text (nor Rust str) can hold.
-            raise ApiError(
-                422, "invalid_request", f'"texts[{i}]" contains a lone surrogate escape (not Unicode text)'
-            ) from None
     return texts
+
+
+def _check_text(i: int, text: Any) -> None:
+    """Refuse item ``i`` unless it is Unicode text within the length limit."""
+    if not isinstance(text, str):
+        raise ApiError(422, "invalid_request", f'"texts[{i}]" must be a string, not {_json_type(text)}')
+    if len(text) > spec.MAX_TEXT_CHARS:
+        raise ApiError(
+            422,
+            "invalid_request",
+            f'"texts[{i}]" has {len(text)} characters: the limit is {spec.MAX_TEXT_CHARS}',
+        )
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        # JSON can spell lone surrogates (\ud800) that no UTF-8 text (nor Rust str) can hold.
+        raise ApiError(
+            422, "invalid_request", f'"texts[{i}]" contains a lone surrogate escape (not Unicode text)'
+        ) from None
 
 
 def score_response(scores: list[float]) -> bytes:

@@ -1,4 +1,4 @@
-"""The Prometheus families of the metrics contract (shared/design: metrics-contract), exactly.
+"""The Prometheus families of the metrics contract (docs/metrics-contract.md), exactly.
 
 A private registry holds only these: the latency histogram (growth 1.1 buckets from 20 µs to
 10 s: the Rust build answers most requests in well under a millisecond, and a quantile that falls

@@ -1,6 +1,6 @@
 """A two-arm service as Prometheus sees it: live /metrics for a baseline and a candidate build.
 
-Run as ``python -m tests.integration.support.exporter CONFIG.json``. Requests arrive at ``rps``
+Run as ``python -m tests.support.exporter CONFIG.json``. Requests arrive at ``rps``
 (Poisson); each goes to the candidate with the probability the routing object in the real control
 plane says (the HTTPRoute's backendRef weights, or the two Deployments' replica ratio, re-read every
 second), so when the operator moves a weight the traffic follows, as through a real gateway. Each
@@ -25,7 +25,7 @@ import numpy as np
 from prometheus_client.utils import floatToGoString
 
 from ferrocanary.kube import client, resources, rest
-from tests.integration.support import arms
+from tests.support import arms
 
 ROUTE = "/v1/score"
 TICK_SECONDS = 0.2
@@ -69,7 +69,7 @@ class Arm:
                 "# TYPE http_request_duration_seconds histogram",
             ]
             for bound, count in zip([*arms.BOUNDS, math.inf], cumulative, strict=True):
-                le = floatToGoString(bound)
+                le = floatToGoString(bound)  # type: ignore[no-untyped-call]  # untyped in prometheus_client
                 lines.append(f'http_request_duration_seconds_bucket{{route="{ROUTE}",le="{le}"}} {count:.0f}')
             total = self.ok + self.errors
             lines += [

@@ -24,9 +24,9 @@ from ferrocanary.kube import canaries, rest
 from ferrocanary.local import processes
 from ferrocanary.local.sandbox import Sandbox
 from ferrocanary.local.toolchain import Toolchain
-from tests.integration.support import arms
+from tests.support import arms
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[2]
 CRD = REPO / "crds" / "rustcanaries.ferrocanary.io.yaml"
 TERMINAL = ("Promoted", "RolledBack", "Inconclusive", "Invalid")
 
@@ -160,7 +160,7 @@ class Canary:
         config_path.write_text(json.dumps(config))
         log = (workdir / f"{self.name}-exporter.log").open("w")
         proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.integration.support.exporter", str(config_path)],
+            [sys.executable, "-m", "tests.support.exporter", str(config_path)],
             cwd=REPO,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -179,7 +179,15 @@ class Canary:
             self.sandbox.add_scrape_target(
                 self._job(track),
                 [f"127.0.0.1:{self.ports[track]}"],
-                {"namespace": self.namespace, "canary": self.name, "track": track},
+                {
+                    "namespace": self.namespace,
+                    "canary": self.name,
+                    "track": track,
+                    # as a cluster's scrape labels a pod's series: the default selectors (and the
+                    # dashboards) read each arm by its own Deployment's pods
+                    "pod": f"{self.baseline_deploy if track == 'baseline' else self.candidate_deploy}"
+                    "-5f7d8c9b4-x2k4q",
+                },
             )
         # Start the canary only once Prometheus scrapes both arms, as a team would (and so the first
         # blocks are not read from series that appear halfway through them).
