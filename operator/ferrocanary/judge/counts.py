@@ -68,7 +68,7 @@ def dispersion(k_c: Float, k_b: Float, exposure_c: Float, exposure_b: Float) -> 
     return np.maximum(1.0, (squares + PRIOR_PHI * PRIOR_BLOCKS) / (seen + PRIOR_BLOCKS))
 
 
-def log_e_process(
+def log_e_path(
     k_c: Float,
     k_b: Float,
     exposure_c: Float,
@@ -78,8 +78,7 @@ def log_e_process(
     two_sided: bool = False,
     phi: Float | None = None,
 ) -> Float:
-    """Running maximum of log E over blocks (one value per prefix); ``phi`` (predictable, >= 1) divides
-    each block's log likelihood ratio (see ``dispersion``)."""
+    """log E of the rate-ratio test after each block (not maximised; see ``log_e_process``)."""
     multipliers = np.array(GRID + (tuple(1.0 / g for g in GRID) if two_sided else ()), dtype=np.float64)
     log_w = -math.log(multipliers.size)
     usable = (exposure_c > 0) & (exposure_b > 0)
@@ -96,8 +95,70 @@ def log_e_process(
         terms = terms / phi[None, :]
     if terms.shape[1] == 0:
         return np.zeros(0)
-    log_e = logsumexp_rows(np.cumsum(terms, axis=1) + log_w)
-    return np.maximum.accumulate(np.maximum(log_e, 0.0))
+    return logsumexp_rows(np.cumsum(terms, axis=1) + log_w)
+
+
+def log_e_process(
+    k_c: Float,
+    k_b: Float,
+    exposure_c: Float,
+    exposure_b: Float,
+    r0: float = 1.0,
+    *,
+    two_sided: bool = False,
+    phi: Float | None = None,
+) -> Float:
+    """Running maximum of log E over blocks (one value per prefix); ``phi`` (predictable, >= 1) divides
+    each block's log likelihood ratio (see ``dispersion``)."""
+    log_e = log_e_path(k_c, k_b, exposure_c, exposure_b, r0, two_sided=two_sided, phi=phi)
+    return running_max(log_e)
+
+
+def running_max(log_e: Float) -> Float:
+    """The running maximum of a log e-process, floored at 0 (E = 1 before any evidence)."""
+    return np.maximum.accumulate(np.maximum(log_e, 0.0)) if log_e.size else np.zeros(0)
+
+
+#: Alternatives of the rate-floor test, as fractions of the floor delta (0: no errors at all).
+FLOOR_GRID: tuple[float, ...] = (0.0, 0.25, 0.5)
+
+
+def rate_dispersion(k: Float, n: Float, floor: float) -> Float:
+    """phi_j for one arm's counts from blocks 0..j-1 only: the mean squared Pearson residual of k_j
+    around n_j x max(rate so far, floor) (the null's edge when fewer events were seen), shrunk toward
+    PRIOR_PHI with PRIOR_BLOCKS pseudo-blocks, floored at 1. Blocks without events count (residual
+    near 0), so a clean service earns phi -> 1 after a few blocks."""
+    usable = n > 0
+    kk, nn = np.where(usable, k, 0.0), np.where(usable, n, 0.0)
+    seen_k = np.concatenate(([0.0], np.cumsum(kk)[:-1]))
+    seen_n = np.concatenate(([0.0], np.cumsum(nn)[:-1]))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rate = np.maximum(np.where(seen_n > 0, seen_k / seen_n, 0.0), floor)
+        residual2 = (kk - nn * rate) ** 2 / (nn * rate * (1.0 - rate))
+    residual2 = np.where(usable & np.isfinite(residual2), residual2, 0.0)
+    seen = np.concatenate(([0.0], np.cumsum(usable.astype(np.float64))[:-1]))
+    squares = np.concatenate(([0.0], np.cumsum(residual2)[:-1]))
+    return np.maximum(1.0, (squares + PRIOR_PHI * PRIOR_BLOCKS) / (seen + PRIOR_BLOCKS))
+
+
+def log_e_rate_below(k: Float, n: Float, floor: float, *, phi: Float | None = None) -> Float:
+    """log E (not maximised) against "the arm's event rate is at least ``floor``": a mixture over
+    FLOOR_GRID x floor of binomial likelihood ratios, sum_j k_j ln(q/floor) + (n_j - k_j) ln((1-q)/(1-floor)),
+    optionally tempered by a predictable ``phi`` >= 1 (Jensen keeps E[LR^(1/phi)] <= 1).
+
+    For every rate p >= floor each alternative q < floor has a likelihood ratio with expectation <= 1
+    (monotone likelihood ratio), so E is a test supermartingale for the whole null and
+    {p : E_p < 1/alpha at every look} is a time-uniform upper confidence sequence for the rate. With no
+    events E grows as (1 - floor)^(-n): about ln(3/alpha)/floor requests show the rate below the floor.
+    """
+    q = np.asarray(FLOOR_GRID, dtype=np.float64)[:, None] * floor
+    kk, nn = np.where(n > 0, k, 0.0)[None, :], np.where(n > 0, n, 0.0)[None, :]
+    terms = special.xlogy(kk, q / floor) + (nn - kk) * (np.log1p(-q) - math.log1p(-floor))
+    if phi is not None:
+        terms = terms / phi[None, :]
+    if terms.shape[1] == 0:
+        return np.zeros(0)
+    return logsumexp_rows(np.cumsum(terms, axis=1) - math.log(q.shape[0]))
 
 
 def log_e_split_deviation(

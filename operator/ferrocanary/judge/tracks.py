@@ -58,6 +58,7 @@ class Track:
     promote_below: float = math.nan  # guards: the non-inferiority bound a promotion needs (ratio scale)
     pass_log_e: Float = field(default_factory=lambda: np.zeros(0))  # e-process guards: non-inferiority
     pass_threshold: float = math.inf  # e-process guards: log(1/alpha) of the non-inferiority test
+    floor: float = math.nan  # error-rate guard: the absolute non-inferiority floor (a rate)
 
     @property
     def is_guard(self) -> bool:
@@ -277,17 +278,33 @@ def kpi_track(ctx: Context, kpi: KpiTarget) -> Track:
     )
 
 
+def _non_inferior_log_e(
+    errors: tuple[Float, Float], requests: tuple[Float, Float], guard: GuardRail, phi: Float
+) -> Float:
+    """Running max of log E for "candidate rate <= max(promote_below x baseline rate, baseline rate +
+    floor)". Its null (the candidate above both bounds) lies inside the null of each of two tests: the
+    rate ratio above promote_below (the mirrored ratio e-process, which needs errors to say anything)
+    and the candidate's own rate above the floor (``counts.log_e_rate_below``, which a clean candidate
+    passes after about ln(6/alpha)/floor requests; p_c <= floor implies p_c <= p_b + floor). The mean
+    of the two e-processes is one e-process for the intersection, so a look at 1/alpha spends alpha."""
+    (ec, eb), (rc, rb) = errors, requests
+    ratio = counts.log_e_path(eb, ec, rb, rc, 1.0 / guard.promote_below, phi=phi)
+    floor = counts.log_e_rate_below(ec, rc, guard.floor, phi=counts.rate_dispersion(ec, rc, guard.floor))
+    return counts.running_max(np.logaddexp(ratio, floor) - math.log(2.0))
+
+
 def _errors(ctx: Context, guard: GuardRail) -> Track:
-    """The error-rate guard: two e-processes on the per-block error counts. Harm (MISS, at the guard
-    alpha): the rate ratio exceeds maxRatio. Non-inferiority (PASS, at alpha): the rate ratio is below
-    promote_below, tested as the mirrored claim "baseline over candidate exceeds 1 / promote_below"."""
+    """The error-rate guard: e-processes on the per-block error counts. Harm (MISS, at the guard
+    alpha): the rate ratio exceeds maxRatio. Non-inferiority (PASS, at alpha): the candidate's rate is
+    below max(promote_below x the baseline's, the baseline's + nonInferiorityFloor), so a service
+    with no errors at all can pass (``_non_inferior_log_e``)."""
     data, base, cand = ctx.data, ctx.data.baseline, ctx.data.candidate
     mask = ~ctx.warm & ~data.lacks("requests", "errors")
     used = count(mask)
     ec, eb, rc, rb = cand.errors[mask], base.errors[mask], cand.requests[mask], base.requests[mask]
     phi = counts.dispersion(ec, eb, rc, rb)  # errors come in bursts: temper by a predictable dispersion
     log_e = expand(counts.log_e_process(ec, eb, rc, rb, guard.max_ratio, phi=phi), used, 0.0)
-    pass_log_e = expand(counts.log_e_process(eb, ec, rb, rc, 1.0 / guard.promote_below, phi=phi), used, 0.0)
+    pass_log_e = expand(_non_inferior_log_e((ec, eb), (rc, rb), guard, phi), used, 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         log_ratio = np.log((np.cumsum(ec) / np.cumsum(rc)) / (np.cumsum(eb) / np.cumsum(rb)))
         variance = 1.0 / np.cumsum(ec) + 1.0 / np.cumsum(eb)  # Poisson log rate ratio (for the ETA only)
@@ -316,6 +333,7 @@ def _errors(ctx: Context, guard: GuardRail) -> Track:
         log_e=log_e,
         threshold=threshold,
         promote_below=guard.promote_below,
+        floor=guard.floor,
         pass_log_e=pass_log_e,
         pass_threshold=pass_threshold,
     )

@@ -317,6 +317,7 @@ def _safe(g: tracks.Track, j: int) -> str:
     if g.log_e.size:
         return (
             f"{g.name} rate ratio {_fmt(_exp(g.estimate[j]))} below {_fmt(g.promote_below)} "
+            f"or rate below the baseline's + {_fmt(g.floor)} "
             f"(e-value {_fmt(math.exp(min(g.pass_log_e[j], 700)))} >= {_fmt(math.exp(g.pass_threshold))})"
         )
     return f"{g.name} {_interval_text(g, j, g.alpha_pass)} <= {_fmt(g.promote_below)}"

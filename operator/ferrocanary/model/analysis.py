@@ -81,18 +81,27 @@ class KpiTarget:
 DEFAULT_MARGINS: dict[GuardKind, float] = {GuardKind.ERROR_RATE: 1.0, GuardKind.LATENCY_QUANTILE: 0.1}
 MAX_MARGIN = 10.0
 
+# The error-rate guard's absolute non-inferiority floor: the candidate also counts as non-inferior
+# when its error rate is shown below the baseline's + this (a rate: 0.001 = 0.1 percentage point).
+# A ratio alone cannot be shown when neither arm has errors; with none the floor is shown after
+# about ln(6/alpha)/floor candidate requests (4,800 at alpha 0.05), docs/recording.md.
+DEFAULT_FLOOR = 0.001
+MAX_FLOOR = 0.5
+
 
 @dataclass(frozen=True)
 class GuardRail:
     """A guard rail, two claims. Harm (rolls back): the candidate is worse than ``max_ratio`` x the
     baseline. Non-inferiority (needed to promote): the candidate is below
-    ``max_ratio x (1 + margin)`` x the baseline. Between the two nothing is decided."""
+    ``max_ratio x (1 + margin)`` x the baseline (an error rate: or below the baseline's + ``floor``).
+    Between the two nothing is decided."""
 
     name: str
     kind: GuardKind
     quantile: float | None = None
     max_ratio: float = 1.0
     margin: float = _DERIVED  # derived from kind when not given (DEFAULT_MARGINS)
+    floor: float = DEFAULT_FLOOR  # errorRate: non-inferior also below the baseline's rate + floor
 
     @property
     def promote_below(self) -> float:
@@ -105,6 +114,10 @@ class GuardRail:
         if not (math.isfinite(self.margin) and 0.0 < self.margin <= MAX_MARGIN):
             raise ValueError(
                 f"guard {self.name}: nonInferiorityMargin must be in (0, {MAX_MARGIN:g}], got {self.margin!r}"
+            )
+        if not (math.isfinite(self.floor) and 0.0 < self.floor <= MAX_FLOOR):
+            raise ValueError(
+                f"guard {self.name}: nonInferiorityFloor must be in (0, {MAX_FLOOR:g}], got {self.floor!r}"
             )
         if self.kind is GuardKind.LATENCY_QUANTILE and (
             self.quantile is None or not 0.0 < self.quantile < 1.0
@@ -260,7 +273,18 @@ def _guard(data: Any, where: str) -> GuardRail:
     max_ratio = _number(data.get("maxRatio", 1.0), f"{where}.maxRatio")
     if max_ratio <= 0:
         raise ValueError(f"{where}.maxRatio: must be > 0, got {max_ratio!r}")
-    return GuardRail(name, kind, quantile=quantile, max_ratio=max_ratio, margin=_margin(data, kind, where))
+    margin, floor = _margin(data, kind, where), _floor(data, where)
+    return GuardRail(name, kind, quantile=quantile, max_ratio=max_ratio, margin=margin, floor=floor)
+
+
+def _floor(data: Mapping[str, Any], where: str) -> float:
+    """A guard's ``nonInferiorityFloor`` (an error rate): given, or DEFAULT_FLOOR."""
+    if "nonInferiorityFloor" not in data:
+        return DEFAULT_FLOOR
+    floor = _number(data["nonInferiorityFloor"], f"{where}.nonInferiorityFloor")
+    if not 0.0 < floor <= MAX_FLOOR:
+        raise ValueError(f"{where}.nonInferiorityFloor: must be in (0, {MAX_FLOOR:g}], got {floor!r}")
+    return floor
 
 
 def _margin(data: Mapping[str, Any], kind: GuardKind, where: str) -> float:
