@@ -523,9 +523,17 @@ def _scale_down(t: _Tick, ending: Ending) -> None:
     if spec is None:
         return
     if ending is Ending.PROMOTED and spec.scale_down_baseline and spec.baseline.deployment:
-        resources.set_replicas(t.deps.api, t.namespace, spec.baseline.deployment, 0)
+        arm, deployment = "baseline", spec.baseline.deployment
     elif ending is Ending.ROLLED_BACK and spec.scale_down_candidate and spec.candidate.deployment:
-        resources.set_replicas(t.deps.api, t.namespace, spec.candidate.deployment, 0)
+        arm, deployment = "candidate", spec.candidate.deployment
+    else:
+        return
+    try:
+        resources.set_replicas(t.deps.api, t.namespace, deployment, 0)
+    except rest.NotFoundError:
+        raise routing.RoutingError(
+            f"scaling down Deployment {t.namespace}/{deployment} (spec.{arm}.deployment): not found"
+        ) from None
 
 
 def _finish(

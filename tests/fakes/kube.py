@@ -97,21 +97,7 @@ class FakeKube:
         base, sub = self._base(path)
         current = self._find(base)
         if patch_type == "json":
-            obj = copy.deepcopy(current)
-            for op in body:
-                keys = [k.replace("~1", "/").replace("~0", "~") for k in op["path"].split("/")[1:]]
-                parent = obj
-                for key in keys[:-1]:
-                    parent = parent.setdefault(key, {})
-                if op["op"] == "test" and parent.get(keys[-1]) != op["value"]:
-                    raise rest.InvalidError(422, "test failed", path)
-                if op["op"] == "remove":
-                    if keys[-1] not in parent:
-                        raise rest.InvalidError(422, "nothing to remove", path)
-                    del parent[keys[-1]]
-                if op["op"] in ("add", "replace"):
-                    parent[keys[-1]] = op["value"]
-            return self._store(base, obj, "patch")
+            return self._store(base, _json_patched(current, body, path), "patch")
         wanted_rv = (body.get("metadata") or {}).get("resourceVersion")
         if wanted_rv is not None and wanted_rv != current["metadata"]["resourceVersion"]:
             raise rest.ConflictError(409, "the object has been modified", path)
@@ -127,6 +113,25 @@ class FakeKube:
         else:
             obj = merge(current, {k: v for k, v in body.items() if k != "status"})
         return self._store(base, obj, f"patch{sub}")
+
+
+def _json_patched(current: dict[str, Any], ops: list[dict[str, Any]], path: str) -> dict[str, Any]:
+    """RFC 6902 test, remove, add and replace on a copy, as the apiserver applies them (422 on failure)."""
+    obj = copy.deepcopy(current)
+    for op in ops:
+        keys = [k.replace("~1", "/").replace("~0", "~") for k in op["path"].split("/")[1:]]
+        parent = obj
+        for key in keys[:-1]:
+            parent = parent.setdefault(key, {})
+        if op["op"] == "test" and parent.get(keys[-1]) != op["value"]:
+            raise rest.InvalidError(422, "test failed", path)
+        if op["op"] == "remove":
+            if keys[-1] not in parent:
+                raise rest.InvalidError(422, "nothing to remove", path)
+            del parent[keys[-1]]
+        if op["op"] in ("add", "replace"):
+            parent[keys[-1]] = op["value"]
+    return obj
 
 
 def deployment(name: str, replicas: int) -> dict[str, Any]:

@@ -33,8 +33,10 @@ def base(namespace: str, name: str, prometheus: str = "http://127.0.0.1:9090") -
         "kind": "RustCanary",
         "metadata": {"name": name, "namespace": namespace},
         "spec": {
-            "baseline": {"deployment": "scorer-python", "service": "scorer-python"},
-            "candidate": {"deployment": "scorer-rust", "service": "scorer-rust"},
+            # Deployments of its own: two canaries on one Deployment would wait for each other
+            # (ClaimedByAnother), and the accepted cases all run at once in one namespace.
+            "baseline": {"deployment": f"{name}-python", "service": "scorer-python"},
+            "candidate": {"deployment": f"{name}-rust", "service": "scorer-rust"},
             "service": {"name": "scorer", "port": 8080},
             "trafficRouting": {"none": {}},
             "steps": {"weights": [10, 50], "minDwell": "20s"},
@@ -312,7 +314,11 @@ TYPES_AND_RANGES = [
     _one("baseline-string", "spec.baseline", "coredns"),
     _one("baseline-deployment-number", "spec.baseline.deployment", 5),
     _one("candidate-missing", "spec.candidate", DELETE, "spec.candidate"),
-    _one("same-deployment-twice", "spec.candidate.deployment", "scorer-python"),
+    Case(
+        "same-deployment-twice",
+        (("spec.baseline.deployment", "scorer"), ("spec.candidate.deployment", "scorer")),
+        "spec.candidate.deployment",
+    ),
     _one("routing-none-and-replicas", "spec.trafficRouting.replicas", {"total": 4}, "spec.trafficRouting"),
     _one("routing-empty", "spec.trafficRouting", {}),
     _one(
@@ -427,19 +433,19 @@ ACCEPTED: list[Accepted] = [
             ("spec.promotion", {"scaleDownBaseline": True}),
         ),
         ("Promoting",),
-        ("namespaces/{ns}/deployments/coredns",),
+        ("Deployment {ns}/coredns (spec.baseline.deployment)",),
         promote=True,
     ),
     Accepted(
         "replicas-on-coredns",
         (
-            ("spec.baseline", {"deployment": "coredns"}),
-            ("spec.candidate", {"deployment": "kube-dns"}),
+            ("spec.baseline", {"deployment": "kube-dns"}),
+            ("spec.candidate", {"deployment": "kube-dns-rust"}),
             ("spec.trafficRouting", {"replicas": {"total": 4}}),
             ("spec.rollback", {"scaleDownCandidate": True}),
         ),
         ("Pending",),
-        ("Deployment {ns}/coredns not found",),
+        ("Deployment {ns}/kube-dns (spec.baseline.deployment) not found",),
     ),
     Accepted(
         "httproute-of-victim",
@@ -475,12 +481,6 @@ ACCEPTED: list[Accepted] = [
         ("spec.analysis.prometheus.address", "may not receive the Prometheus token"),
     ),
     Accepted(
-        "hostile-text-in-address",
-        ((f"{_PROM}.address", "{trap}/" + HOSTILE_TEXT), (f"{_PROM}.secretRef", {"name": "tenant-token"})),
-        _RUNNING,
-        ("spec.analysis.prometheus.address", HOSTILE_TEXT),
-    ),
-    Accepted(
         "insecure-tls-not-allowed",
         ((f"{_PROM}.insecureSkipVerify", True),),
         _RUNNING,
@@ -513,31 +513,12 @@ ACCEPTED: list[Accepted] = [
         _RUNNING,
         ("unknown action",),
         annotations={"ferrocanary.io/action": HOSTILE_TEXT},
-        finding="an action annotation holding a non-ASCII character (here U+202E) is never cleared: "
-        "the JSON patch that removes it (a 'test' op on the value) is refused with HTTP 422 and "
-        "canaries.clear_action swallows that, so every tick handles the action again: the canary "
-        "stays Pending for good and a Warning Event ActionIgnored is posted every 2 s",
-        floods=True,
     ),
     Accepted(
         "information-horizon-millennium",
         (("spec.analysis.informationHorizon", "9999999h"),),
         ("Invalid",),
         ("spec.analysis.informationHorizon",),
-    ),
-    Accepted(
-        "kpi-and-guard-same-name",
-        (("spec.analysis.guards[0].name", "p99-latency"),),
-        ("Invalid",),
-        ("spec.analysis: KPI and guard names must be unique: p99-latency",),
-    ),
-    Accepted(
-        "address-unclosed-bracket",
-        ((f"{_PROM}.address", "http://evil[x:1/a"),),
-        ("Invalid",),
-        ("spec.analysis.prometheus.address",),
-        finding="an address whose host holds '[' without ']' passes the CRD pattern; the spec parser's "
-        "urlsplit raises 'Invalid IPv6 URL' and the canary ends Invalid with that reason, naming no field",
     ),
 ]
 
@@ -551,11 +532,8 @@ FIELDS: dict[str, str] = {
     "secret-of-victim": "spec.analysis.prometheus.secretRef",
     "secret-key-dotdot": "spec.analysis.prometheus.secretRef",
     "token-to-other-address": "spec.analysis.prometheus.address",
-    "hostile-text-in-address": "spec.analysis.prometheus.address",
     "insecure-tls-not-allowed": "spec.analysis.prometheus.insecureSkipVerify",
     "information-horizon-millennium": "spec.analysis.informationHorizon",
-    "kpi-and-guard-same-name": "spec.analysis",
-    "address-unclosed-bracket": "spec.analysis.prometheus.address",
 }
 #: Those whose status names the object (in the canary's own namespace) but not the field, today.
 FIELD_NOT_NAMED = (
@@ -565,12 +543,4 @@ FIELD_NOT_NAMED = (
     "read the Prometheus token from Secret <ns>/prom-token'), without the spec field; the nginx router "
     "names it ('Ingress <ns>/shop (spec.trafficRouting.nginx.ingress) not found')"
 )
-FIELD_NOT_NAMED_TODAY = frozenset(
-    {
-        "promote-scales-coredns",
-        "replicas-on-coredns",
-        "httproute-of-victim",
-        "secret-of-victim",
-        "secret-key-dotdot",
-    }
-)
+FIELD_NOT_NAMED_TODAY: frozenset[str] = frozenset()

@@ -96,7 +96,11 @@ def test_a_canary_walks_the_virtual_service_and_ends_as_written(api: rest.Rest, 
 @pytest.mark.usefixtures("istio_crd")
 def test_the_errors_name_the_virtual_service_and_the_field(api: rest.Rest, namespace: str) -> None:
     router = registry.build(namespace, "scorer", canary_spec.parse_routing(SPEC), api)
-    with pytest.raises(protocol.RoutingError, match=rf"VirtualService {namespace}/scorer not found"):
+    with pytest.raises(
+        protocol.RoutingError,
+        match=rf"VirtualService {namespace}/scorer "
+        r"\(spec\.trafficRouting\.istio\.virtualService\.name\) not found",
+    ):
         router.ensure()
     body = virtual_service(namespace)
     body["spec"]["http"][0]["name"] = "v1"

@@ -103,7 +103,10 @@ def test_gateway_retries_when_someone_else_wrote_the_route_first() -> None:
 
 def test_gateway_names_what_is_missing() -> None:
     kube = FakeKube()
-    with pytest.raises(protocol.RoutingError, match=r"HTTPRoute shop/scorer not found"):
+    with pytest.raises(
+        protocol.RoutingError,
+        match=r"HTTPRoute shop/scorer \(spec\.trafficRouting\.gatewayAPI\.httpRoute\) not found",
+    ):
         gateway(kube).ensure()
     kube.add(ROUTE, http_route({"name": "other", "port": 8080}))
     with pytest.raises(protocol.RoutingError, match=r"no rule with a backendRef to Service scorer-py"):
@@ -180,7 +183,10 @@ def test_istio_splits_only_the_named_routes() -> None:
 def test_istio_names_what_is_wrong() -> None:
     kube = FakeKube()
     router = istio.IstioRouter(kube, TARGET, "scorer")
-    with pytest.raises(protocol.RoutingError, match=r"VirtualService shop/scorer not found"):
+    with pytest.raises(
+        protocol.RoutingError,
+        match=r"VirtualService shop/scorer \(spec\.trafficRouting\.istio\.virtualService\.name\) not found",
+    ):
         router.ensure()
     kube.add(VS, virtual_service(dest("other")))
     with pytest.raises(
@@ -382,7 +388,9 @@ def test_replica_router_scales_both_deployments_and_reports_the_real_split() -> 
         kube.objects["/apis/apps/v1/namespaces/shop/deployments/rs"]["spec"]["replicas"],
     ) == (5, 5)
     assert router.finalize(Ending.ROLLED_BACK) == protocol.Weights(100.0, 0.0)
-    with pytest.raises(protocol.RoutingError, match=r"Deployment shop/missing not found"):
+    with pytest.raises(
+        protocol.RoutingError, match=r"Deployment shop/missing \(spec\.baseline\.deployment\) not found"
+    ):
         replicas.ReplicaRouter(kube, protocol.RouteTarget(NS, "x", "missing", "rs"), total=4).ensure()
 
 

@@ -55,10 +55,22 @@ def patch_status(
 
 
 def clear_action(api: rest.JsonApi, namespace: str, name: str, value: str) -> bool:
-    """Remove the action annotation if it still says ``value`` (a newer action is left for the next tick)."""
+    """Remove the action annotation if it still says ``value`` (a newer action is left for the next tick).
+
+    The value is compared here and the removal is guarded by the resourceVersion read with it: a
+    JSON-patch ``test`` on the value itself was refused (422) for values with some non-ASCII
+    characters, which left such an action in place to be handled, and reported, at every tick.
+    """
     key = ACTION_ANNOTATION.replace("~", "~0").replace("/", "~1")
+    try:
+        current = api.get(path(namespace, name))
+    except rest.KubeError:
+        return False
+    meta = current.get("metadata") or {}
+    if (meta.get("annotations") or {}).get(ACTION_ANNOTATION) != value:
+        return False
     ops = [
-        {"op": "test", "path": f"/metadata/annotations/{key}", "value": value},
+        {"op": "test", "path": "/metadata/resourceVersion", "value": str(meta.get("resourceVersion", ""))},
         {"op": "remove", "path": f"/metadata/annotations/{key}"},
     ]
     try:

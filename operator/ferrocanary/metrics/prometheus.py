@@ -320,8 +320,8 @@ def from_spec(
         except (rest.KubeError, KeyError, ValueError) as exc:
             # The exception text names the Secret and key, never the value.
             raise protocol.MetricsUnavailableError(
-                f"cannot read the Prometheus token from Secret {namespace}/{secret} key {key}: "
-                f"{type(exc).__name__}"
+                f"spec.analysis.prometheus.secretRef: cannot read the Prometheus token from Secret "
+                f"{namespace}/{secret} key {key}: {type(exc).__name__}"
             ) from None
     return PrometheusSource(
         prom.address, token=token, timeout_seconds=prom.timeout_seconds, verify_tls=prom.verify_tls

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -100,6 +99,7 @@ class CanarySpec:
 _SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 _SERVICE = re.compile(r"[a-z]([-a-z0-9]*[a-z0-9])?")
 _SECRET_KEY = re.compile(r"[-._a-zA-Z0-9]+")
+_ADDRESS = re.compile(r"https?://([-a-zA-Z0-9._~%]+|\[[0-9a-fA-F:.]+\])(:[0-9]{1,5})?([/?#][!-~]*)?")
 
 
 def object_name(value: Any, field: str) -> str:
@@ -186,9 +186,12 @@ def parse_prometheus(analysis_spec: Mapping[str, Any]) -> PrometheusSpec:
         raise ValueError(f"{where}.timeout: must be > 0, got {prom.get('timeout')!r}")
     address = prom.get("address")
     address = address if isinstance(address, str) else ""
-    if "@" in urllib.parse.urlsplit(address).netloc:
+    if address and "@" in address.split("/", 3)[2 if "//" in address else 0]:
         # Credentials in a URL end up in logs and messages; a token goes in secretRef.
         raise ValueError(f"{where}.address: must not carry credentials (user:password@); use secretRef")
+    if address and not _ADDRESS.fullmatch(address):
+        # The CRD's pattern, again: printable ASCII only (it is echoed in status and Events).
+        raise ValueError(f"{where}.address: must be an http(s) URL of printable ASCII, got {address!r}")
     return PrometheusSpec(
         address=address,
         secret_name=object_name(ref.get("name"), f"{where}.secretRef.name") if ref else None,

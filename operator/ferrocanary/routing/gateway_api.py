@@ -56,7 +56,7 @@ class GatewayApiRouter:
 
     @property
     def _what(self) -> str:
-        return f"HTTPRoute {self._ns}/{self._route}"
+        return f"HTTPRoute {self._ns}/{self._route} (spec.trafficRouting.gatewayAPI.httpRoute)"
 
     def _read(self) -> dict[str, Any]:
         return protocol.read_object(self._api, route_path(self._ns, self._route), self._what)

@@ -69,7 +69,7 @@ class IstioRouter:
 
     @property
     def _what(self) -> str:
-        return f"VirtualService {self._ns}/{self._vs}"
+        return f"VirtualService {self._ns}/{self._vs} ({FIELD}.name)"
 
     def _is_baseline(self, destination: Mapping[str, Any]) -> bool:
         return is_host(_host(destination), self._baseline, self._ns)

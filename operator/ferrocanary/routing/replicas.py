@@ -45,12 +45,16 @@ class ReplicaRouter:
     def provider(self) -> str:
         return PROVIDER
 
+    def _field(self, deployment: str) -> str:
+        arm = "baseline" if deployment == self._target.baseline_deployment else "candidate"
+        return f"spec.{arm}.deployment"
+
     def _read(self, deployment: str) -> int:
         try:
             return resources.get_replicas(self._api, self._target.namespace, deployment)
         except rest.NotFoundError:
             raise protocol.RoutingError(
-                f"Deployment {self._target.namespace}/{deployment} not found"
+                f"Deployment {self._target.namespace}/{deployment} ({self._field(deployment)}) not found"
             ) from None
         except rest.KubeError as exc:
             raise protocol.RoutingError(str(exc)) from None
@@ -59,7 +63,9 @@ class ReplicaRouter:
         try:
             resources.set_replicas(self._api, self._target.namespace, deployment, replicas)
         except rest.KubeError as exc:
-            raise protocol.RoutingError(f"scaling {deployment} to {replicas}: {exc}") from None
+            raise protocol.RoutingError(
+                f"scaling {deployment} ({self._field(deployment)}) to {replicas}: {exc}"
+            ) from None
 
     def ensure(self) -> None:
         self._read(self._target.baseline_deployment)
