@@ -116,3 +116,14 @@ def test_identical_arms_pass_the_p50_guard() -> None:
 def test_the_reason_names_the_floor() -> None:
     judgement, _ = _replay(sim.Scenario(0.40, 100.0, error_rate=0.0), 0)
     assert "rate below the baseline's + 0.001" in judgement.reason  # type: ignore[attr-defined]
+
+
+def test_large_clean_blocks_are_not_tempered() -> None:
+    """The candidate's dispersion is measured around its own rate so far, not the floor's: blocks of
+    3,000 requests without an error (100 rps at 50% over a minute) give phi = 1 after the prior has
+    worn off (around the floor's rate the Pearson residual of 0 errors would be n x floor = 3, and the
+    floor would take three times as many requests to show)."""
+    n, k = np.full(30, 3000.0), np.zeros(30)
+    phi = counts.rate_dispersion(k, n, 0.001)
+    assert phi[0] == pytest.approx(counts.PRIOR_PHI)
+    assert np.all(phi[12:] == 1.0)

@@ -125,15 +125,16 @@ FLOOR_GRID: tuple[float, ...] = (0.0, 0.25, 0.5)
 
 def rate_dispersion(k: Float, n: Float, floor: float) -> Float:
     """phi_j for one arm's counts from blocks 0..j-1 only: the mean squared Pearson residual of k_j
-    around n_j x max(rate so far, floor) (the null's edge when fewer events were seen), shrunk toward
-    PRIOR_PHI with PRIOR_BLOCKS pseudo-blocks, floored at 1. Blocks without events count (residual
-    near 0), so a clean service earns phi -> 1 after a few blocks."""
+    around n_j x the rate so far (half an event at the floor's rate added, so it starts at the floor
+    and is never 0), shrunk toward PRIOR_PHI with PRIOR_BLOCKS pseudo-blocks, floored at 1. Blocks
+    without events count (residual near 0), so a clean service earns phi -> 1 after a few blocks
+    however large its blocks are; any predictable phi >= 1 keeps the e-process valid."""
     usable = n > 0
     kk, nn = np.where(usable, k, 0.0), np.where(usable, n, 0.0)
     seen_k = np.concatenate(([0.0], np.cumsum(kk)[:-1]))
     seen_n = np.concatenate(([0.0], np.cumsum(nn)[:-1]))
     with np.errstate(divide="ignore", invalid="ignore"):
-        rate = np.maximum(np.where(seen_n > 0, seen_k / seen_n, 0.0), floor)
+        rate = (seen_k + 0.5) / (seen_n + 0.5 / floor)  # starts at the floor, then the observed rate
         residual2 = (kk - nn * rate) ** 2 / (nn * rate * (1.0 - rate))
     residual2 = np.where(usable & np.isfinite(residual2), residual2, 0.0)
     seen = np.concatenate(([0.0], np.cumsum(usable.astype(np.float64))[:-1]))
