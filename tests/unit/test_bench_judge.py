@@ -61,22 +61,29 @@ def test_default_buckets_never_promote(grid: dict[tuple[str, float, str], dict[s
 
 
 def test_peers_show_their_known_failures(grid: dict[tuple[str, float, str], dict[str, Any]]) -> None:
-    """Flagger-style per-minute thresholds promote a large share of boundary candidates; on default
-    buckets the threshold judge is fooled even more (interpolation bias)."""
-    assert grid[("flagger", 0.60, "exp1.1")]["promote"] > 0.3
-    assert grid[("flagger", 0.60, "default")]["promote"] > grid[("ferrocanary", 0.60, "default")]["promote"]
-    assert grid[("naive-z", 0.60, "exp1.1")]["promote"] > 0.2
+    """Judged fairly, the peers still fail where their method does (measured at 20 rps, 200 runs, seed
+    7): Flagger-style per-minute checks through the whole ramp roll back a clear winner in most runs
+    (62.5%: a p99 from a minute of the 5% arm is mostly noise, and 5 failed checks end it);
+    naive-z on the judge's own estimate and variance, with a fixed 1.645 from minBlocks on,
+    promotes 28% of boundary candidates where the anytime boundary promotes at most 5%; and
+    without the bucket check it is fooled by default buckets (95%)."""
+    assert grid[("flagger", 0.40, "exp1.1")]["rollback"] > 0.4
+    assert grid[("naive-z", 0.60, "exp1.1")]["promote"] > 0.15
+    assert grid[("naive-z", 0.60, "exp1.1")]["promote"] > 3 * grid[("ferrocanary", 0.60, "exp1.1")]["promote"]
+    assert grid[("naive-z", 0.60, "default")]["promote"] > 0.5
+    assert grid[("ferrocanary", 0.60, "default")]["promote"] == 0.0
 
 
 def test_flagger_counts_failed_checks() -> None:
     p99 = np.ones((3, 12, 2))
-    p99[0, :, 1] = 0.5  # always under 0.6 x baseline -> promote after 10 checks
+    p99[0, :, 1] = 0.5  # always under 0.6 x baseline -> promote when the ramp is done
     p99[1, :, 1] = 0.9  # always over -> roll back at the 5th failed check
     p99[2, :, 1] = 0.5
     p99[2, [1, 3, 5, 7], 1] = np.nan  # 4 minutes without data fail their checks, not enough to roll back
-    codes, minutes = peers.flagger(p99, 0.6)
+    codes, minutes = peers.flagger(p99, 0.6, checks=12)  # the whole ramp: 12 checks here
     assert codes.tolist() == [peers.PROMOTE, peers.ROLLBACK, peers.PROMOTE]
-    assert minutes.tolist() == [10, 5, 10]
+    assert minutes.tolist() == [12, 5, 12]
+    assert peers.ramp_minutes(sim.Scenario(0.6, 20.0)) == 40  # 4 steps of 10 minutes
 
 
 def test_kayenta_fixed_judges_once_at_sixty_minutes() -> None:
@@ -108,12 +115,16 @@ def test_simulated_quantile_ratio_is_the_truth() -> None:
 def test_cli_prints_rows(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(judge, "TRUTHS", (0.4,))
     monkeypatch.setattr(judge, "RPS", (20.0,))
+    monkeypatch.setattr(judge, "STRESS_RPS", (20.0,))
     code = main.main(["bench", "judge", "--runs", "3", "--json", "--workers", "1", "--seed", "1"])
     out = capsys.readouterr().out
     assert code == 0
     payload = json.loads(out)
-    assert len(payload["rows"]) == len(judge.BUCKETS) * len(judge.METHODS)
+    stress = judge.stress_cells(3)
+    assert len(payload["rows"]) == (len(judge.BUCKETS) + len(stress)) * len(judge.METHODS)
     row = payload["rows"][0]
     assert {"method", "true_ratio", "rps", "buckets", "runs", "promote", "rollback", "inconclusive",
-            "median_minutes", "p90_minutes"} <= set(row)  # fmt: skip
+            "median_minutes", "p90_minutes", "stressor", "kpi", "stressor_params"} <= set(row)  # fmt: skip
+    drift = next(r for r in payload["rows"] if r["stressor"] == "common-drift")
+    assert drift["stressor_params"] == {"common_phi": 0.9}
     assert 0 < payload["evaluate_ms"] < 100

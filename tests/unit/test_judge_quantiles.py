@@ -96,8 +96,13 @@ def test_block_variance_matches_a_direct_computation() -> None:
         below = np.array([blk[:k].sum() + frac * blk[k] for blk in counts[: m + 1]])
         influences.append(-(below - 0.95 * counts[: m + 1].sum(axis=1)) * slope / n)
     u = influences[0] - influences[1]
-    expected = (m + 1) / m * ((u - u.mean()) ** 2).sum()
-    assert track.var_block[m] == pytest.approx(expected, rel=1e-9)
+    u = u - u.mean()
+    lag = math.ceil((m + 1) ** 0.6 - 1e-9)  # Newey-West, Bartlett weights, L = ceil(J^0.6) = 4
+    total = float(u @ u) + sum(
+        2 * (1 - ell / (lag + 1)) * float(u[ell:] @ u[:-ell]) for ell in range(1, lag + 1)
+    )
+    loss = sum(2 * (1 - ell / (lag + 1)) * (m + 1 - ell) / (m + 1) for ell in range(1, lag + 1))
+    assert track.var_block[m] == pytest.approx(total * (m + 1) / (m - loss), rel=1e-9)
 
 
 def test_bucket_growth_check() -> None:

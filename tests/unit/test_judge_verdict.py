@@ -249,3 +249,18 @@ def test_while_waiting_a_kpi_that_already_passes_is_not_said_to_span_its_target(
             assert f"{name} ratio" in judgement.reason
             assert f"{name} spans" not in judgement.reason
             assert "already" in judgement.reason
+
+
+def test_cost_projection_reads_the_cost_kpis_blocks_not_the_warm_up() -> None:
+    """Multiplying the candidate's CPU in the warm-up blocks (the first 2 minutes after each step)
+    by 50 leaves the monthly projection exactly as it was: those blocks are not the KPI's."""
+    batch = sim.simulate(sim.Scenario(0.40, 100.0, minutes=40), 1, np.random.default_rng(3), FINE)
+    plain = verdict.evaluate(recordings.from_batch(batch, 0), SETTINGS).cost
+    data = blocks.from_recording(recordings.from_batch(batch, 0))
+    warm = blocks.warm(data, SETTINGS.warmup_seconds)
+    assert warm.sum() == 8  # 2 blocks after the start and after each of the three steps
+    batch.cpu[0, warm, 1] *= 50.0
+    hot = verdict.evaluate(recordings.from_batch(batch, 0), SETTINGS).cost
+    assert plain is not None
+    assert hot is not None
+    assert hot.candidate_monthly == pytest.approx(plain.candidate_monthly, rel=1e-3)

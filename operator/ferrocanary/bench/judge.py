@@ -1,10 +1,18 @@
 """``ferrocanary bench judge``: the simulation grid that keeps the judge honest, ferrocanary vs its peers.
 
-Every cell (true ratio x requests per second x bucket scheme) is simulated ``runs`` times; each run
-is judged by ferrocanary (all KPIs, one look per minute, exactly the replay the controller does)
-and by the peers of ``bench.peers`` on the same data. Cells are split into chunks that run in
-parallel processes; seeds are spawned per cell and chunk from one SeedSequence, so results do not
-depend on the number of workers.
+Every cell (true ratio x requests per second x bucket scheme, and a production stressor with the KPI or
+guard it puts at its boundary) is simulated ``runs`` times; each run is judged by ferrocanary (all
+KPIs, one look per minute, exactly the replay the controller does) and by the peers of
+``bench.peers`` on the same data. Cells are split into chunks that run in parallel processes; seeds
+are spawned per cell and chunk from one SeedSequence, so results do not depend on the number of
+workers.
+
+Stressor cells (``sim.STRESSORS``, one stressor switched on at a time) sit where the done-when
+criteria of issue 13 read them: the p99 KPI at its 0.60 boundary and throughput per CPU-second at its
+1.5x boundary under every stressor, equal but bursty error rates with a clear p99 win
+(error-bursts), and twice the baseline's error rate with a p99 ratio of 0.30 (errors-doubled).
+The peers judge p99 only, so in a throughput or error cell their rows show what a p99-only judge
+does there (it promotes).
 """
 
 from __future__ import annotations
@@ -33,6 +41,8 @@ PROBES = (30,)  # judge prefixes first: looks are causal, so an early decision t
 
 QUICK_RUNS = 400  # exp1.1 cells: the issue's thresholds are read there (s.e. at 5% is 1.1 points)
 QUICK_COARSE_RUNS = 50  # default / exp1.25 cells: enough to show what each method does on coarse buckets
+QUICK_STRESS_RUNS = 200  # stressor cells (exp1.1, 20 and 100 rps): s.e. 1.5 points at a 5% rate (time budget)
+STRESS_RPS = (20.0, 100.0)
 FULL_RUNS = 1000
 
 
@@ -42,10 +52,32 @@ class Cell:
     rps: float
     buckets: str
     runs: int
+    stressor: str = "none"
+    kpi: str = "p99-latency"  # the KPI at its boundary, or the guard violated
+
+    def scenario(self) -> sim.Scenario:
+        return sim.scenario(self.true_ratio, self.rps, self.buckets, self.stressor, self.kpi)
+
+
+def stress_cells(runs: int) -> list[Cell]:
+    """Each stressor alone: p99 at its target, throughput per CPU at its target (p99 clearly met), and
+    the error cells the guards must handle."""
+    cells = []
+    for stressor in sim.STRESSORS:
+        if stressor in ("none", "errors-doubled"):
+            continue
+        for rps in STRESS_RPS:
+            cells.append(Cell(TARGET, rps, "exp1.1", runs, stressor, "p99-latency"))
+            cells.append(Cell(0.40, rps, "exp1.1", runs, stressor, "throughput-per-cpu"))
+    for rps in STRESS_RPS:
+        cells.append(Cell(0.40, rps, "exp1.1", runs, "none", "throughput-per-cpu"))
+        cells.append(Cell(0.40, rps, "exp1.1", runs, "error-bursts", "error-rate"))
+        cells.append(Cell(0.30, rps, "exp1.1", runs, "errors-doubled", "error-rate"))
+    return cells
 
 
 def plan(*, quick: bool, runs: int | None = None) -> list[Cell]:
-    """The grid of STATISTICS.md; --runs overrides the runs of every cell."""
+    """The grid of STATISTICS.md plus the stressor cells; --runs overrides the runs of every cell."""
     cells = []
     for buckets in BUCKETS:
         for truth in TRUTHS:
@@ -57,35 +89,53 @@ def plan(*, quick: bool, runs: int | None = None) -> list[Cell]:
                 else:
                     n = FULL_RUNS
                 cells.append(Cell(truth, rps, buckets, n))
-    return cells
+    stress_runs = runs if runs is not None else QUICK_STRESS_RUNS if quick else FULL_RUNS
+    return cells + stress_cells(stress_runs)
 
 
-def first_decision_code(data: blocks.BlockData, settings: AnalysisSettings) -> tuple[int, int | None]:
-    """(decision code, block index) of the first terminal look; prefixes first, since looks are causal."""
+def decisions(
+    data: blocks.BlockData, settings: AnalysisSettings
+) -> tuple[tuple[int, int | None], tuple[int, int | None]]:
+    """(code, block index) of ferrocanary's first terminal look and of naive-z's first crossing, from the
+    same looks; prefixes first, since looks are causal (an early decision there is final)."""
+    judge: tuple[int, int | None] | None = None
+    naive: tuple[int, int | None] | None = None
     for n in (*(p for p in PROBES if p < data.n_blocks), data.n_blocks):
         table = looks.compute(data.prefix(n), settings)
         j = table.first_terminal()
-        if j is not None:
-            return int(table.decision[j]), j
-    return int(looks.Code.CONTINUE), None
+        if judge is None and j is not None:
+            judge = (int(table.decision[j]), j)
+        if naive is None:
+            code, at = peers.naive_z(table, TARGET)
+            naive = (code, at) if at is not None else None
+        if judge is not None and naive is not None:
+            break
+    return judge or (int(looks.Code.CONTINUE), None), naive or (peers.INCONCLUSIVE, None)
 
 
-def judge_batch(batch: sim.Batch, settings: AnalysisSettings) -> dict[str, tuple[list[int], list[int]]]:
+def first_decision_code(data: blocks.BlockData, settings: AnalysisSettings) -> tuple[int, int | None]:
+    """(decision code, block index) of the first terminal look."""
+    return decisions(data, settings)[0]
+
+
+def judge_batch(
+    batch: sim.Batch, settings: AnalysisSettings, rng: np.random.Generator | None = None
+) -> dict[str, tuple[list[int], list[int]]]:
     """(decision codes, minutes) per method for every run of a batch."""
     out: dict[str, tuple[list[int], list[int]]] = {m: ([], []) for m in METHODS}
     n_blocks = batch.weight.shape[0]
     for run in range(batch.runs):
-        code, j = first_decision_code(batch.block_data(run), settings)
-        out["ferrocanary"][0].append(code)
-        out["ferrocanary"][1].append(j + 1 if j is not None else n_blocks)
-        code, minute = peers.naive_z(batch, run, TARGET)
-        out["naive-z"][0].append(code)
-        out["naive-z"][1].append(minute)
-    p99 = peers.minute_p99(batch)
+        for method, (code, j) in zip(
+            ("ferrocanary", "naive-z"), decisions(batch.block_data(run), settings), strict=True
+        ):
+            out[method][0].append(code)
+            out[method][1].append(j + 1 if j is not None else n_blocks)
+    p99 = peers.equal_size_p99(batch, rng if rng is not None else np.random.default_rng(0))
+    checks = peers.ramp_minutes(batch.scenario)
     for name, (codes, minutes) in (
         ("kayenta-fixed", peers.kayenta(p99, TARGET, looks=(60,))),
         ("kayenta-rejudged", peers.kayenta(p99, TARGET, looks=tuple(range(10, n_blocks + 1, 10)))),
-        ("flagger", peers.flagger(p99, TARGET)),
+        ("flagger", peers.flagger(peers.minute_p99(batch), TARGET, checks=checks)),
     ):
         out[name][0].extend(int(c) for c in codes)
         out[name][1].extend(int(m) for m in minutes)
@@ -95,10 +145,9 @@ def judge_batch(batch: sim.Batch, settings: AnalysisSettings) -> dict[str, tuple
 def _chunk(
     cell: Cell, runs: int, seed: np.random.SeedSequence
 ) -> tuple[Cell, dict[str, tuple[list[int], list[int]]]]:
-    batch = sim.simulate(
-        sim.Scenario(cell.true_ratio, cell.rps, cell.buckets), runs, np.random.default_rng(seed)
-    )
-    return cell, judge_batch(batch, AnalysisSettings())
+    rng = np.random.default_rng(seed)
+    batch = sim.simulate(cell.scenario(), runs, rng)
+    return cell, judge_batch(batch, AnalysisSettings(), rng)
 
 
 def _tasks(cells: list[Cell], seed: int) -> list[tuple[Cell, int, np.random.SeedSequence]]:
@@ -119,6 +168,9 @@ def _row(method: str, cell: Cell, codes: list[int], minutes: list[int]) -> dict[
         "true_ratio": cell.true_ratio,
         "rps": cell.rps,
         "buckets": cell.buckets,
+        "stressor": cell.stressor,
+        "kpi": cell.kpi,
+        "stressor_params": sim.changed(cell.scenario()),
         "runs": int(c.size),
         "promote": promote,
         "rollback": float(np.mean(c == looks.Code.ROLLBACK)),
@@ -161,73 +213,111 @@ def run_grid(
     return [_row(m, c, *results[c][m]) for c in cells for m in METHODS]
 
 
-Row = dict[str, Any]
+def _bound_at_alpha(runs: int, rate: float = 0.05) -> float:
+    """rate + 2 Monte-Carlo standard errors: the issue's threshold for an error rate."""
+    return rate + 2 * math.sqrt(rate * (1 - rate) / runs)
 
 
-def _find(rows: list[Row], method: str, truth: float, rps: float, buckets: str = "exp1.1") -> Row | None:
-    for r in rows:
-        if (r["method"], r["true_ratio"], r["rps"], r["buckets"]) == (method, truth, rps, buckets):
-            return r
-    return None
+class _Checks:
+    """Looks up ferrocanary's rows and collects named checks."""
+
+    def __init__(self, rows: list[dict[str, Any]]) -> None:
+        self.by_key = {
+            (
+                r["method"],
+                r["true_ratio"],
+                r["rps"],
+                r["buckets"],
+                r.get("stressor", "none"),
+                r.get("kpi", "p99-latency"),
+            ): r
+            for r in rows
+        }
+        self.out: list[dict[str, Any]] = []
+
+    def find(
+        self,
+        truth: float,
+        rps: float,
+        *,
+        buckets: str = "exp1.1",
+        stressor: str = "none",
+        kpi: str = "p99-latency",
+        method: str = "ferrocanary",
+    ) -> dict[str, Any] | None:
+        return self.by_key.get((method, truth, rps, buckets, stressor, kpi))
+
+    def add(self, name: str, value: float | None, bound: float, ok: bool) -> None:
+        self.out.append({"name": name, "value": value, "bound": bound, "ok": bool(ok)})
+
+    def at_most(self, name: str, row: dict[str, Any] | None, key: str, bound: float) -> None:
+        if row:
+            self.add(name, row[key], bound, row[key] <= bound)
+
+    def at_least(self, name: str, row: dict[str, Any] | None, key: str, bound: float) -> None:
+        if row:
+            self.add(name, row[key], bound, row[key] >= bound)
 
 
-def _check(name: str, value: float | None, bound: float, ok: bool) -> Row:
-    return {"name": name, "value": value, "bound": bound, "ok": bool(ok)}
-
-
-def _boundary_checks(rows: list[Row], rps: float) -> list[Row]:
-    """At or past the target: promotions bounded (5% + 2 standard errors of the run count at 0.60)."""
-    checks = []
-    at = _find(rows, "ferrocanary", 0.60, rps)
+def _stationary(c: _Checks, rps: float) -> None:
+    """The plain simulator's truths (stressor none, p99 binding)."""
+    at = c.find(0.60, rps)
     if at:
-        bound = 0.05 + 2 * math.sqrt(0.05 * 0.95 / at["runs"])
-        checks.append(
-            _check(f"0.60 promote <= 5% + 2 s.e. (rps {rps:g})", at["promote"], bound, at["promote"] <= bound)
+        c.at_most(f"0.60 promote <= 5% + 2 s.e. (rps {rps:g})", at, "promote", _bound_at_alpha(at["runs"]))
+    c.at_most(f"0.70 promote <= 1% (rps {rps:g})", c.find(0.70, rps), "promote", 0.01)
+    at, kay = c.find(0.40, rps), c.find(0.40, rps, method="kayenta-fixed")
+    c.at_least(f"0.40 promote >= 95% (rps {rps:g})", at, "promote", 0.95)
+    c.at_most(f"0.40 rollback <= 1% (rps {rps:g})", at, "rollback", 0.01)
+    if at and kay and at["median_minutes"] is not None and kay["median_minutes"] is not None:
+        c.add(
+            f"0.40 median minutes below kayenta-fixed's (rps {rps:g})",
+            at["median_minutes"],
+            kay["median_minutes"],
+            at["median_minutes"] < kay["median_minutes"],
         )
-    at = _find(rows, "ferrocanary", 0.70, rps)
+    c.at_least(f"1.20 rollback >= 95% (rps {rps:g})", c.find(1.2, rps), "rollback", 0.95)
+
+
+def _stressed(c: _Checks, rps: float) -> None:
+    """Issue 13's done-when figures under each stressor."""
+    for stressor in sim.STRESSORS:
+        for truth, kpi in ((0.60, "p99-latency"), (0.40, "throughput-per-cpu")):
+            at = c.find(truth, rps, stressor=stressor, kpi=kpi)
+            if at and not (stressor == "none" and kpi == "p99-latency"):  # that one is in _stationary
+                bound = _bound_at_alpha(at["runs"])
+                c.at_most(
+                    f"{stressor}: {kpi} at target, promote <= 5% + 2 s.e. (rps {rps:g})", at, "promote", bound
+                )
+    at = c.find(0.30, rps, stressor="errors-doubled", kpi="error-rate")
     if at:
-        checks.append(_check(f"0.70 promote <= 1% (rps {rps:g})", at["promote"], 0.01, at["promote"] <= 0.01))
-    return checks
-
-
-def _win_checks(rows: list[Row], rps: float) -> list[Row]:
-    """A clear win promotes, rarely rolls back, and decides sooner than Kayenta re-judging."""
-    at, kay = _find(rows, "ferrocanary", 0.40, rps), _find(rows, "kayenta-fixed", 0.40, rps)
-    if not at:
-        return []
-    checks = [
-        _check(f"0.40 promote >= 95% (rps {rps:g})", at["promote"], 0.95, at["promote"] >= 0.95),
-        _check(f"0.40 rollback <= 1% (rps {rps:g})", at["rollback"], 0.01, at["rollback"] <= 0.01),
-    ]
-    if kay and at["median_minutes"] is not None and kay["median_minutes"] is not None:
-        checks.append(
-            _check(
-                f"0.40 median minutes below kayenta-fixed's (rps {rps:g})",
-                at["median_minutes"],
-                kay["median_minutes"],
-                at["median_minutes"] < kay["median_minutes"],
-            )
+        c.at_most(
+            f"errors-doubled: promote <= 5% + 2 s.e. (rps {rps:g})",
+            at,
+            "promote",
+            _bound_at_alpha(at["runs"]),
         )
-    return checks
+    at = c.find(0.40, rps, stressor="error-bursts", kpi="error-rate")
+    if at:
+        c.at_most(
+            f"error-bursts: rollback <= 5% + 2 s.e. (rps {rps:g})",
+            at,
+            "rollback",
+            _bound_at_alpha(at["runs"]),
+        )
+        c.at_least(f"error-bursts: promote >= 90% (rps {rps:g})", at, "promote", 0.90)
 
 
-def _regression_checks(rows: list[Row], rps: float) -> list[Row]:
-    at = _find(rows, "ferrocanary", 1.2, rps)
-    if not at:
-        return []
-    return [_check(f"1.20 rollback >= 95% (rps {rps:g})", at["rollback"], 0.95, at["rollback"] >= 0.95)]
-
-
-def criteria(rows: list[Row]) -> list[Row]:
-    """The issue's figures for ferrocanary on exp1.1 buckets (and default buckets), per rps."""
-    checks: list[Row] = []
+def criteria(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The issues' figures for ferrocanary on exp1.1 buckets (and default buckets), per rps."""
+    c = _Checks(rows)
     for rps in sorted({r["rps"] for r in rows}):
-        checks += _boundary_checks(rows, rps) + _win_checks(rows, rps) + _regression_checks(rows, rps)
+        _stationary(c, rps)
+        _stressed(c, rps)
     default = [r for r in rows if r["method"] == "ferrocanary" and r["buckets"] == "default"]
     if default:
         worst = max(r["promote"] for r in default)
-        checks.append(_check("default buckets never promote", worst, 0.0, worst == 0.0))
-    return checks
+        c.add("default buckets never promote", worst, 0.0, worst == 0.0)
+    return c.out
 
 
 def evaluate_timing(blocks_count: int = 120, buckets: int = 130, repeats: int = 30) -> tuple[float, float]:

@@ -1,20 +1,26 @@
-"""The peers' judges, re-implemented on the benchmark's simulated data (p99 latency only, as they judge it).
+"""The peers' judges, re-implemented fairly on the benchmark's simulated data (p99 latency only, as they
+judge it).
 
 All of them read the p99 the way they would from Prometheus, with ``histogram_quantile`` (linear
-interpolation inside a bucket), and test the same target: candidate p99 <= 0.6 x baseline p99.
+interpolation inside a bucket), except naive-z, and test the same target: candidate p99 <= 0.6 x
+baseline p99.
 
-* kayenta-fixed: per-minute p99 series of each arm; at 60 minutes a one-sided Mann-Whitney test
-  (alpha 0.01) of candidate < 0.6 x baseline; promote if significant, else roll back (Kayenta's
-  canary fails unless its score passes). One look, as the test assumes.
+* kayenta-fixed: per-minute p99 series of each arm, the baseline's read from an equal-size sample
+  of its requests (Kayenta's advice: a baseline deployment of the canary's size, so both per-minute
+  quantiles have the same small-sample bias); at 60 minutes a one-sided Mann-Whitney test (alpha
+  0.01) of candidate < 0.6 x baseline; promote if significant, else roll back. One look, as the
+  test assumes.
 * kayenta-rejudged: the same test re-run every 10 minutes on the growing series (what people do
   with Kayenta in a long canary): promote when significant, roll back when the mirrored test
   (candidate > 0.6 x baseline) is significant, roll back at the time limit.
-* flagger: a check per minute, p99_c <= 0.6 x p99_b (Flagger's metric threshold, given the baseline
-  for fairness); a minute without data fails the check; roll back at 5 failed checks, promote after
-  10 checks.
-* naive-z: every minute, a z-test on the pooled log p99 ratio with the rank-interval standard error
-  and fixed-horizon critical values (one-sided 1.645 each way): promote or roll back at the first
-  crossing. It is what a careful statistician would do once, done every minute.
+* flagger: a check every minute through the whole ramp (every step until the last one is done),
+  p99_c <= 0.6 x p99_b (Flagger's metric threshold, given the baseline for fairness); a minute
+  without data fails the check; roll back at 5 failed checks (its failed-checks threshold), promote
+  when the ramp completes.
+* naive-z: the judge's own p99 estimate and variance (common time profile, HAC), with the
+  fixed-horizon one-sided 1.645 each way, from ``minBlocks`` on: promote or roll back at the first
+  crossing. Same data, same estimator, same warm-up: the table isolates what the anytime boundary
+  buys.
 """
 
 from __future__ import annotations
@@ -26,7 +32,8 @@ from numpy.typing import NDArray
 from scipy import stats
 
 from ferrocanary.bench import sim
-from ferrocanary.judge import quantiles
+from ferrocanary.judge import looks, quantiles, tracks
+from ferrocanary.model.analysis import KpiKind
 
 Int = NDArray[np.int64]
 Float = NDArray[np.float64]
@@ -75,8 +82,13 @@ def kayenta(p99: Float, target: float, *, looks: tuple[int, ...], alpha: float =
     return decision, minute
 
 
-def flagger(p99: Float, target: float, *, threshold: int = 5, checks: int = 10) -> tuple[Int, Int]:
-    """Flagger-style per-minute threshold checks."""
+def ramp_minutes(scenario: sim.Scenario) -> int:
+    """Minutes until the last traffic step has run its course (Flagger promotes after that)."""
+    return min(scenario.minutes, len(scenario.steps) * scenario.step_minutes)
+
+
+def flagger(p99: Float, target: float, *, threshold: int = 5, checks: int = 40) -> tuple[Int, Int]:
+    """Flagger-style per-minute threshold checks for ``checks`` minutes (the whole ramp)."""
     with np.errstate(invalid="ignore"):
         ok = p99[:, :checks, 1] <= target * p99[:, :checks, 0]  # NaN compares False: a failed check
     failures = np.cumsum(~ok, axis=1)
@@ -88,25 +100,31 @@ def flagger(p99: Float, target: float, *, threshold: int = 5, checks: int = 10) 
     return decision, minute
 
 
-def naive_z(batch: sim.Batch, run: int, target: float, p: float = 0.99, z: float = 1.645) -> tuple[int, int]:
-    """First minute at which a fixed-horizon one-sided z-test on the pooled log p99 ratio rejects."""
-    pooled = np.cumsum(batch.counts[run], axis=0)  # (J, 2, K): every prefix of minutes
-    n = pooled.sum(axis=-1)
+def equal_size_p99(batch: sim.Batch, rng: np.random.Generator) -> Float:
+    """(runs, J, 2) per-minute p99, the baseline's from a sample of its requests as large as the
+    candidate's (binomial thinning of each bucket, so the sample size matches on average)."""
+    n_c = batch.counts[..., 1, :].sum(axis=-1)
+    n_b = batch.counts[..., 0, :].sum(axis=-1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        s = np.sqrt(p * (1.0 - p) / n)
-        p_lo, p_hi = np.clip(p - s, 0.5 / n, p), np.clip(p + s, p, 1.0 - 0.5 / n)
-        log_q = np.log(quantiles.prometheus_quantile(pooled, batch.bounds, np.full_like(n, p)))
-        spread = np.log(quantiles.prometheus_quantile(pooled, batch.bounds, p_hi)) - np.log(
-            quantiles.prometheus_quantile(pooled, batch.bounds, p_lo)
-        )
-        se_arm = spread / (p_hi - p_lo) * s
-        d = log_q[:, 1] - log_q[:, 0]
-        se = np.sqrt(se_arm[:, 0] ** 2 + se_arm[:, 1] ** 2)
+        keep = np.clip(np.where(n_b > 0, n_c / n_b, 0.0), 0.0, 1.0)
+    thinned = rng.binomial(batch.counts[..., 0, :].astype(np.int64), keep[..., None]).astype(np.float64)
+    counts = np.stack((thinned, batch.counts[..., 1, :]), axis=-2)
+    return quantiles.prometheus_quantile(counts, batch.bounds, 0.99)
+
+
+def naive_z(table: looks.Looks, target: float, *, z: float = 1.645) -> tuple[int, int | None]:
+    """(code, block index) of the first look at which a fixed-horizon one-sided z-test on the judge's
+    own p99 estimate and variance rejects, once the judge itself would read the KPI (minBlocks and
+    tail counts met); (CONTINUE, None) if none does in this table."""
+    track = next(t for t in table.kpis if t.kind == KpiKind.LATENCY_QUANTILE.value)
+    ready = track.reading != tracks.Read.NO_DATA
+    with np.errstate(invalid="ignore"):
+        sd = np.sqrt(track.variance)
         log_t = math.log(target)
-        promote = d + z * se < log_t
-        rollback = d - z * se > log_t
+        promote = ready & (track.estimate + z * sd < log_t)
+        rollback = ready & (track.estimate - z * sd > log_t)
     decided = np.flatnonzero(promote | rollback)
     if decided.size == 0:
-        return INCONCLUSIVE, batch.weight.shape[0]
+        return CONTINUE, None
     j = int(decided[0])
-    return (PROMOTE if promote[j] else ROLLBACK), j + 1
+    return (PROMOTE if promote[j] else ROLLBACK), j

@@ -12,8 +12,9 @@ function of elapsed analysis time and cannot be steered by the estimate.
 
 Small-sample calibration (an addition to STATISTICS.md): V is estimated from J blocks, not known,
 and at J = 20 a normal multiplier of 3.1 has a Student-t tail three times heavier. ``student``
-maps m to the t quantile with the same tail probability, m_t = t_(df).isf(Phi(-m)), df = J - 1
-(or the number of 5-block groups - 1). In the benchmark this halved false promotions and false
+maps m to the t quantile with the same tail probability, m_t = t_(df).isf(Phi(-m)), with df the
+equivalent degrees of freedom of the HAC block variance (``hac.degrees_of_freedom``, a function of
+J alone). In the benchmark this halved false promotions and false
 rollbacks at the boundary (e.g. 5.3% -> 2.8% and 2.3% -> 1.3% at 20 rps) without delaying the
 decisions that should be made (median minutes at truth 0.40 unchanged).
 """
@@ -26,6 +27,8 @@ import math
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy import special
+
+from ferrocanary.judge import hac
 
 Float = NDArray[np.float64]
 
@@ -61,23 +64,23 @@ def student(m: ArrayLike, df: ArrayLike) -> Float:
 
 @functools.lru_cache(maxsize=64)
 def _table(blocks: int, interval: float, horizon: float, alpha: float) -> Float:
-    """Student-calibrated multipliers for 1..blocks used blocks with df = blocks - 1 (cached: every look
-    of every analysis with the same settings reuses it; the t quantile is the expensive part)."""
+    """Student-calibrated multipliers for 1..blocks used blocks with the HAC degrees of freedom (cached:
+    every look of every analysis with the same settings reuses it; the t quantile is the expensive part)."""
     used = np.arange(1, blocks + 1, dtype=np.float64)
-    table = student(multiplier_at_time(used * interval, horizon, alpha), used - 1.0)
+    table = student(multiplier_at_time(used * interval, horizon, alpha), hac.degrees_of_freedom(used))
     table.setflags(write=False)
     return table
 
 
 def calibrated(used: ArrayLike, df: ArrayLike, interval: float, horizon: float, alpha: float) -> Float:
     """student(multiplier_at_time(used x interval), df), vectorised over looks; the common case
-    df = used - 1 comes from a cached table."""
+    df = hac.degrees_of_freedom(used) comes from a cached table."""
     used_arr = np.asarray(used, dtype=np.int64)
     df_arr = np.asarray(df, dtype=np.float64)
     size = 1 << max(6, int(used_arr.max(initial=1)).bit_length())  # table sizes 64, 128, 256, ...
     table = _table(size, float(interval), float(horizon), float(alpha))
     value = np.where(used_arr > 0, table[np.clip(used_arr - 1, 0, size - 1)], np.inf)
-    other = (df_arr != used_arr - 1) & (used_arr > 0)
+    other = (df_arr != hac.degrees_of_freedom(used_arr)) & (used_arr > 0)
     if other.any():
         m = multiplier_at_time(used_arr[other] * interval, horizon, alpha)
         value[other] = student(m, df_arr[other])

@@ -7,17 +7,18 @@ information rate lambda (candidate requests per second at the current weight), s
 
 for n with scipy.optimize.brentq; ETA = max(0, n - n_now) / lambda, floored at the blocks still
 missing before J_min. ETA50 (power 0.5) is the median time if the estimate is the truth; ETA80
-leaves room for noise. The multiplier gets the same Student-t calibration as the intervals, with
-the number of blocks growing in proportion to n.
+leaves room for noise. The multiplier gets the same Student-t calibration as the intervals (HAC
+degrees of freedom), with the number of blocks growing in proportion to n.
 """
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 from scipy import optimize, special
 
-from ferrocanary.judge import confseq
+from ferrocanary.judge import confseq, hac
 
 
 def eta_seconds(
@@ -46,7 +47,8 @@ def eta_seconds(
     def gap(n: float) -> float:
         m = confseq.multiplier_scalar(n / s**2, rho, alpha)
         if math.isfinite(blocks_now):  # the Student-t calibration, with blocks growing like n
-            m = confseq.student_scalar(m, blocks_now * n / n_now - 1.0)
+            df = float(hac.degrees_of_freedom(np.array([blocks_now * n / n_now]))[0])
+            m = confseq.student_scalar(m, df)
         return (m + z) * s / math.sqrt(n) - delta
 
     if gap(n_now) <= 0:

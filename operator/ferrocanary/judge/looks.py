@@ -8,11 +8,12 @@ benchmark thousands of runs per second. The combination rule, in order of preced
     candidate memory fault                 -> ROLLBACK (hard rule, no statistics)
     latest block missing data              -> CONTINUE; 3 in a row -> HOLD (at the time limit: INCONCLUSIVE)
     sample-ratio mismatch                  -> INVALID
-    guard rail breached                    -> ROLLBACK
+    guard rail breached (harm)             -> ROLLBACK
     buckets too coarse for the quantiles   -> INVALID (never promote on interpolation bias)
     any KPI MISS (Bonferroni over KPIs)    -> ROLLBACK
-    all KPIs PASS (intersection-union)     -> PROMOTE
+    all KPIs and all guards PASS           -> PROMOTE (intersection-union: guards non-inferior too)
     time limit reached                     -> INCONCLUSIVE
+    all KPIs PASS, a guard not yet         -> CONTINUE (the reason names the guard holding it back)
     otherwise                              -> CONTINUE
 Faults come first on purpose: a crash that was observed must roll back even if another signal is late.
 """
@@ -61,6 +62,7 @@ class Cause(IntEnum):
     PASS = 7
     TIMEOUT = 8
     WAIT = 9
+    GUARD_WAIT = 10  # every KPI passes; a guard's non-inferiority is not shown yet
 
 
 @dataclass(frozen=True)
@@ -139,8 +141,10 @@ def compute(data: blocks.BlockData, settings: AnalysisSettings) -> Looks:
         else:
             fault_miss |= t.reading == tracks.Read.MISS
     guard_miss = np.zeros(n, dtype=np.bool_)
+    guard_pass = np.ones(n, dtype=np.bool_)
     for t in guards:
         guard_miss |= t.reading == tracks.Read.MISS
+        guard_pass &= t.reading == tracks.Read.PASS
 
     rules = [
         (fault_miss, Code.ROLLBACK, Cause.FAULT),
@@ -151,8 +155,9 @@ def compute(data: blocks.BlockData, settings: AnalysisSettings) -> Looks:
         (guard_miss, Code.ROLLBACK, Cause.GUARD),
         (coarse, Code.INVALID, Cause.BUCKETS),
         (any_miss, Code.ROLLBACK, Cause.MISS),
-        (all_pass, Code.PROMOTE, Cause.PASS),
+        (all_pass & guard_pass, Code.PROMOTE, Cause.PASS),
         (timeout, Code.INCONCLUSIVE, Cause.TIMEOUT),
+        (all_pass, Code.CONTINUE, Cause.GUARD_WAIT),
     ]
     conditions = [c for c, _, _ in rules]
     decision = np.select(conditions, [int(d) for _, d, _ in rules], default=int(Code.CONTINUE))

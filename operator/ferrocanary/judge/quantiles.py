@@ -9,10 +9,19 @@ used blocks (prefix pooling), so replaying 120 looks costs one vectorised pass.
   (a) the rank-interval term (Woodruff; Price and Bonett): SE = slope of log Q at p times
       s = sqrt(p(1-p)/n), the slope measured between p-s and p+s, floored at the quantisation
       error log(g)/sqrt(12 n (1-p)); and
-  (b) a block-robust (cluster sandwich) term: each block's influence on the estimate through its
-      count below the pooled quantile edge, candidate minus baseline, summed in squares with a
-      J/(J-1) correction. It captures per-minute noise that (a) cannot see.
+  (b) a block-robust term: each block's influence on the estimate through its count below the
+      pooled quantile edge, candidate minus baseline, with the Newey-West (HAC) variance of ``hac``
+      (bandwidth growing with the number of blocks, declared in advance). It captures per-minute
+      noise, and its serial correlation, that (a) cannot see.
 * Peers (Prometheus' histogram_quantile) interpolate linearly; ``prometheus_quantile`` reproduces it.
+
+Both arms on one time profile: an arm's blocks can carry weights (``Pooled.of(counts, weights)``),
+and the judge gives block j of arm a the weight omega_j / n_aj with omega_j common to both arms
+(``profile_weights``), so each arm's quantile is that of the same mixture over time of its
+per-block distributions. Otherwise the candidate's pool is dominated by the late, high-weight
+minutes and the baseline's by the early ones, and anything that moves both arms slowly leaks into
+the ratio. The rank term then uses Kish's effective sample size, and the block term the weighted
+influences, so the variance comes from the same weighted values as the estimate.
 """
 
 from __future__ import annotations
@@ -22,6 +31,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
+
+from ferrocanary.judge import hac
 
 Float = NDArray[np.float64]
 Int = NDArray[np.int64]
@@ -73,24 +84,48 @@ def locate(cum: Float, pooled: Float, n: Float, p: Float, edges: Edges) -> tuple
     return k, np.where(empty, 0.0, frac), np.where(empty, np.nan, log_q)
 
 
+def profile_weights(n_c: Float, n_b: Float) -> tuple[Float, Float]:
+    """Per-block weights (candidate, baseline) that put both arms on one time profile.
+
+    omega_j = n_cj n_bj / (n_cj + n_bj) (half the harmonic mean of the arms' counts: the precision of
+    a block's contrast), and arm a's block j is weighted by omega_j / n_aj. While the candidate is
+    the small arm its blocks keep nearly equal weights and the baseline's are rescaled to the
+    candidate's profile; at a 50/50 split both are unweighted. Blocks where an arm has no data get
+    weight 0 in both arms. The weights depend on block j alone, so prefixes (looks) stay causal."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        omega = n_c * n_b / (n_c + n_b)
+        w_c = np.where(n_c > 0, omega / n_c, 0.0)
+        w_b = np.where(n_b > 0, omega / n_b, 0.0)
+    both = (n_c > 0) & (n_b > 0)
+    return np.where(both, w_c, 0.0), np.where(both, w_b, 0.0)
+
+
 @dataclass(frozen=True)
 class Pooled:
     """One arm's bucket counts pooled over every prefix of the used blocks (computed once, shared by
-    all quantiles of the arm)."""
+    all quantiles of the arm), optionally weighted per block."""
 
-    counts: Float  # (U, K) per block
-    block_below: Float  # (U, K) per block: observations in buckets below k
+    counts: Float  # (U, K) per block, weighted
+    block_below: Float  # (U, K) per block: weighted observations in buckets below k
     pooled: Float  # (U, K) per prefix
     cum: Float  # (U, K) per prefix, cumulative over buckets
-    n: Float  # (U,) per prefix
+    n: Float  # (U,) per prefix: weighted total
+    n_raw: Float  # (U,) per prefix: observations
+    n_eff: Float  # (U,) per prefix: Kish's effective sample size (= n_raw without weights)
 
     @classmethod
-    def of(cls, counts: Float) -> Pooled:
-        pooled = np.cumsum(counts, axis=0)
+    def of(cls, counts: Float, weights: Float | None = None) -> Pooled:
+        raw = counts.sum(axis=1)
+        w = np.ones(counts.shape[0]) if weights is None else np.asarray(weights, dtype=np.float64)
+        weighted = counts * w[:, None]
+        pooled = np.cumsum(weighted, axis=0)
         cum = np.cumsum(pooled, axis=1)
-        block_cum = np.cumsum(counts, axis=1)
-        block_below = block_cum - counts
-        return cls(counts, block_below, pooled, cum, cum[:, -1])
+        block_cum = np.cumsum(weighted, axis=1)
+        block_below = block_cum - weighted
+        n = cum[:, -1]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            n_eff = np.where(n > 0, n * n / np.cumsum(w * w * raw), 0.0)
+        return cls(weighted, block_below, pooled, cum, n, np.cumsum(raw), n_eff)
 
 
 @dataclass(frozen=True)
@@ -102,26 +137,26 @@ class ArmQuantile:
     frac: Float  # position inside that bucket
     slope: Float  # d log Q / dp around p
     var_rank: Float  # term (a), floored
-    n: Float  # observations in the prefix
+    n: Float  # weighted total of the prefix (the influence's denominator)
 
 
 def arm_quantile(arm: Pooled, p: float, edges: Edges) -> ArmQuantile:
-    """The p-quantile of one arm for every prefix."""
-    n = arm.n
+    """The p-quantile of one arm for every prefix; the rank term uses the effective sample size."""
+    n = arm.n_eff
     with np.errstate(divide="ignore", invalid="ignore"):
         s = np.sqrt(p * (1.0 - p) / n)
         half = 0.5 / n
     p_lo = np.clip(p - s, half, p)
     p_hi = np.clip(p + s, p, 1.0 - half)
     ranks = np.stack((np.full_like(n, p), p_lo, p_hi), axis=1)
-    k, frac, log_q = locate(arm.cum, arm.pooled, n, ranks, edges)
+    k, frac, log_q = locate(arm.cum, arm.pooled, arm.n, ranks, edges)
     with np.errstate(divide="ignore", invalid="ignore"):
         slope = (log_q[:, 2] - log_q[:, 1]) / (p_hi - p_lo)
         var_a = (slope * s) ** 2
         width = edges.upper[k[:, 0]] - edges.lower[k[:, 0]]
         floor = width**2 / (12.0 * n * (1.0 - p))
     var_a = np.where(np.isfinite(var_a), np.maximum(var_a, floor), np.inf)
-    return ArmQuantile(log_q[:, 0], k[:, 0], frac[:, 0], slope, var_a, n)
+    return ArmQuantile(log_q[:, 0], k[:, 0], frac[:, 0], slope, var_a, arm.n)
 
 
 def _influence(arm: Pooled, q: ArmQuantile, p: float) -> Float:
@@ -142,7 +177,7 @@ class RatioTrack:
     var_block: Float
     tail: Float  # the smaller arm's observation count above the quantile
     n_candidate: Float
-    df: Float  # degrees of freedom of the variance estimate (blocks - 1)
+    df: Float  # equivalent degrees of freedom of the HAC block variance
 
 
 def ratio_track(candidate: Pooled, baseline: Pooled, p: float, edges: Edges) -> RatioTrack:
@@ -156,13 +191,15 @@ def ratio_track(candidate: Pooled, baseline: Pooled, p: float, edges: Edges) -> 
     u = np.where(mask, u, 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         mean = u.sum(axis=0) / j
-        squares = (u * u).sum(axis=0) - j * mean * mean  # sum over the prefix of (u - mean)^2
-        var_block = np.maximum(squares, 0.0) * j / (j - 1.0)
-    var_block = np.where(j > 1, var_block, np.inf)
+    centred = np.where(mask, u - mean[None, :], 0.0)  # centred within each prefix
+    lags = range(hac.max_lag(blocks) + 1)
+    gammas = np.stack([(centred[lag:] * centred[: blocks - lag]).sum(axis=0) for lag in lags])
+    var_block = hac.combine(gammas, j)
     var_rank = arm_c.var_rank + arm_b.var_rank
     variance = np.fmax(var_rank, var_block)
-    tail = np.minimum(arm_c.n, arm_b.n) * (1.0 - p)
-    return RatioTrack(arm_c.log_q - arm_b.log_q, variance, var_rank, var_block, tail, arm_c.n, j - 1.0)
+    tail = np.minimum(candidate.n_raw, baseline.n_raw) * (1.0 - p)
+    df = hac.degrees_of_freedom(j)
+    return RatioTrack(arm_c.log_q - arm_b.log_q, variance, var_rank, var_block, tail, candidate.n_raw, df)
 
 
 def max_growth(candidate: Pooled, baseline: Pooled, edges: Edges, *, min_count: float = 20.0) -> Float:
@@ -177,9 +214,9 @@ def max_growth(candidate: Pooled, baseline: Pooled, edges: Edges, *, min_count: 
     high = np.full(rows, -1, dtype=np.int64)
     too_few = np.zeros(rows, dtype=np.bool_)
     for arm in (candidate, baseline):
-        too_few |= arm.n < min_count
+        too_few |= arm.n_raw < min_count
         with np.errstate(divide="ignore", invalid="ignore"):
-            top = np.clip(1.0 - 5.0 / arm.n, 0.5, 0.999)
+            top = np.clip(1.0 - 5.0 / arm.n_eff, 0.5, 0.999)
         ranks = np.stack((np.full_like(arm.n, 0.5), np.where(np.isfinite(top), top, 0.5)), axis=1)
         k, _, _ = locate(arm.cum, arm.pooled, arm.n, ranks, edges)
         low = np.minimum(low, k[:, 0])

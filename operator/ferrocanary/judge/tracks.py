@@ -53,8 +53,16 @@ class Track:
     alpha_miss: float
     miss_lower: Float = field(default_factory=lambda: np.zeros(0))
     miss_upper: Float = field(default_factory=lambda: np.zeros(0))
-    log_e: Float = field(default_factory=lambda: np.zeros(0))  # e-process guards
-    threshold: float = math.inf  # e-process guards: log(1/alpha)
+    log_e: Float = field(default_factory=lambda: np.zeros(0))  # e-process guards: harm
+    threshold: float = math.inf  # e-process guards: log(1/alpha) of the harm test
+    promote_below: float = math.nan  # guards: the non-inferiority bound a promotion needs (ratio scale)
+    pass_log_e: Float = field(default_factory=lambda: np.zeros(0))  # e-process guards: non-inferiority
+    pass_threshold: float = math.inf  # e-process guards: log(1/alpha) of the non-inferiority test
+    floor: float = math.nan  # error-rate guard: the absolute non-inferiority floor (a rate)
+
+    @property
+    def is_guard(self) -> bool:
+        return math.isfinite(self.promote_below)
 
     @property
     def statistical(self) -> bool:
@@ -92,6 +100,8 @@ class Context:
     def of(cls, data: blocks.BlockData, settings: AnalysisSettings) -> Context:
         warm = blocks.warm(data, settings.warmup_seconds)
         latency = ~warm & ~data.lacks("requests", "latency")
+        counts_c, counts_b = data.candidate.counts[latency], data.baseline.counts[latency]
+        w_c, w_b = quantiles.profile_weights(counts_c.sum(axis=1), counts_b.sum(axis=1))
         alpha = 1.0 - settings.confidence
         n_stat = max(1, sum(k.kind in STATISTICAL for k in settings.kpis))
         return cls(
@@ -103,8 +113,8 @@ class Context:
             alpha_guard=(1.0 - settings.guard_confidence) / max(1, len(settings.guards)),
             edges=quantiles.Edges.from_bounds(data.bounds),
             latency_used=count(latency),
-            pooled_c=quantiles.Pooled.of(data.candidate.counts[latency]),
-            pooled_b=quantiles.Pooled.of(data.baseline.counts[latency]),
+            pooled_c=quantiles.Pooled.of(counts_c, w_c),
+            pooled_b=quantiles.Pooled.of(counts_b, w_b),
         )
 
 
@@ -134,18 +144,32 @@ def _quantile(ctx: Context, p: float) -> _Statistic:
     )
 
 
-def _ratio_of_sums(ctx: Context, kind: KpiKind) -> _Statistic:
-    data, base, cand = ctx.data, ctx.data.baseline, ctx.data.candidate
+def kpi_blocks(data: blocks.BlockData, warm: Bool, kind: KpiKind) -> Bool:
+    """The blocks a ratio-of-sums KPI reads (also what the cost projection reads)."""
     if kind is KpiKind.THROUGHPUT_PER_CPU:
-        mask = ~ctx.warm & ~data.lacks("requests", "cpu")
-        rt = ratios.track(cand.requests[mask], cand.cpu[mask], base.requests[mask], base.cpu[mask])
+        return ~warm & ~data.lacks("requests", "cpu")
+    return ~warm & ~data.lacks("requests", "cpu", "memory")
+
+
+def _ratio_of_sums(ctx: Context, kind: KpiKind) -> _Statistic:
+    """Requests per CPU-second or cost per request, both arms on one time profile: block j of arm a
+    is weighted by omega_j / R_aj (quantiles.profile_weights on the requests), so each arm's ratio is
+    a common-profile average of its per-block CPU (or cost) per request."""
+    data, base, cand = ctx.data, ctx.data.baseline, ctx.data.candidate
+    mask = kpi_blocks(data, ctx.warm, kind)
+    w_c, w_b = quantiles.profile_weights(cand.requests[mask], base.requests[mask])
+    if kind is KpiKind.THROUGHPUT_PER_CPU:
+        rt = ratios.track(
+            cand.requests[mask] * w_c, cand.cpu[mask] * w_c, base.requests[mask] * w_b, base.cpu[mask] * w_b
+        )
     else:
-        mask = ~ctx.warm & ~data.lacks("requests", "cpu", "memory")
         pricing = ctx.settings.pricing
         per_mem = data.interval * pricing.memory_gib_hour / 3600.0 / GIB
         cost_c = cand.cpu * pricing.cpu_hour / 3600.0 + cand.memory * per_mem
         cost_b = base.cpu * pricing.cpu_hour / 3600.0 + base.memory * per_mem
-        rt = ratios.track(cost_c[mask], cand.requests[mask], cost_b[mask], base.requests[mask])
+        rt = ratios.track(
+            cost_c[mask] * w_c, cand.requests[mask] * w_c, cost_b[mask] * w_b, base.requests[mask] * w_b
+        )
     used = count(mask)
     return _Statistic(
         d=expand(rt.log_ratio, used, np.nan),
@@ -158,23 +182,36 @@ def _ratio_of_sums(ctx: Context, kind: KpiKind) -> _Statistic:
 
 
 def _interval_track(
-    ctx: Context, stat: _Statistic, *, name: str, kind: str, target: float, direction: Direction, guard: bool
+    ctx: Context,
+    stat: _Statistic,
+    *,
+    name: str,
+    kind: str,
+    target: float,
+    direction: Direction,
+    promote_below: float = math.nan,
 ) -> Track:
     """Anytime intervals at alpha (PASS) and at the Bonferroni alpha (MISS), and the three-way reading.
-    A guard rail tests only for harm, at the guard alpha, and reports that interval."""
+
+    A KPI passes when the alpha interval clears its target and misses when the Bonferroni interval is
+    on the wrong side. A guard rail (``promote_below`` given) misses on harm, at the guard alpha,
+    against its maxRatio (``target``), and passes when the alpha interval shows it below
+    ``promote_below`` (non-inferiority: the claim a promotion needs, Schultzberg et al. 2024)."""
     horizon = ctx.settings.information_horizon_seconds
     sd = np.sqrt(stat.var)
+    guard = math.isfinite(promote_below)
     a_miss = ctx.alpha_guard if guard else ctx.alpha_miss
     interval = ctx.settings.interval_seconds
     half_pass = confseq.calibrated(stat.used, stat.df, interval, horizon, ctx.alpha) * sd
     half_miss = confseq.calibrated(stat.used, stat.df, interval, horizon, a_miss) * sd
     log_t = math.log(target)
+    log_pass = math.log(promote_below) if guard else log_t
     lower, upper = stat.d - half_pass, stat.d + half_pass
     miss_lower, miss_upper = stat.d - half_miss, stat.d + half_miss
     if direction is Direction.HIGHER:
-        passed, missed = lower > log_t, miss_upper < log_t
+        passed, missed = lower > log_pass, miss_upper < log_t
     else:
-        passed, missed = upper < log_t, miss_lower > log_t
+        passed, missed = upper < log_pass, miss_lower > log_t
     reading = np.where(passed, Read.PASS, np.where(missed, Read.MISS, Read.OPEN))
     reading = np.where(stat.enough & np.isfinite(stat.d) & np.isfinite(stat.var), reading, Read.NO_DATA)
     return Track(
@@ -184,15 +221,16 @@ def _interval_track(
         direction=direction,
         estimate=stat.d,
         variance=stat.var,
-        lower=miss_lower if guard else lower,
-        upper=miss_upper if guard else upper,
+        lower=lower,
+        upper=upper,
         reading=reading.astype(np.int64),
         used=stat.used,
         n_candidate=stat.n_candidate,
-        alpha_pass=a_miss if guard else ctx.alpha,
+        alpha_pass=ctx.alpha,
         alpha_miss=a_miss,
         miss_lower=miss_lower,
         miss_upper=miss_upper,
+        promote_below=promote_below,
     )
 
 
@@ -236,20 +274,47 @@ def kpi_track(ctx: Context, kpi: KpiTarget) -> Track:
     else:
         stat = _ratio_of_sums(ctx, kpi.kind)
     return _interval_track(
-        ctx, stat, name=kpi.name, kind=kpi.kind.value, target=kpi.target, direction=kpi.direction, guard=False
+        ctx, stat, name=kpi.name, kind=kpi.kind.value, target=kpi.target, direction=kpi.direction
     )
 
 
+def _non_inferior_log_e(
+    errors: tuple[Float, Float], requests: tuple[Float, Float], guard: GuardRail, phi: Float
+) -> Float:
+    """Running max of log E for "candidate rate <= max(promote_below x baseline rate, baseline rate +
+    floor)". Its null (the candidate above both bounds) lies inside the null of each of two tests: the
+    rate ratio above promote_below (the mirrored ratio e-process, which needs errors to say anything)
+    and the candidate's own rate above the floor (``counts.log_e_rate_below``, which a clean candidate
+    passes after about ln(6/alpha)/floor requests; p_c <= floor implies p_c <= p_b + floor). The mean
+    of the two e-processes is one e-process for the intersection, so a look at 1/alpha spends alpha."""
+    (ec, eb), (rc, rb) = errors, requests
+    ratio = counts.log_e_path(eb, ec, rb, rc, 1.0 / guard.promote_below, phi=phi)
+    floor = counts.log_e_rate_below(ec, rc, guard.floor, phi=counts.rate_dispersion(ec, rc, guard.floor))
+    return counts.running_max(np.logaddexp(ratio, floor) - math.log(2.0))
+
+
 def _errors(ctx: Context, guard: GuardRail) -> Track:
+    """The error-rate guard: e-processes on the per-block error counts. Harm (MISS, at the guard
+    alpha): the rate ratio exceeds maxRatio. Non-inferiority (PASS, at alpha): the candidate's rate is
+    below max(promote_below x the baseline's, the baseline's + nonInferiorityFloor), so a service
+    with no errors at all can pass (``_non_inferior_log_e``)."""
     data, base, cand = ctx.data, ctx.data.baseline, ctx.data.candidate
     mask = ~ctx.warm & ~data.lacks("requests", "errors")
     used = count(mask)
     ec, eb, rc, rb = cand.errors[mask], base.errors[mask], cand.requests[mask], base.requests[mask]
-    log_e = expand(counts.log_e_process(ec, eb, rc, rb, guard.max_ratio), used, 0.0)
+    phi = counts.dispersion(ec, eb, rc, rb)  # errors come in bursts: temper by a predictable dispersion
+    log_e = expand(counts.log_e_process(ec, eb, rc, rb, guard.max_ratio, phi=phi), used, 0.0)
+    pass_log_e = expand(_non_inferior_log_e((ec, eb), (rc, rb), guard, phi), used, 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         log_ratio = np.log((np.cumsum(ec) / np.cumsum(rc)) / (np.cumsum(eb) / np.cumsum(rb)))
+        variance = 1.0 / np.cumsum(ec) + 1.0 / np.cumsum(eb)  # Poisson log rate ratio (for the ETA only)
     threshold = math.log(1.0 / ctx.alpha_guard)
-    reading = np.where(log_e >= threshold, Read.MISS, np.where(used > 0, Read.PASS, Read.NO_DATA))
+    pass_threshold = math.log(1.0 / ctx.alpha)
+    reading = np.select(
+        [log_e >= threshold, pass_log_e >= pass_threshold, used > 0],
+        [Read.MISS, Read.PASS, Read.OPEN],
+        default=Read.NO_DATA,
+    )
     nan = np.full(data.n_blocks, np.nan)
     return Track(
         name=guard.name,
@@ -257,21 +322,25 @@ def _errors(ctx: Context, guard: GuardRail) -> Track:
         target=guard.max_ratio,
         direction=Direction.LOWER,
         estimate=expand(log_ratio, used, np.nan),
-        variance=nan,
+        variance=expand(variance, used, np.inf),
         lower=nan,
         upper=nan,
         reading=reading.astype(np.int64),
         used=used,
         n_candidate=expand(np.cumsum(rc), used, 0.0),
-        alpha_pass=ctx.alpha_guard,
+        alpha_pass=ctx.alpha,
         alpha_miss=ctx.alpha_guard,
         log_e=log_e,
         threshold=threshold,
+        promote_below=guard.promote_below,
+        floor=guard.floor,
+        pass_log_e=pass_log_e,
+        pass_threshold=pass_threshold,
     )
 
 
 def guard_track(ctx: Context, guard: GuardRail) -> Track:
-    """One harm check over all looks: MISS means the guard is breached."""
+    """One guard rail over all looks: MISS means breached (harm), PASS shown non-inferior."""
     if guard.kind is GuardKind.ERROR_RATE:
         return _errors(ctx, guard)
     assert guard.quantile is not None
@@ -282,5 +351,5 @@ def guard_track(ctx: Context, guard: GuardRail) -> Track:
         kind=guard.kind.value,
         target=guard.max_ratio,
         direction=Direction.LOWER,
-        guard=True,
+        promote_below=guard.promote_below,
     )

@@ -87,9 +87,14 @@ def _rate(data: blocks.BlockData, j: int) -> float:
 
 
 def _without_interval(
-    track: tracks.Track, estimate: float | None, reading: Reading, detail: str
+    track: tracks.Track,
+    estimate: float | None,
+    reading: Reading,
+    detail: str,
+    etas: tuple[float | None, float | None] = (None, None),
 ) -> KpiResult:
-    """A reading that is a rule or an e-value, not an interval: no bounds and no time to a decision."""
+    """A reading that is a rule or an e-value, not an interval: no bounds (an e-process guard still
+    publishes the approximate time to its non-inferiority claim)."""
     return KpiResult(
         name=track.name,
         estimate=estimate,
@@ -98,10 +103,55 @@ def _without_interval(
         target=track.target,
         direction=track.direction,
         decision=reading,
-        eta50_seconds=None,
-        eta80_seconds=None,
+        eta50_seconds=etas[0],
+        eta80_seconds=etas[1],
         detail=detail,
     )
+
+
+def _etas(
+    track: tracks.Track, j: int, data: blocks.BlockData, settings: AnalysisSettings, remaining_blocks: int
+) -> tuple[float | None, float | None]:
+    """(ETA50, ETA80) of the claim still open: a KPI toward whichever side of its target the estimate
+    is on; a guard toward non-inferiority (its promote_below), the only claim a promotion waits for."""
+    d, variance = float(track.estimate[j]), float(track.variance[j])
+    if not (math.isfinite(d) and math.isfinite(variance)):
+        return None, None
+    if track.is_guard:
+        delta, alpha = math.log(track.promote_below) - d, track.alpha_pass
+        if delta <= 0:
+            return math.inf, math.inf
+    else:
+        log_t = math.log(track.target)
+        good_side = (d < log_t) == (track.direction is Direction.LOWER)
+        delta, alpha = abs(d - log_t), track.alpha_pass if good_side else track.alpha_miss
+    common = {
+        "delta": delta,
+        "variance": variance,
+        "n_now": float(track.n_candidate[j]),
+        "rate": _rate(data, j),
+        "alpha": alpha,
+        "horizon_seconds": settings.information_horizon_seconds,
+        "used_seconds": float(track.used[j]) * settings.interval_seconds,
+        # e-process guards have no Student-t calibration (their variance is not estimated from blocks)
+        "blocks_now": math.inf if track.log_e.size else float(track.used[j]),
+        "floor_seconds": max(0, remaining_blocks) * settings.interval_seconds,
+    }
+    return eta.eta_seconds(power=0.5, **common), eta.eta_seconds(power=0.8, **common)
+
+
+def _e_guard_result(
+    track: tracks.Track, j: int, reading: Reading, etas: tuple[float | None, float | None]
+) -> KpiResult:
+    d = float(track.estimate[j])
+    e_harm = math.exp(min(float(track.log_e[j]), 700.0))
+    e_safe = math.exp(min(float(track.pass_log_e[j]), 700.0))
+    detail = (
+        f"harm e-value {_fmt(e_harm)} (breach at {_fmt(math.exp(track.threshold))}); "
+        f"non-inferiority below {_fmt(track.promote_below)}x: e-value {_fmt(e_safe)} "
+        f"(shown at {_fmt(math.exp(track.pass_threshold))})"
+    )
+    return _without_interval(track, _exp(d) if math.isfinite(d) else None, reading, detail, etas)
 
 
 def _kpi_result(
@@ -112,31 +162,12 @@ def _kpi_result(
         count = float(track.estimate[j]) if track.estimate.size else 0.0
         detail = f"{count:.0f} candidate memory faults (allowed {track.target:.0f})"
         return _without_interval(track, count, reading, detail)
-    d = float(track.estimate[j])
+    settled = reading in (Reading.PASS, Reading.MISS)
+    etas = (0.0, 0.0) if settled else _etas(track, j, data, settings, remaining_blocks)
     if track.log_e.size:  # e-process guard rail
-        e_value = math.exp(min(float(track.log_e[j]), 700.0))
-        detail = f"e-value {_fmt(e_value)} (breach at {_fmt(math.exp(track.threshold))})"
-        return _without_interval(track, _exp(d) if math.isfinite(d) else None, reading, detail)
+        return _e_guard_result(track, j, reading, etas)
+    d = float(track.estimate[j])
     finite = math.isfinite(d) and math.isfinite(float(track.variance[j]))
-    eta50 = eta80 = None
-    if reading in (Reading.PASS, Reading.MISS):
-        eta50 = eta80 = 0.0
-    elif finite:
-        log_t = math.log(track.target)
-        good_side = (d < log_t) == (track.direction is Direction.LOWER)
-        common = {
-            "delta": abs(d - log_t),
-            "variance": float(track.variance[j]),
-            "n_now": float(track.n_candidate[j]),
-            "rate": _rate(data, j),
-            "alpha": track.alpha_pass if good_side else track.alpha_miss,
-            "horizon_seconds": settings.information_horizon_seconds,
-            "used_seconds": float(track.used[j]) * settings.interval_seconds,
-            "blocks_now": float(track.used[j]),
-            "floor_seconds": max(0, remaining_blocks) * settings.interval_seconds,
-        }
-        eta50 = eta.eta_seconds(power=0.5, **common)
-        eta80 = eta.eta_seconds(power=0.8, **common)
     detail = ""
     if reading is Reading.NO_DATA:
         detail = f"{int(track.used[j])}/{settings.min_blocks} blocks"
@@ -152,14 +183,17 @@ def _kpi_result(
         target=track.target,
         direction=track.direction,
         decision=reading,
-        eta50_seconds=eta50,
-        eta80_seconds=eta80,
+        eta50_seconds=etas[0],
+        eta80_seconds=etas[1],
         detail=detail,
     )
 
 
 def _cost(data: blocks.BlockData, settings: AnalysisSettings, j: int) -> CostProjection | None:
-    ok = ~data.lacks("requests", "cpu", "memory")[: j + 1]
+    """The monthly bill of each build at 100% traffic, from the blocks the cost KPI reads (warm-up
+    blocks left out: they carry the CPU of pods that have just received a new share of traffic)."""
+    warm = blocks.warm(data, settings.warmup_seconds)
+    ok = tracks.kpi_blocks(data, warm, KpiKind.COST_PER_REQUEST)[: j + 1]
     if not ok.any():
         return None
     pricing = settings.pricing
@@ -186,18 +220,18 @@ def _listing(items: list[str]) -> str:
 
 @dataclass(frozen=True)
 class _Look:
-    """What a reason sentence is written from: one look (block j) and what the judge made of it."""
+    """Everything a reason sentence may quote about look j."""
 
     data: blocks.BlockData
     table: looks.Looks
     settings: AnalysisSettings
     j: int
-    results: tuple[KpiResult, ...]
+    kpis: tuple[KpiResult, ...]
+    guards: tuple[KpiResult, ...]
     fault_bound: float | None
 
     @property
-    def stat(self) -> list[tracks.Track]:
-        """The statistical KPIs (every KPI but the fault rule)."""
+    def statistical(self) -> list[tracks.Track]:
         return [t for t in self.table.kpis if t.kind != KpiKind.MEMORY_FAULTS.value]
 
 
@@ -207,10 +241,9 @@ def _no_blocks(look: _Look) -> str:
 
 def _fault(look: _Look) -> str:
     name = next(t.name for t in look.table.kpis if t.kind == KpiKind.MEMORY_FAULTS.value)
-    faults = look.table.faults[look.j]
     return (
-        f"{name}: the candidate had {faults:.0f} memory fault(s) (OOMKill, SIGSEGV/SIGABRT exit "
-        "or panic); any fault rolls back at once."
+        f"{name}: the candidate had {look.table.faults[look.j]:.0f} memory fault(s) (OOMKill, "
+        "SIGSEGV/SIGABRT exit or panic); any fault rolls back at once."
     )
 
 
@@ -226,7 +259,7 @@ def _missing(look: _Look) -> str:
     return f"Data missing in the latest block ({', '.join(latest)}); waiting ({run} of 3 before holding)."
 
 
-def _sample_ratio(look: _Look) -> str:
+def _srm(look: _Look) -> str:
     data, table, j = look.data, look.table, look.j
     read = table.srm_mask[: j + 1]
     candidate = data.candidate.requests[: j + 1][read]
@@ -249,7 +282,7 @@ def _breach(g: tracks.Track, j: int) -> str:
             f"{_fmt(g.target)} (e-value {_fmt(math.exp(min(g.log_e[j], 700)))} >= "
             f"{_fmt(math.exp(g.threshold))})"
         )
-    return f"{g.name}: {_interval_text(g, j, g.alpha_pass)} is above {_fmt(g.target)}"
+    return f"{g.name}: {_interval_text(g, j, g.alpha_miss)} is above {_fmt(g.target)}"
 
 
 def _guard(look: _Look) -> str:
@@ -269,9 +302,9 @@ def _buckets(look: _Look) -> str:
     )
 
 
-def _target_missed(look: _Look) -> str:
+def _miss(look: _Look) -> str:
     j = look.j
-    missed = [t for t in look.stat if t.reading[j] == tracks.Read.MISS]
+    missed = [t for t in look.statistical if t.reading[j] == tracks.Read.MISS]
     parts = [
         f"{t.name} {_interval_text(t, j, t.alpha_miss)} is not {_relation(t, True)} {_fmt(t.target)}"
         for t in missed
@@ -279,84 +312,117 @@ def _target_missed(look: _Look) -> str:
     return "Target missed: " + _listing(parts) + "."
 
 
-def _all_met(look: _Look) -> str:
+def _safe(g: tracks.Track, j: int) -> str:
+    """A guard's non-inferiority claim as shown (or not yet)."""
+    if g.log_e.size:
+        return (
+            f"{g.name} rate ratio {_fmt(_exp(g.estimate[j]))} below {_fmt(g.promote_below)} "
+            f"or rate below the baseline's + {_fmt(g.floor)} "
+            f"(e-value {_fmt(math.exp(min(g.pass_log_e[j], 700)))} >= {_fmt(math.exp(g.pass_threshold))})"
+        )
+    return f"{g.name} {_interval_text(g, j, g.alpha_pass)} <= {_fmt(g.promote_below)}"
+
+
+def _pass(look: _Look) -> str:
     j = look.j
     parts = [
         f"{t.name} {_interval_text(t, j, t.alpha_pass)} {_relation(t, True)} {_fmt(t.target)}"
-        for t in look.stat
+        for t in look.statistical
     ]
+    guards = ""
+    if look.table.guards:
+        guards = "; guard rails non-inferior: " + _listing([_safe(g, j) for g in look.table.guards])
     tail = ""
     if look.fault_bound is not None:
-        confidence = look.settings.confidence
-        tail = f"; no memory faults (rate <= {_fmt(look.fault_bound)} per pod-hour at {confidence:.0%})"
-    return "All KPIs met their targets: " + _listing(parts) + tail + "."
-
-
-def _open_part(t: tracks.Track, r: KpiResult, j: int) -> str:
-    if r.decision is Reading.NO_DATA:
-        return f"{t.name}: not enough data yet ({r.detail})"
-    if r.decision is Reading.PASS:
-        # Promotion waits for every KPI: say which ones are already settled, not that they "span".
-        return f"{t.name} {_interval_text(t, j, t.alpha_pass)} already {_relation(t, True)} {_fmt(t.target)}"
-    return (
-        f"{t.name} {_interval_text(t, j, t.alpha_pass)} spans {_fmt(t.target)} "
-        f"(ETA50 {_minutes(r.eta50_seconds)}, ETA80 {_minutes(r.eta80_seconds)})"
-    )
+        level = f"{look.settings.confidence:.0%}"
+        tail = f"; no memory faults (rate <= {_fmt(look.fault_bound)} per pod-hour at {level})"
+    return "All KPIs met their targets: " + _listing(parts) + guards + tail + "."
 
 
 def _open_parts(look: _Look) -> list[str]:
-    names = {s.name for s in look.stat}
-    mine = [r for r in look.results if r.name in names]
-    return [_open_part(t, r, look.j) for t, r in zip(look.stat, mine, strict=True)]
+    """Each statistical KPI: not enough data, already settled, or spanning its target with its ETA."""
+    j, parts = look.j, []
+    results = {r.name: r for r in look.kpis}
+    for t in look.statistical:
+        r = results[t.name]
+        if r.decision is Reading.NO_DATA:
+            parts.append(f"{t.name}: not enough data yet ({r.detail})")
+        elif r.decision is Reading.PASS:
+            # Promotion waits for every KPI: say which ones are already settled, not that they "span".
+            parts.append(
+                f"{t.name} {_interval_text(t, j, t.alpha_pass)} already {_relation(t, True)} {_fmt(t.target)}"
+            )
+        else:
+            parts.append(
+                f"{t.name} {_interval_text(t, j, t.alpha_pass)} spans {_fmt(t.target)} "
+                f"(ETA50 {_minutes(r.eta50_seconds)}, ETA80 {_minutes(r.eta80_seconds)})"
+            )
+    return parts
+
+
+def _holding_guards(look: _Look) -> list[str]:
+    """The guards whose non-inferiority is not shown yet, with their ETA."""
+    results = {r.name: r for r in look.guards}
+    parts = []
+    for g in look.table.guards:
+        if g.reading[look.j] == tracks.Read.PASS:
+            continue
+        r = results[g.name]
+        parts.append(
+            f"{g.name} not yet shown below {_fmt(g.promote_below)}x the baseline "
+            f"(estimate {_fmt(r.estimate) if r.estimate is not None else 'n/a'}; "
+            f"ETA50 {_minutes(r.eta50_seconds)}, ETA80 {_minutes(r.eta80_seconds)})"
+        )
+    return parts
 
 
 def _timeout(look: _Look) -> str:
+    open_parts = _open_parts(look) + _holding_guards(look)
     return (
         f"Maximum duration {look.settings.max_duration_seconds / 60:.0f} min reached without a decision: "
-        + _listing(_open_parts(look))
+        + _listing(open_parts)
         + "; never promoting on a timeout."
     )
 
 
-def _wait(look: _Look) -> str:
+def _late_warning(look: _Look, results: tuple[KpiResult, ...]) -> str:
     left = look.settings.max_duration_seconds - float(look.table.elapsed[look.j])
-    late = [r for r in look.results if r.eta80_seconds is not None and r.eta80_seconds > left]
-    warning = ""
-    if late:
-        names = ", ".join(r.name for r in late)
-        warning = (
-            f" ETA80 of {names} exceeds the {left / 60:.0f} min left: INCONCLUSIVE is likely unless the "
-            "weight is raised."
-        )
-    return "Continue: " + _listing(_open_parts(look)) + "." + warning
+    late = [r for r in results if r.eta80_seconds is not None and r.eta80_seconds > left]
+    if not late:
+        return ""
+    names = ", ".join(r.name for r in late)
+    return (
+        f" ETA80 of {names} exceeds the {left / 60:.0f} min left: INCONCLUSIVE is likely unless the "
+        "weight is raised."
+    )
+
+
+def _wait(look: _Look) -> str:
+    return "Continue: " + _listing(_open_parts(look)) + "." + _late_warning(look, look.kpis)
+
+
+def _guard_wait(look: _Look) -> str:
+    return (
+        "Every KPI met its target; promotion held back by the guard rails: "
+        + _listing(_holding_guards(look))
+        + "."
+        + _late_warning(look, look.guards)
+    )
 
 
 _REASONS: dict[looks.Cause, Callable[[_Look], str]] = {
     looks.Cause.NO_BLOCKS: _no_blocks,
     looks.Cause.FAULT: _fault,
     looks.Cause.MISSING: _missing,
-    looks.Cause.SRM: _sample_ratio,
+    looks.Cause.SRM: _srm,
     looks.Cause.GUARD: _guard,
     looks.Cause.BUCKETS: _buckets,
-    looks.Cause.MISS: _target_missed,
-    looks.Cause.PASS: _all_met,
+    looks.Cause.MISS: _miss,
+    looks.Cause.PASS: _pass,
     looks.Cause.TIMEOUT: _timeout,
     looks.Cause.WAIT: _wait,
+    looks.Cause.GUARD_WAIT: _guard_wait,
 }
-
-
-def _reason(
-    cause: looks.Cause,
-    *,
-    data: blocks.BlockData,
-    table: looks.Looks,
-    settings: AnalysisSettings,
-    j: int,
-    results: tuple[KpiResult, ...],
-    fault_bound: float | None,
-) -> str:
-    """The sentence a person reads for this look: one small function per cause."""
-    return _REASONS[cause](_Look(data, table, settings, j, results, fault_bound))
 
 
 def judgement_at(data: blocks.BlockData, table: looks.Looks, settings: AnalysisSettings, j: int) -> Judgement:
@@ -373,9 +439,7 @@ def judgement_at(data: blocks.BlockData, table: looks.Looks, settings: AnalysisS
             float(table.faults[j]), float(table.pod_hours[j]), 1.0 - settings.confidence
         )
     cause = looks.Cause(int(table.cause[j]))
-    reason = _reason(
-        cause, data=data, table=table, settings=settings, j=j, results=kpis, fault_bound=fault_bound
-    )
+    reason = _REASONS[cause](_Look(data, table, settings, j, kpis, guards, fault_bound))
     return Judgement(
         decision=_DECISION[looks.Code(int(table.decision[j]))],
         reason=reason,

@@ -73,16 +73,52 @@ class KpiTarget:
             raise ValueError(f"KPI {self.name}: target ratio must be > 0, got {self.target!r}")
 
 
+# Non-inferiority margins per guard kind, chosen from the simulation in docs/recording.md ("Guards
+# inside the promotion rule"): at 20 rps an error-rate margin of 1.0 lets a candidate with the
+# baseline's error rate promote within maxDuration (96-100% of runs, bursts or not) while one with
+# twice the rate is caught by the harm test first (promoted <= 1%); a p50 margin of 0.1 tolerates
+# no more than a 10% slower median.
+DEFAULT_MARGINS: dict[GuardKind, float] = {GuardKind.ERROR_RATE: 1.0, GuardKind.LATENCY_QUANTILE: 0.1}
+MAX_MARGIN = 10.0
+
+# The error-rate guard's absolute non-inferiority floor: the candidate also counts as non-inferior
+# when its error rate is shown below the baseline's + this (a rate: 0.001 = 0.1 percentage point).
+# A ratio alone cannot be shown when neither arm has errors; with none the floor is shown after
+# about ln(6/alpha)/floor candidate requests (4,800 at alpha 0.05), docs/recording.md.
+DEFAULT_FLOOR = 0.001
+MAX_FLOOR = 0.5
+
+
 @dataclass(frozen=True)
 class GuardRail:
-    """A harm check: the candidate must not be worse than ``max_ratio`` x the baseline."""
+    """A guard rail, two claims. Harm (rolls back): the candidate is worse than ``max_ratio`` x the
+    baseline. Non-inferiority (needed to promote): the candidate is below
+    ``max_ratio x (1 + margin)`` x the baseline (an error rate: or below the baseline's + ``floor``).
+    Between the two nothing is decided."""
 
     name: str
     kind: GuardKind
     quantile: float | None = None
     max_ratio: float = 1.0
+    margin: float = _DERIVED  # derived from kind when not given (DEFAULT_MARGINS)
+    floor: float = DEFAULT_FLOOR  # errorRate: non-inferior also below the baseline's rate + floor
+
+    @property
+    def promote_below(self) -> float:
+        """The ratio the candidate must be shown to stay under before a promotion."""
+        return self.max_ratio * (1.0 + self.margin)
 
     def __post_init__(self) -> None:
+        if self.margin is None:
+            object.__setattr__(self, "margin", DEFAULT_MARGINS[self.kind])
+        if not (math.isfinite(self.margin) and 0.0 < self.margin <= MAX_MARGIN):
+            raise ValueError(
+                f"guard {self.name}: nonInferiorityMargin must be in (0, {MAX_MARGIN:g}], got {self.margin!r}"
+            )
+        if not (math.isfinite(self.floor) and 0.0 < self.floor <= MAX_FLOOR):
+            raise ValueError(
+                f"guard {self.name}: nonInferiorityFloor must be in (0, {MAX_FLOOR:g}], got {self.floor!r}"
+            )
         if self.kind is GuardKind.LATENCY_QUANTILE and (
             self.quantile is None or not 0.0 < self.quantile < 1.0
         ):
@@ -237,7 +273,28 @@ def _guard(data: Any, where: str) -> GuardRail:
     max_ratio = _number(data.get("maxRatio", 1.0), f"{where}.maxRatio")
     if max_ratio <= 0:
         raise ValueError(f"{where}.maxRatio: must be > 0, got {max_ratio!r}")
-    return GuardRail(name, kind, quantile=quantile, max_ratio=max_ratio)
+    margin, floor = _margin(data, kind, where), _floor(data, where)
+    return GuardRail(name, kind, quantile=quantile, max_ratio=max_ratio, margin=margin, floor=floor)
+
+
+def _floor(data: Mapping[str, Any], where: str) -> float:
+    """A guard's ``nonInferiorityFloor`` (an error rate): given, or DEFAULT_FLOOR."""
+    if "nonInferiorityFloor" not in data:
+        return DEFAULT_FLOOR
+    floor = _number(data["nonInferiorityFloor"], f"{where}.nonInferiorityFloor")
+    if not 0.0 < floor <= MAX_FLOOR:
+        raise ValueError(f"{where}.nonInferiorityFloor: must be in (0, {MAX_FLOOR:g}], got {floor!r}")
+    return floor
+
+
+def _margin(data: Mapping[str, Any], kind: GuardKind, where: str) -> float:
+    """A guard's ``nonInferiorityMargin``: given, or the default of its kind."""
+    if "nonInferiorityMargin" not in data:
+        return DEFAULT_MARGINS[kind]
+    margin = _number(data["nonInferiorityMargin"], f"{where}.nonInferiorityMargin")
+    if not 0.0 < margin <= MAX_MARGIN:
+        raise ValueError(f"{where}.nonInferiorityMargin: must be in (0, {MAX_MARGIN:g}], got {margin!r}")
+    return margin
 
 
 def _list(value: Any, where: str) -> Sequence[Any]:
