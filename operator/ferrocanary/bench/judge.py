@@ -77,7 +77,7 @@ def stress_cells(runs: int) -> list[Cell]:
 
 
 def plan(*, quick: bool, runs: int | None = None) -> list[Cell]:
-    """The grid of STATISTICS.md plus the stressor cells; --runs overrides the runs of every cell."""
+    """The benchmark grid plus the stressor cells; --runs overrides the runs of every cell."""
     cells = []
     for buckets in BUCKETS:
         for truth in TRUTHS:

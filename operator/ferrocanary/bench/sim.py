@@ -1,4 +1,4 @@
-"""Synthetic canaries for the judge benchmark (STATISTICS.md, "The benchmark that keeps the judge honest").
+"""Synthetic canaries for the judge benchmark (docs/statistics.md, "The benchmark").
 
 Latency: 97% lognormal(ln 20 ms, 0.5) + 3% lognormal(ln 120 ms, 0.7); the candidate is true_ratio
 times the baseline, so every quantile ratio equals true_ratio. Per-minute multiplicative noise,
@@ -14,7 +14,7 @@ memory, so cost per request lands near 0.5x (target 0.7x). These KPIs pass clear
 truth, which makes p99 the binding KPI: the grid measures the quantile test, the same thing the
 peers judge. Errors are binomial at 0.2% in both arms, memory faults Poisson per pod-hour (0 by default).
 
-Production stressors (STATISTICS.md: "the simulator must not share the judge's assumptions"), each
+Production stressors (the simulator must not share the judge's assumptions), each
 off by default and switched on alone by name through ``STRESSORS``; with all of them off the draws
 are exactly those of the plain simulator, so recordings made from it do not change:
 

@@ -10,7 +10,7 @@ horizon (30 minutes by default). We take I_opt = I_now * horizon / t_used, i.e. 
 grows at the rate seen so far; then I/rho depends only on the time used, so m is a deterministic
 function of elapsed analysis time and cannot be steered by the estimate.
 
-Small-sample calibration (an addition to STATISTICS.md): V is estimated from J blocks, not known,
+Small-sample calibration (beyond the textbook normal mixture): V is estimated from J blocks, not known,
 and at J = 20 a normal multiplier of 3.1 has a Student-t tail three times heavier. ``student``
 maps m to the t quantile with the same tail probability, m_t = t_(df).isf(Phi(-m)), with df the
 equivalent degrees of freedom of the HAC block variance (``hac.degrees_of_freedom``, a function of
