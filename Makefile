@@ -52,19 +52,20 @@ rust:
 unit: venv
 	$(PY) -m pytest -m "not integration" $(PYTEST_ARGS)
 
-# The unit tests that need nothing the toolchain builds: well under a minute.
+# The unit tests that need nothing the toolchain builds: under a minute. The statistical simulations
+# (marked slow: thousands of simulated canaries each) run with the integration tests.
 unit-fast: venv workload
-	$(PY) -m pytest -m "not integration and not toolchain" $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not integration and not toolchain and not slow" $(PYTEST_ARGS)
 
 integration: setup
 	$(PY) -m pytest -m integration $(PYTEST_ARGS)
 
 # The cheap checks first, so a typo or a failing unit test shows in seconds, not after the toolchain
 # build (minutes when cold); then the builds and every test that needs them. Each test runs once:
-# unit-fast takes "not integration and not toolchain", the last run the rest.
+# unit-fast takes "not integration and not toolchain and not slow", the last run the rest.
 test: lint imports typecheck unit-fast
 	@$(MAKE) --no-print-directory setup rust
-	$(PY) -m pytest -m "integration or toolchain" $(PYTEST_ARGS)
+	$(PY) -m pytest -m "integration or toolchain or slow" $(PYTEST_ARGS)
 
 # A full canary of the reference workload on the local sandbox; ends with a verdict and a report.
 demo: setup

@@ -15,6 +15,9 @@ from ferrocanary.cli import main
 
 RUNS = 200  # per cell: Monte-Carlo s.e. 1.5 points at a 5% rate, 0.7 points at 1%
 
+# Simulations of many canaries: seconds each, so they run with the integration tests.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def grid() -> dict[tuple[str, float, str], dict[str, Any]]:

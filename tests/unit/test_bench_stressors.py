@@ -18,6 +18,9 @@ from ferrocanary.bench import judge
 RUNS = 200
 BOUND = 0.05 + 2 * math.sqrt(0.05 * 0.95 / RUNS)
 
+# Simulations of many canaries: seconds each, so they run with the integration tests.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def cells() -> dict[tuple[str, str], dict[str, Any]]:

@@ -97,6 +97,7 @@ def error_cells() -> dict[str, dict[str, object]]:
     return {r["stressor"]: r for r in rows if r["method"] == "ferrocanary"}
 
 
+@pytest.mark.slow  # a few hundred simulated canaries
 def test_twice_the_error_rate_is_not_promoted(error_cells: dict[str, dict[str, object]]) -> None:
     """Before the guards joined the promotion rule this cell promoted 82% of the time."""
     row = error_cells["errors-doubled"]

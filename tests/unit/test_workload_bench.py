@@ -21,6 +21,7 @@ FIGURES = {
 }
 
 
+@pytest.mark.slow  # runs both real builds under load for a few seconds
 def test_short_bench_reports_both_builds_and_their_ratios(capsys: pytest.CaptureFixture[str]) -> None:
     parser = argparse.ArgumentParser()
     workload.add_arguments(parser)
