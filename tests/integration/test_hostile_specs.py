@@ -31,7 +31,6 @@ import contextlib
 import json
 import os
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -51,10 +50,10 @@ from ferrocanary.local.sandbox import Sandbox, SandboxError
 from tests.integration import hostile_cases
 from tests.integration.hostile_cases import ACCEPTED, HOSTILE_TEXT, REFUSED, VICTIM_SECRET, Accepted, Case
 from tests.support.canary import deployment, drop_finalizers, http_route, install_crd, service
+from tests.support.cli import kubectl_ferrocanary
 
 pytestmark = pytest.mark.integration
 
-PLUGIN_DIR = Path(sys.executable).parent  # where pip put the kubectl-ferrocanary console script
 #: What a Prometheus-lookalike answers: if any of it reaches status or an Event, the answer was echoed.
 LEAK = "LEAKED-BODY-7f3a"
 
@@ -67,19 +66,6 @@ def _kubectl(sandbox: Sandbox, *args: str, stdin: str = "") -> subprocess.Comple
         capture_output=True,
         text=True,
         timeout=60,
-        check=False,
-    )
-
-
-def _plugin(sandbox: Sandbox, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, **sandbox.env()}
-    env["PATH"] = f"{sandbox.bin_dir}{os.pathsep}{PLUGIN_DIR}{os.pathsep}{os.environ.get('PATH', '')}"
-    return subprocess.run(
-        [str(sandbox.bin_dir / "kubectl"), "ferrocanary", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
         check=False,
     )
 
@@ -393,11 +379,11 @@ def outcome(sandbox: Sandbox, api: rest.Rest, crd: None) -> Iterator[Outcome]:
             )
         hostile = "hostile-action-annotation"
         result.views = {
-            "get": _plugin(sandbox, "get", hostile, "-n", tenant),
-            "get -o wide": _plugin(sandbox, "get", hostile, "-n", tenant, "-o", "wide"),
-            "get -A": _plugin(sandbox, "get", "-A"),
-            "get -A -o wide": _plugin(sandbox, "get", "-A", "-o", "wide"),
-            "get action": _plugin(sandbox, "get", "hostile-action-annotation", "-n", tenant),
+            "get": kubectl_ferrocanary(sandbox, "get", hostile, "-n", tenant),
+            "get -o wide": kubectl_ferrocanary(sandbox, "get", hostile, "-n", tenant, "-o", "wide"),
+            "get -A": kubectl_ferrocanary(sandbox, "get", "-A"),
+            "get -A -o wide": kubectl_ferrocanary(sandbox, "get", "-A", "-o", "wide"),
+            "get action": kubectl_ferrocanary(sandbox, "get", "hostile-action-annotation", "-n", tenant),
         }
         yield result
     finally:

@@ -9,9 +9,6 @@ records ``status.lastAction`` and clears it.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,10 +23,9 @@ from ferrocanary.kube import canaries, rest
 from ferrocanary.local.sandbox import Sandbox
 from tests.support import arms
 from tests.support.canary import Canary, drop_finalizers, install_crd
+from tests.support.cli import kubectl_ferrocanary
 
 pytestmark = pytest.mark.integration
-
-PLUGIN_DIR = Path(sys.executable).parent  # where pip put the kubectl-ferrocanary console script
 
 
 def _stamp(minutes_ago: float) -> str:
@@ -91,24 +87,6 @@ STATUS: dict[str, Any] = {
     ],
     "cost": {"baselineMonthly": 1234.5, "candidateMonthly": 812.25, "savingFraction": 0.342},
 }
-
-
-def kubectl_ferrocanary(
-    sandbox: Sandbox, *args: str, kubeconfig: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    """``kubectl ferrocanary ...``: the real kubectl finds the plugin on PATH and runs it."""
-    env = {**os.environ, **sandbox.env()}
-    env["PATH"] = f"{sandbox.bin_dir}{os.pathsep}{PLUGIN_DIR}{os.pathsep}{os.environ.get('PATH', '')}"
-    if kubeconfig:
-        env["KUBECONFIG"] = kubeconfig
-    return subprocess.run(
-        [str(sandbox.bin_dir / "kubectl"), "ferrocanary", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 @pytest.fixture(scope="module")
