@@ -13,33 +13,73 @@ from ferrocanary.bench import loadgen
 REQUEST = loadgen.request_bytes("/v1/score", b'{"texts": ["a"]}')
 
 
-async def _serve(delay: float, status: int = 200, close_after_read: bool = False) -> asyncio.Server:
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = next(
-                    int(line.split(b":")[1])
-                    for line in head.split(b"\r\n")
-                    if line.lower().startswith(b"content-length")
-                )
-                await reader.readexactly(length)
-                if close_after_read:
-                    break
-                await asyncio.sleep(delay)
-                writer.write(b"HTTP/1.1 %d X\r\nContent-Length: 2\r\n\r\nok" % status)
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        finally:
-            writer.close()
+class _TestServer(asyncio.Protocol):
+    """One connection of a tiny HTTP/1.1 server: answers each request ``delay`` seconds after the
+    previous answer (one request at a time, as the client sends them), or hangs up on reading one.
 
-    return await asyncio.start_server(handle, "127.0.0.1", 0)
+    A protocol rather than ``asyncio.start_server``: every accepted transport is known from the
+    moment it exists, so the test closes all of them, even one accepted as the run ends.
+    """
+
+    def __init__(
+        self, open_transports: set[asyncio.Transport], delay: float, status: int, close_after_read: bool
+    ) -> None:
+        self.open_transports = open_transports
+        self.delay, self.status, self.close_after_read = delay, status, close_after_read
+        self.buffer = bytearray()
+        self.free_at = 0.0  # when the previous answer goes out: answers are serial per connection
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.open_transports.add(transport)
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while (end := self.buffer.find(b"\r\n\r\n")) >= 0:
+            head = bytes(self.buffer[:end])
+            length = next(
+                int(line.split(b":")[1])
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length")
+            )
+            if len(self.buffer) < end + 4 + length:
+                return
+            del self.buffer[: end + 4 + length]
+            assert self.transport is not None
+            if self.close_after_read:
+                self.transport.close()
+                return
+            loop = asyncio.get_running_loop()
+            self.free_at = max(self.free_at, loop.time()) + self.delay
+            loop.call_at(self.free_at, self._answer)
+
+    def _answer(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(b"HTTP/1.1 %d X\r\nContent-Length: 2\r\n\r\nok" % self.status)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.transport is not None:
+            self.open_transports.discard(self.transport)
+        self.transport = None
 
 
-def _run(delay: float, rate: float, duration: float, connections: int, **server: object) -> loadgen.Outcome:
+def _run(
+    delay: float,
+    rate: float,
+    duration: float,
+    connections: int,
+    *,
+    status: int = 200,
+    close_after_read: bool = False,
+) -> loadgen.Outcome:
     async def main() -> loadgen.Outcome:
-        srv = await _serve(delay, **server)  # type: ignore[arg-type]
+        loop = asyncio.get_running_loop()
+        open_transports: set[asyncio.Transport] = set()
+        srv = await loop.create_server(
+            lambda: _TestServer(open_transports, delay, status, close_after_read), "127.0.0.1", 0
+        )
         port = srv.sockets[0].getsockname()[1]
         try:
             return await loadgen.run_constant_rate(
@@ -47,6 +87,10 @@ def _run(delay: float, rate: float, duration: float, connections: int, **server:
             )
         finally:
             srv.close()
+            for transport in list(open_transports):
+                transport.close()
+            await asyncio.sleep(0)  # their connection_lost callbacks
+            await srv.wait_closed()
 
     return asyncio.run(main())
 

@@ -181,6 +181,11 @@ class _Pool:
             while self.waiting:
                 self.record(self.waiting.popleft()[0], self.loop.time(), None)
             return
+        if self.closing:
+            # The run ended while this connection was being opened: nobody will close it later.
+            if conn.transport is not None:
+                conn.transport.close()
+            return
         if self.waiting:
             due, index = self.waiting.popleft()
             self.busy.add(conn)
@@ -188,11 +193,16 @@ class _Pool:
         else:
             self.idle.append(conn)
 
-    def close(self) -> None:
+    async def close(self) -> None:
         self.closing = True
         for conn in [*self.idle, *self.busy]:
             if conn.transport is not None:
                 conn.transport.close()
+        # Replacements still connecting close their own connection once it opens (see _replace).
+        # Waited for rather than cancelled: a task cancelled just after its connect succeeded
+        # would drop the new transport unclosed.
+        if self._replacing:
+            await asyncio.wait(self._replacing)
 
 
 async def run_constant_rate(
@@ -243,6 +253,6 @@ async def run_constant_rate(
             while pool.waiting:
                 pool.record(pool.waiting.popleft()[0], now, None)
     finally:
-        pool.close()
+        await pool.close()
     outcome.elapsed = max(pool.last_done, start + count / rate) - start
     return outcome

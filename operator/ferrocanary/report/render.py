@@ -144,8 +144,8 @@ def band(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The interval as drawn in a panel from ``bottom`` to ``top``, NaN where there is nothing to draw.
 
-    An unbounded side (too little evidence yet, e.g. when autocorrelated blocks are grouped and few
-    groups remain) and an estimate without an interval (its variance cannot be estimated yet) fill
+    An unbounded side (too little evidence yet: few blocks behind the long-run variance) and an
+    estimate without an interval (its variance cannot be estimated yet) fill
     to the panel's edges: "anything is possible" must not look like a gap. No estimate stays a gap.
     """
     without_interval = np.isfinite(estimate) & np.isnan(lower) & np.isnan(upper)
