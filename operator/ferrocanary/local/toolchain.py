@@ -18,6 +18,7 @@ a first run's 10-20 minutes of Go builds as they happen instead of in silence.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -98,6 +99,7 @@ class Versions:
     runc_deb: str
     cni_plugins_deb: str
     iptables_deb: str
+    busybox_deb: str
 
     @property
     def kubernetes_minor(self) -> str:
@@ -127,6 +129,7 @@ def read_versions(root: Path | None = None) -> Versions:
             runc_deb=values["RUNC_DEB_VERSION"],
             cni_plugins_deb=values["CNI_PLUGINS_DEB_VERSION"],
             iptables_deb=values["IPTABLES_DEB_VERSION"],
+            busybox_deb=values["BUSYBOX_DEB_VERSION"],
         )
     except KeyError as missing:
         raise ToolchainError(f"{path}: {missing.args[0]} is not set") from None
@@ -279,7 +282,30 @@ class Toolchain:
                 "Debian's iptables (nf_tables) and its libraries, extracted (for kube-proxy and portmap)",
                 self._build_iptables,
             ),
+            Component(
+                "pause",
+                self._source_hash(self.root / "tools" / "pause"),
+                ("pause",),
+                "go build of the pods' sandbox process (tools/pause)",
+                self._build_pause,
+            ),
+            Component(
+                "busybox",
+                _deb_version_dir(v.busybox_deb),
+                ("busybox",),
+                "Debian's static busybox, extracted (the node's smoke-test image)",
+                self._build_busybox,
+            ),
         )
+
+    @staticmethod
+    def _source_hash(directory: Path) -> str:
+        """A version for a component built from this repository's own files: a hash of them."""
+        digest = hashlib.sha256()
+        for path in sorted(directory.glob("*")):
+            if path.is_file():
+                digest.update(path.name.encode() + b"\0" + path.read_bytes())
+        return digest.hexdigest()[:12]
 
     # ----------------------------------------------------------------------------------- paths
     def component(self, name: str) -> Component:
@@ -622,3 +648,12 @@ class Toolchain:
             wrapper = target / command
             wrapper.write_text(_IPTABLES_WRAPPER)
             wrapper.chmod(0o755)
+
+    def _build_pause(self, target: Path, log: Path) -> None:
+        module_dir = self.root / "tools" / "pause"
+        build = ["go", "build", "-v", "-ldflags", "-s -w", "-o", str(target / "pause"), "."]
+        self._run("pause", build, log, cwd=module_dir)
+
+    def _build_busybox(self, target: Path, log: Path) -> None:
+        files = {"bin/busybox": "busybox"}
+        self._extract_deb("busybox-static", self.versions.busybox_deb, files, target, log)
