@@ -251,3 +251,37 @@ def image_archives(n: NodeInputs) -> list[Path]:
         images.write_archive(spec, archive)
         out.append(archive)
     return out
+
+
+def prometheus_scrape_configs(base: Inputs, host: HostState) -> list[dict[str, object]]:
+    """What a cluster's Prometheus scrapes on a node: cAdvisor through the kubelet, kube-state-metrics.
+
+    cAdvisor's series (``container_cpu_usage_seconds_total``, ``container_memory_working_set_bytes``)
+    carry ``namespace``, ``pod`` and ``container`` labels of their own; kube-state-metrics' are kept
+    as they are (``honor_labels``: its ``namespace``/``pod`` labels name the subject, not the
+    target). Both are static targets: Debian's Prometheus is built without Kubernetes service
+    discovery, and the one node's kubelet address is known when the sandbox starts.
+    """
+    pki = base.pki
+    client_tls = {
+        "ca_file": str(pki.ca_cert),
+        "cert_file": str(pki.admin_cert),
+        "key_file": str(pki.admin_key),
+    }
+    return [
+        {
+            "job_name": "kubernetes-nodes-cadvisor",
+            "scheme": "https",
+            "metrics_path": "/metrics/cadvisor",
+            # The kubelet serves a self-signed certificate; it checks our client certificate.
+            "tls_config": {**client_tls, "insecure_skip_verify": True},
+            "static_configs": [
+                {"targets": [f"{host.gateway}:{base.ports['kubelet']}"], "labels": {"node": NODE_NAME}}
+            ],
+        },
+        {
+            "job_name": "kube-state-metrics",
+            "honor_labels": True,
+            "static_configs": [{"targets": [f"127.0.0.1:{base.ports['kube-state-metrics']}"]}],
+        },
+    ]

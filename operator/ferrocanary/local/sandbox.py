@@ -19,6 +19,7 @@ import os
 import shutil
 import ssl
 import subprocess
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -275,8 +276,8 @@ class Sandbox:
         progress("generating throwaway certificates")
         pki = certs.generate(pki_dir)
         self._link_binaries()
-        self._write_prometheus_config(state.ports["prometheus"])
         inputs = launch.Inputs(self.toolchain, state.ports, self.dir, self.kubeconfig, pki)
+        self._write_prometheus_config(state.ports["prometheus"])
         for step in launch.plan(inputs):
             if step.name == "kwok" and state.nodes == "real":
                 continue
@@ -426,7 +427,7 @@ class Sandbox:
             raise SandboxError(f"kubectl {' '.join(args)} failed: {proc.stderr.strip()}")
         return proc.stdout
 
-    def _write_prometheus_config(self, port: int) -> None:
+    def _write_prometheus_config(self, port: int, extra: list[dict[str, Any]] | None = None) -> None:
         self.targets_dir.mkdir(parents=True, exist_ok=True)
         self.rules_dir.mkdir(parents=True, exist_ok=True)
         config: dict[str, Any] = {
@@ -445,9 +446,18 @@ class Sandbox:
                         {"files": [str(self.targets_dir / "*.json")], "refresh_interval": "5s"}
                     ],
                 },
+                *(extra or []),
             ],
         }
         (self.dir / "prometheus" / "prometheus.yml").write_text(yaml.safe_dump(config, sort_keys=False))
+
+    def add_scrape_configs(self, jobs: list[dict[str, Any]]) -> None:
+        """Rewrite Prometheus' configuration with these jobs added, and have it reload it."""
+        state = self._require_state()
+        self._write_prometheus_config(state.ports["prometheus"], jobs)
+        request = urllib.request.Request(f"{self.prometheus_url}/-/reload", method="POST")
+        with urllib.request.urlopen(request, timeout=30):
+            pass
 
     def add_scrape_target(self, job: str, targets: list[str], labels: dict[str, str] | None = None) -> Path:
         """Have Prometheus scrape ``targets`` (host:port) under ``job`` with extra target labels."""
