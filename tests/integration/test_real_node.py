@@ -120,14 +120,16 @@ def test_a_container_over_its_memory_limit_is_oomkilled_by_the_kernel(real: Sand
 
 def test_cadvisor_series_reach_prometheus_with_pod_labels(real: Sandbox) -> None:
     real.kubectl("apply", "-f", "-", input_text=_pod("busy", "while true; do :; done"))
-    real.kubectl("wait", "--for=condition=Ready", "pod/busy", "--timeout=60s")
-    cpu = 'rate(container_cpu_usage_seconds_total{pod="busy",container="main"}[15s])'
-    series = _until(lambda: _query(real, cpu), 90, "cAdvisor's CPU series for the busy pod")
-    assert series[0]["metric"]["namespace"] == "default"
-    assert float(series[0]["value"][1]) > 0.05  # a busy loop: a good share of a core
-    memory = 'container_memory_working_set_bytes{pod="busy",container="main"}'
-    assert _until(lambda: _query(real, memory), 30, "cAdvisor's memory series")
-    real.kubectl("delete", "pod", "busy", "--now")
+    try:
+        real.kubectl("wait", "--for=condition=Ready", "pod/busy", "--timeout=60s")
+        cpu = 'rate(container_cpu_usage_seconds_total{pod="busy",container="main"}[15s])'
+        series = _until(lambda: _query(real, cpu), 90, "cAdvisor's CPU series for the busy pod")
+        assert series[0]["metric"]["namespace"] == "default"
+        assert float(series[0]["value"][1]) > 0.05  # a busy loop: a good share of a core
+        memory = 'container_memory_working_set_bytes{pod="busy",container="main"}'
+        assert _until(lambda: _query(real, memory), 30, "cAdvisor's memory series")
+    finally:
+        real.kubectl("delete", "pod", "busy", "--now")
 
 
 def test_a_cluster_ip_service_reaches_its_pod(real: Sandbox) -> None:
@@ -135,7 +137,9 @@ def test_a_cluster_ip_service_reaches_its_pod(real: Sandbox) -> None:
         "apply",
         "-f",
         "-",
-        input_text=_pod("web", "echo served-by-web > /tmp/index.html; httpd -f -p 8080 -h /tmp"),
+        input_text=_pod(
+            "web", "mkdir -p /www && echo served-by-web > /www/index.html && httpd -f -p 8080 -h /www"
+        ),
     )
     real.kubectl("wait", "--for=condition=Ready", "pod/web", "--timeout=60s")
     real.kubectl("expose", "pod", "web", "--port=80", "--target-port=8080", "--name=web")

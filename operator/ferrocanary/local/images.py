@@ -25,7 +25,7 @@ OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
 # The pods' sandbox image (containerd's ``sandbox_image``) and the smoke-test image.
 PAUSE_IMAGE = "ferrocanary.local/pause:3.10-ferrocanary"
 BUSYBOX_IMAGE = "ferrocanary.local/busybox:1.35.0"
-BUSYBOX_APPLETS = ("sh", "ls", "cat", "sleep", "httpd", "wget", "tail", "echo", "env", "kill", "ps")
+BUSYBOX_APPLETS = ("sh", "ls", "cat", "sleep", "httpd", "tail", "echo", "env", "kill", "ps", "mkdir")
 
 
 @dataclass(frozen=True)

@@ -188,6 +188,9 @@ def kubelet(n: NodeInputs) -> Launch:
         f"--hostname-override={NODE_NAME}",
         f"--node-ip={n.host.gateway}",
         "--node-labels=ferrocanary.io/node=real",
+        # cAdvisor (inside the kubelet) asks containerd which cgroup is which container, at this
+        # socket; without it, its series stop at the pod and carry no `container` label.
+        f"--containerd={n.socket}",
     ]
     return Launch("kubelet", argv, f"http://127.0.0.1:{n.base.ports['kubelet-healthz']}/healthz", 120.0)
 
