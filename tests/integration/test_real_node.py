@@ -1,13 +1,14 @@
 """A real node (``local up --nodes real``): pods run in containers, and ``down`` leaves nothing behind.
 
-One sandbox with a real node for the whole module (about 30 s to start): containerd, runc, the CNI
+One sandbox with a real node for the whole module (about 20 s to start): containerd, runc, the CNI
 bridge, the kubelet, kube-proxy in iptables mode, kube-state-metrics, and Prometheus scraping the
-kubelet's cAdvisor and kube-state-metrics. What a user of a cluster would notice is checked: the Node is Ready on
-containerd and lists the images imported into it; a pod's output comes back through ``kubectl logs``
-and ``exec``; a container over its memory limit is ended by the kernel and reported ``OOMKilled``,
-by the kubelet and by kube-state-metrics in Prometheus; cAdvisor's series reach Prometheus; a
-ClusterIP Service reaches its pod. The last test takes the sandbox down and looks for any process,
-mount, bridge, network namespace, cgroup, iptables chain or kernel setting left changed.
+kubelet's cAdvisor and kube-state-metrics. What a user of a cluster would notice is checked: the
+Node is Ready on containerd and lists the images imported into it; a pod's output comes back
+through ``kubectl logs`` and ``exec``; a container over its memory limit is ended by the kernel and
+reported ``OOMKilled``, by the kubelet and by kube-state-metrics in Prometheus; cAdvisor's series
+reach Prometheus; a ClusterIP Service reaches its pod. The last test takes the sandbox down and
+looks for any process, mount, bridge, network namespace, cgroup, iptables chain or kernel setting
+left changed.
 """
 
 from __future__ import annotations
