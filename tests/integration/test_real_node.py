@@ -1,14 +1,15 @@
 """A real node (``local up --nodes real``): pods run in containers, and ``down`` leaves nothing behind.
 
 One sandbox with a real node for the whole module (about 20 s to start): containerd, runc, the CNI
-bridge, the kubelet, kube-proxy in iptables mode, kube-state-metrics, and Prometheus scraping the
-kubelet's cAdvisor and kube-state-metrics. What a user of a cluster would notice is checked: the
-Node is Ready on containerd and lists the images imported into it; a pod's output comes back
-through ``kubectl logs`` and ``exec``; a container over its memory limit is ended by the kernel and
-reported ``OOMKilled``, by the kubelet and by kube-state-metrics in Prometheus; cAdvisor's series
-reach Prometheus; a ClusterIP Service reaches its pod. The last test takes the sandbox down and
-looks for any process, mount, bridge, network namespace, cgroup, iptables chain or kernel setting
-left changed.
+bridge, the kubelet, kube-proxy in iptables mode, kube-state-metrics, and Prometheus discovering
+the kubelet's cAdvisor and the pods through the apiserver. What a user of a cluster would notice is
+checked: the Node is Ready on containerd and lists the images imported into it; a pod's output
+comes back through ``kubectl logs`` and ``exec``; a container over its memory limit is ended by the
+kernel and reported ``OOMKilled``, by the kubelet and by kube-state-metrics in Prometheus;
+cAdvisor's series reach Prometheus, and so does an annotated pod's own, found through the
+apiserver; a ClusterIP Service reaches its pod. The last test takes the sandbox down and looks for
+any process, mount, bridge, network namespace, cgroup, iptables chain or kernel setting left
+changed.
 """
 
 from __future__ import annotations
@@ -131,6 +132,21 @@ def test_cadvisor_series_reach_prometheus_with_pod_labels(real: Sandbox) -> None
         assert _until(lambda: _query(real, memory), 30, "cAdvisor's memory series")
     finally:
         real.kubectl("delete", "pod", "busy", "--now")
+
+
+def test_prometheus_finds_an_annotated_pod_through_the_apiserver(real: Sandbox) -> None:
+    serve = "mkdir -p /www && echo 'smoke_up 1' > /www/metrics && httpd -f -p 9100 -h /www"
+    annotations = {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": "9100",
+        "prometheus.io/path": "/metrics",
+    }
+    real.kubectl(
+        "apply", "-f", "-", input_text=_pod("exporter", serve, metadata={"annotations": annotations})
+    )
+    series = _until(lambda: _query(real, 'smoke_up{job="kubernetes-pods"}'), 90, "the pod's own series")
+    labels = series[0]["metric"]
+    assert (labels["namespace"], labels["pod"], labels["app"]) == ("default", "exporter", "exporter")
 
 
 def test_a_cluster_ip_service_reaches_its_pod(real: Sandbox) -> None:

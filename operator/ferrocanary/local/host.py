@@ -72,16 +72,21 @@ def _used_networks() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
     return found
 
 
+# Second octets for a node's /24 (10.N.0.0/24): below kwok's fake pod range, 10.244.0.0/16.
+SUBNET_OCTETS = range(200, 244)
+
+
 def plan(sandbox: str) -> HostState:
-    """The bridge name and a free /24 for ``sandbox`` (10.200.0.0/24 .. 10.249.0.0/24)."""
+    """The bridge name and a free /24 for ``sandbox`` (10.200.0.0/24 .. 10.243.0.0/24)."""
     digest = hashlib.sha256(sandbox.encode()).hexdigest()
     used = _used_networks()
-    start = int(digest[:4], 16) % 50
-    for offset in range(50):
-        subnet = ipaddress.ip_network(f"10.{200 + (start + offset) % 50}.0.0/24")
+    start = int(digest[:4], 16)
+    for offset in range(len(SUBNET_OCTETS)):
+        octet = SUBNET_OCTETS[(start + offset) % len(SUBNET_OCTETS)]
+        subnet = ipaddress.ip_network(f"10.{octet}.0.0/24")
         if not any(subnet.overlaps(u) for u in used):
             return HostState(bridge=f"fc{digest[:8]}", subnet=str(subnet), cgroup=f"ferrocanary-{sandbox}")
-    raise HostError("no free /24 in 10.200.0.0-10.249.0.0 for the node's bridge")
+    raise HostError("no free /24 in 10.200.0.0-10.243.0.0 for the node's bridge")
 
 
 def hierarchies() -> list[Path]:

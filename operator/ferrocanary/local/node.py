@@ -22,7 +22,7 @@ import yaml
 
 from ferrocanary.local import images
 from ferrocanary.local.host import HostState
-from ferrocanary.local.launch import Inputs, Launch
+from ferrocanary.local.launch import Inputs, Launch, prometheus
 from ferrocanary.local.toolchain import CNI_PLUGINS
 
 NODE_NAME = "real-node-0"
@@ -256,14 +256,16 @@ def image_archives(n: NodeInputs) -> list[Path]:
     return out
 
 
-def prometheus_scrape_configs(base: Inputs, host: HostState) -> list[dict[str, object]]:
-    """What a cluster's Prometheus scrapes on a node: cAdvisor through the kubelet, kube-state-metrics.
+def prometheus_scrape_configs(base: Inputs) -> list[dict[str, object]]:
+    """What a cluster's Prometheus scrapes on its nodes, found through the apiserver as there.
 
-    cAdvisor's series (``container_cpu_usage_seconds_total``, ``container_memory_working_set_bytes``)
-    carry ``namespace``, ``pod`` and ``container`` labels of their own; kube-state-metrics' are kept
-    as they are (``honor_labels``: its ``namespace``/``pod`` labels name the subject, not the
-    target). Both are static targets: Debian's Prometheus is built without Kubernetes service
-    discovery, and the one node's kubelet address is known when the sandbox starts.
+    cAdvisor through each Node's kubelet (``container_cpu_usage_seconds_total``,
+    ``container_memory_working_set_bytes``, with cAdvisor's own ``namespace``, ``pod``, ``container``
+    and ``image`` labels), pods that ask for it with the usual ``prometheus.io/scrape``, ``port`` and
+    ``path`` annotations (labelled ``namespace``, ``pod`` and their own labels), and
+    kube-state-metrics, whose ``namespace``/``pod`` labels name the subject, not the target
+    (``honor_labels``). kube-state-metrics runs beside the control plane here, not in a pod, so it
+    is the one static target.
     """
     pki = base.pki
     client_tls = {
@@ -271,6 +273,7 @@ def prometheus_scrape_configs(base: Inputs, host: HostState) -> list[dict[str, o
         "cert_file": str(pki.admin_cert),
         "key_file": str(pki.admin_key),
     }
+    sd = {"api_server": base.apiserver_url, "tls_config": client_tls}
     return [
         {
             "job_name": "kubernetes-nodes-cadvisor",
@@ -278,8 +281,37 @@ def prometheus_scrape_configs(base: Inputs, host: HostState) -> list[dict[str, o
             "metrics_path": "/metrics/cadvisor",
             # The kubelet serves a self-signed certificate; it checks our client certificate.
             "tls_config": {**client_tls, "insecure_skip_verify": True},
-            "static_configs": [
-                {"targets": [f"{host.gateway}:{base.ports['kubelet']}"], "labels": {"node": NODE_NAME}}
+            "kubernetes_sd_configs": [{**sd, "role": "node"}],
+            "relabel_configs": [
+                {"action": "labelmap", "regex": "__meta_kubernetes_node_label_(.+)"},
+                {"source_labels": ["__meta_kubernetes_node_name"], "target_label": "node"},
+            ],
+        },
+        {
+            "job_name": "kubernetes-pods",
+            # Prometheus 3 refuses a response without a Content-Type unless told what to assume.
+            "fallback_scrape_protocol": "PrometheusText0.0.4",
+            "kubernetes_sd_configs": [{**sd, "role": "pod"}],
+            "relabel_configs": [
+                {
+                    "source_labels": ["__meta_kubernetes_pod_annotation_prometheus_io_scrape"],
+                    "action": "keep",
+                    "regex": "true",
+                },
+                {
+                    "source_labels": ["__meta_kubernetes_pod_annotation_prometheus_io_path"],
+                    "target_label": "__metrics_path__",
+                    "regex": "(.+)",
+                },
+                {
+                    "source_labels": ["__address__", "__meta_kubernetes_pod_annotation_prometheus_io_port"],
+                    "regex": "([^:]+)(?::\\d+)?;(\\d+)",
+                    "replacement": "$1:$2",
+                    "target_label": "__address__",
+                },
+                {"action": "labelmap", "regex": "__meta_kubernetes_pod_label_(.+)"},
+                {"source_labels": ["__meta_kubernetes_namespace"], "target_label": "namespace"},
+                {"source_labels": ["__meta_kubernetes_pod_name"], "target_label": "pod"},
             ],
         },
         {
@@ -288,3 +320,11 @@ def prometheus_scrape_configs(base: Inputs, host: HostState) -> list[dict[str, o
             "static_configs": [{"targets": [f"127.0.0.1:{base.ports['kube-state-metrics']}"]}],
         },
     ]
+
+
+def prometheus_with_discovery(base: Inputs) -> Launch:
+    """The sandbox's Prometheus, as built with Kubernetes service discovery (Debian's has none)."""
+    step = prometheus(base)
+    return Launch(
+        step.name, [str(base.toolchain.path("prometheus-k8s-sd")), *step.argv[1:]], step.health, step.timeout
+    )

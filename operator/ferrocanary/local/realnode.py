@@ -74,8 +74,6 @@ def start(sandbox: Sandbox, state: SandboxState, inputs: Inputs, progress: Progr
                 ctr(n, "images", "import", str(archive))
     progress(f"waiting for Node {node.NODE_NAME} to be Ready")
     _wait_ready(sandbox)
-    # Prometheus started before the node existed: its jobs for the node come in with a reload.
-    sandbox.add_scrape_configs(node.prometheus_scrape_configs(inputs, host_state))
 
 
 def ctr(n: node.NodeInputs, *args: str) -> str:

@@ -19,7 +19,6 @@ import os
 import shutil
 import ssl
 import subprocess
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -277,10 +276,16 @@ class Sandbox:
         pki = certs.generate(pki_dir)
         self._link_binaries()
         inputs = launch.Inputs(self.toolchain, state.ports, self.dir, self.kubeconfig, pki)
-        self._write_prometheus_config(state.ports["prometheus"])
-        for step in launch.plan(inputs):
-            if step.name == "kwok" and state.nodes == "real":
+        real = state.nodes == "real"
+        self._write_prometheus_config(
+            state.ports["prometheus"], node.prometheus_scrape_configs(inputs) if real else []
+        )
+        for planned in launch.plan(inputs):
+            if planned.name == "kwok" and real:
                 continue
+            step = (
+                node.prometheus_with_discovery(inputs) if planned.name == "prometheus" and real else planned
+            )
             progress(f"starting {step.name}")
             self._launch(state, step.name, step.argv, step.health, step.timeout)
             if step.name == "kube-apiserver":
@@ -450,14 +455,6 @@ class Sandbox:
             ],
         }
         (self.dir / "prometheus" / "prometheus.yml").write_text(yaml.safe_dump(config, sort_keys=False))
-
-    def add_scrape_configs(self, jobs: list[dict[str, Any]]) -> None:
-        """Rewrite Prometheus' configuration with these jobs added, and have it reload it."""
-        state = self._require_state()
-        self._write_prometheus_config(state.ports["prometheus"], jobs)
-        request = urllib.request.Request(f"{self.prometheus_url}/-/reload", method="POST")
-        with urllib.request.urlopen(request, timeout=30):
-            pass
 
     def add_scrape_target(self, job: str, targets: list[str], labels: dict[str, str] | None = None) -> Path:
         """Have Prometheus scrape ``targets`` (host:port) under ``job`` with extra target labels."""

@@ -100,6 +100,7 @@ class Versions:
     cni_plugins_deb: str
     iptables_deb: str
     busybox_deb: str
+    prometheus_k8s_sd: str
 
     @property
     def kubernetes_minor(self) -> str:
@@ -130,6 +131,7 @@ def read_versions(root: Path | None = None) -> Versions:
             cni_plugins_deb=values["CNI_PLUGINS_DEB_VERSION"],
             iptables_deb=values["IPTABLES_DEB_VERSION"],
             busybox_deb=values["BUSYBOX_DEB_VERSION"],
+            prometheus_k8s_sd=values["PROMETHEUS_K8S_SD_VERSION"],
         )
     except KeyError as missing:
         raise ToolchainError(f"{path}: {missing.args[0]} is not set") from None
@@ -295,6 +297,13 @@ class Toolchain:
                 ("busybox",),
                 "Debian's static busybox, extracted (the node's smoke-test image)",
                 self._build_busybox,
+            ),
+            Component(
+                "prometheus-k8s-sd",
+                v.prometheus_k8s_sd,
+                ("prometheus",),
+                "go build of Prometheus with Kubernetes service discovery (the real node's)",
+                self._build_prometheus_k8s_sd,
             ),
         )
 
@@ -648,3 +657,19 @@ class Toolchain:
     def _build_busybox(self, target: Path, log: Path) -> None:
         files = {"bin/busybox": "busybox"}
         self._extract_deb("busybox-static", self.versions.busybox_deb, files, target, log)
+
+    def _build_prometheus_k8s_sd(self, target: Path, log: Path) -> None:
+        module_dir = self.root / "tools" / "prometheus"
+        module = "github.com/prometheus/prometheus"
+        v = self.versions.prometheus_k8s_sd
+        if f"{module} {v}" not in (module_dir / "go.mod").read_text():
+            self._run(
+                "prometheus-k8s-sd", ["go", "mod", "edit", f"-require={module}@{v}"], log, cwd=module_dir
+            )
+            self._run("prometheus-k8s-sd", ["go", "mod", "tidy", "-e"], log, cwd=module_dir)
+        source = Path(self._go_module_dir("prometheus-k8s-sd", f"{module}@{v}", log))
+        version = (source / "VERSION").read_text().strip()
+        flags = f"-s -w -X github.com/prometheus/common/version.Version={version}"
+        build = ["go", "build", "-v", "-tags", "remove_all_sd,enable_kubernetes_sd", "-ldflags", flags]
+        build += ["-o", str(target / "prometheus"), f"{module}/cmd/prometheus"]
+        self._run("prometheus-k8s-sd", build, log, cwd=module_dir)
