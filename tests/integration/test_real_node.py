@@ -7,15 +7,16 @@ checked: the Node is Ready on containerd and lists the images imported into it; 
 comes back through ``kubectl logs`` and ``exec``; a container over its memory limit is ended by the
 kernel and reported ``OOMKilled``, by the kubelet and by kube-state-metrics in Prometheus;
 cAdvisor's series reach Prometheus, and so does an annotated pod's own, found through the
-apiserver; a ClusterIP Service reaches its pod. The last test takes the sandbox down and looks for
-any process, mount, bridge, network namespace, cgroup, iptables chain or kernel setting left
-changed.
+apiserver; a ClusterIP Service reaches its pod; ``up`` after a crash cleans up first and comes
+back. The last test takes the sandbox down and looks for any process, mount, bridge, network
+namespace, cgroup, iptables chain or kernel setting left changed.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import time
 import urllib.parse
 import urllib.request
@@ -171,6 +172,34 @@ def test_a_cluster_ip_service_reaches_its_pod(real: Sandbox) -> None:
 
     # kube-proxy's DNAT from the ClusterIP to the pod's IP on the bridge.
     assert "served-by-web" in _until(fetch, 60, "the Service answering")
+
+
+def test_up_after_a_crash_cleans_up_first_and_comes_back(real: Sandbox) -> None:
+    real.kubectl("apply", "-f", "-", input_text=_pod("survivor", "sleep 3600"))
+    real.kubectl("wait", "--for=condition=Ready", "pod/survivor", "--timeout=60s")
+    state = real.load_state()
+    assert state is not None
+    for name in ("kubelet", "containerd", "kube-apiserver"):  # as if the machine's OOM killer struck
+        os.kill(state.components[name].pid, signal.SIGKILL)
+    assert not real.is_up()
+
+    assert real.up() is True
+    # The crashed run's containers did not outlive it, and the new node is Ready on a clean slate.
+    assert "sleep 3600" not in _all_cmdlines()
+    assert "survivor" not in real.kubectl("get", "pods", "-o", "name")
+    ready = '{.status.conditions[?(@.type=="Ready")].status}'
+    assert real.kubectl("get", "node", node.NODE_NAME, "-o", f"jsonpath={ready}") == "True"
+
+
+def _all_cmdlines() -> str:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                found.append((entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+            except OSError:
+                continue
+    return "\n".join(found)
 
 
 def test_down_leaves_no_process_mount_bridge_cgroup_chain_or_setting(real: Sandbox) -> None:

@@ -236,7 +236,6 @@ def kube_state_metrics(n: NodeInputs) -> Launch:
         f"--port={port}",
         "--telemetry-host=127.0.0.1",
         f"--telemetry-port={n.base.ports['kube-state-metrics-telemetry']}",
-        "--resources=pods,deployments,replicasets,nodes,services,endpoints,namespaces",
     ]
     return Launch("kube-state-metrics", argv, f"http://127.0.0.1:{port}/healthz", 60.0)
 
