@@ -92,7 +92,17 @@ def test_the_node_is_ready_on_containerd_with_its_images(real: Sandbox) -> None:
     assert ready["status"] == "True"
     assert status["nodeInfo"]["containerRuntimeVersion"].startswith("containerd://1.6")
     names = {n for image in status["images"] for n in image["names"]}
-    assert {images.PAUSE_IMAGE, BUSYBOX} <= names
+    assert {images.PAUSE_IMAGE, BUSYBOX, node.debian_base_image(real.toolchain)} <= names
+
+
+def test_the_debian_base_image_runs(real: Sandbox) -> None:
+    pod = json.loads(_pod("debian", "cat /etc/debian_version; sleep 3600"))
+    pod["spec"]["containers"][0]["image"] = node.debian_base_image(real.toolchain)
+    real.kubectl("apply", "-f", "-", input_text=json.dumps(pod))
+    real.kubectl("wait", "--for=condition=Ready", "pod/debian", "--timeout=60s")
+    assert _until(lambda: real.kubectl("logs", "debian").strip().startswith("12."), 20, "bookworm's version")
+    assert real.kubectl("exec", "debian", "--", "dpkg-query", "-W", "-f=${Version}", "bash")
+    real.kubectl("delete", "pod", "debian", "--now")
 
 
 def test_a_pod_runs_and_logs_and_exec_work(real: Sandbox) -> None:

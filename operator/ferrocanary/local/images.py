@@ -30,7 +30,8 @@ BUSYBOX_APPLETS = ("sh", "ls", "cat", "sleep", "httpd", "tail", "echo", "env", "
 
 @dataclass(frozen=True)
 class ImageSpec:
-    """An image of one layer: ``files`` maps a path in the image to a file on this machine."""
+    """An image of one layer: ``files`` maps a path in the image to a file on this machine, or
+    ``layer`` is a root filesystem's tar (the Debian base)."""
 
     reference: str
     files: Mapping[str, Path]
@@ -38,9 +39,12 @@ class ImageSpec:
     cmd: Sequence[str] = ()
     symlinks: Mapping[str, str] = field(default_factory=dict)  # path in the image -> link target
     env: Sequence[str] = ("PATH=/bin:/usr/bin",)
+    layer: Path | None = None  # a whole root filesystem as a tar (then ``files`` is empty)
 
 
 def _layer(spec: ImageSpec) -> bytes:
+    if spec.layer is not None:
+        return spec.layer.read_bytes()
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
         directories = sorted(

@@ -23,7 +23,7 @@ import yaml
 from ferrocanary.local import images
 from ferrocanary.local.host import HostState
 from ferrocanary.local.launch import Inputs, Launch, prometheus
-from ferrocanary.local.toolchain import CNI_PLUGINS
+from ferrocanary.local.toolchain import CNI_PLUGINS, DEBIAN_BASE_REPOSITORY, Toolchain
 
 NODE_NAME = "real-node-0"
 NODE_PORTS = (
@@ -246,13 +246,18 @@ def plan(n: NodeInputs) -> list[Launch]:
 
 
 def image_archives(n: NodeInputs) -> list[Path]:
-    """The images every node has before any pod: the pods' sandbox and the smoke-test busybox."""
-    out = []
+    """The images every node has before any pod: the pods' sandbox, the smoke-test busybox, and the
+    Debian base the project's images build on (made once by the toolchain, imported as it is)."""
+    out = [n.path("debian-base")]
     for spec in (images.pause_image(n.path("pause")), images.busybox_image(n.path("busybox"))):
         archive = n.directory / "images" / f"{spec.reference.rsplit('/', 1)[-1].replace(':', '_')}.tar"
         images.write_archive(spec, archive)
         out.append(archive)
     return out
+
+
+def debian_base_image(toolchain: Toolchain) -> str:
+    return f"{DEBIAN_BASE_REPOSITORY}:{toolchain.debian_base_tag()}"
 
 
 def prometheus_scrape_configs(base: Inputs) -> list[dict[str, object]]:

@@ -30,7 +30,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from ferrocanary.local import images
+
 ISTIO_CRD_FILE = "virtualservices.networking.istio.io.yaml"
+DEBIAN_BASE_ARCHIVE = "image.oci.tar"
+DEBIAN_BASE_REPOSITORY = "ferrocanary.local/debian"
 # The CNI plugins a node's bridge network uses (containerd's CRI calls them by these names).
 CNI_PLUGINS = ("bridge", "host-local", "loopback", "portmap")
 # What kube-proxy, the kubelet and portmap exec from PATH; each is a wrapper around xtables-nft-multi.
@@ -101,6 +105,8 @@ class Versions:
     iptables_deb: str
     busybox_deb: str
     prometheus_k8s_sd: str
+    mmdebstrap_deb: str
+    debian_base_suite: str
 
     @property
     def kubernetes_minor(self) -> str:
@@ -132,6 +138,8 @@ def read_versions(root: Path | None = None) -> Versions:
             iptables_deb=values["IPTABLES_DEB_VERSION"],
             busybox_deb=values["BUSYBOX_DEB_VERSION"],
             prometheus_k8s_sd=values["PROMETHEUS_K8S_SD_VERSION"],
+            mmdebstrap_deb=values["MMDEBSTRAP_DEB_VERSION"],
+            debian_base_suite=values["DEBIAN_BASE_SUITE"],
         )
     except KeyError as missing:
         raise ToolchainError(f"{path}: {missing.args[0]} is not set") from None
@@ -305,7 +313,20 @@ class Toolchain:
                 "go build of Prometheus with Kubernetes service discovery (the real node's)",
                 self._build_prometheus_k8s_sd,
             ),
+            Component(
+                "debian-base",
+                self.debian_base_tag(),
+                (DEBIAN_BASE_ARCHIVE,),
+                "mmdebstrap of a minimal Debian, written as an OCI image (the base of the project's images)",
+                self._build_debian_base,
+            ),
         )
+
+    def debian_base_tag(self) -> str:
+        """The base image's tag: its suite and a hash of what makes it (never ``latest``)."""
+        v = self.versions
+        recipe = f"{v.debian_base_suite} minbase mmdebstrap={v.mmdebstrap_deb}".encode()
+        return f"{v.debian_base_suite}-{hashlib.sha256(recipe).hexdigest()[:12]}"
 
     @staticmethod
     def _source_hash(directory: Path) -> str:
@@ -673,3 +694,32 @@ class Toolchain:
         build = ["go", "build", "-v", "-tags", "remove_all_sd,enable_kubernetes_sd", "-ldflags", flags]
         build += ["-o", str(target / "prometheus"), f"{module}/cmd/prometheus"]
         self._run("prometheus-k8s-sd", build, log, cwd=module_dir)
+
+    def _build_debian_base(self, target: Path, log: Path) -> None:
+        """A minbase rootfs from Debian's mirror by mmdebstrap (about 1 min), as a one-layer OCI image."""
+        self._extract_deb(
+            "mmdebstrap", self.versions.mmdebstrap_deb, {"usr/bin/mmdebstrap": "mmdebstrap"}, target, log
+        )
+        rootfs = target / "rootfs.tar"
+        suite = self.versions.debian_base_suite
+        build = [
+            str(target / "mmdebstrap"),
+            "--variant=minbase",
+            "--mode=root",
+            "--quiet",
+            suite,
+            str(rootfs),
+        ]
+        self._run("debian-base", build, log, env=dict(os.environ))
+        reference = f"{DEBIAN_BASE_REPOSITORY}:{self.debian_base_tag()}"
+        spec = images.ImageSpec(
+            reference,
+            {},
+            (),
+            cmd=["bash"],
+            layer=rootfs,
+            env=("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",),
+        )
+        images.write_archive(spec, target / DEBIAN_BASE_ARCHIVE)
+        rootfs.unlink()
+        (target / "mmdebstrap").unlink()
