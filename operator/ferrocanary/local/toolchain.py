@@ -705,7 +705,7 @@ class Toolchain:
         build = [
             str(target / "mmdebstrap"),
             "--variant=minbase",
-            "--mode=root",
+            "--mode=auto",  # root here; unshare or fakechroot for a user without it
             "--quiet",
             suite,
             str(rootfs),
