@@ -63,10 +63,13 @@ def test_dockerfiles_are_multi_stage_non_root_and_pick_their_build() -> None:
         text = (WORKLOADS / f"Dockerfile.{build}").read_text()
         stages = [line for line in text.splitlines() if line.startswith("FROM ")]
         assert len(stages) >= 2
-        assert stages[-1].startswith("FROM python:3.11-slim")
+        # Base images are build arguments whose defaults are the public images a user builds from.
+        assert stages[-1].startswith("FROM ${PYTHON_IMAGE}")
+        assert "\nARG PYTHON_IMAGE=python:3.11-slim-bookworm\n" in text
         final = text[text.rindex("\nFROM ") :]
         assert "USER 10001" in final
         assert 'ENTRYPOINT ["/usr/bin/tini", "--", "textscore"]' in final
         assert f"TEXTSCORE_BUILD={build}" in final
         assert (WORKLOADS / f"Dockerfile.{build}.dockerignore").exists()
     assert "maturin build --release" in (WORKLOADS / "Dockerfile.rust").read_text()
+    assert "\nARG RUST_IMAGE=rust:1-slim-bookworm\n" in (WORKLOADS / "Dockerfile.rust").read_text()

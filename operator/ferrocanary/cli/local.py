@@ -1,7 +1,8 @@
 """``ferrocanary local``: build, start, inspect and stop the one-machine sandbox.
 
 ferrocanary local build [--json]   build the toolchain, showing each component (first time: 10-20 min)
-ferrocanary local up [--name N]    start etcd, the control plane, kwok, Prometheus (idempotent)
+ferrocanary local up [--name N] [--nodes kwok|real]
+                                   start etcd, the control plane, the nodes, Prometheus (idempotent)
 eval "$(ferrocanary local env)"    KUBECONFIG, PROMETHEUS_URL and PATH for this shell
 ferrocanary local status [--json]  each component's health
 ferrocanary local down [--name N]  stop every process by pid, remove the state (harmless twice)
@@ -47,6 +48,13 @@ def register(subparsers: Any) -> None:
     _name(up)
     up.add_argument("--apiserver-port", type=int, help="fixed port for kube-apiserver (default: a free one)")
     up.add_argument("--prometheus-port", type=int, help="fixed port for Prometheus (default: a free one)")
+    up.add_argument(
+        "--nodes",
+        choices=("kwok", "real"),
+        default="kwok",
+        help="kwok: fake nodes, pods run nothing (light; many canaries at once). real: one real node "
+        "(containerd, kubelet, kube-proxy, kube-state-metrics; root; one per machine). Default: %(default)s",
+    )
     up.set_defaults(func=_up)
 
     env = actions.add_parser("env", help="print shell exports for a running sandbox")
@@ -107,7 +115,7 @@ def _build(args: argparse.Namespace) -> int:
 def _up(args: argparse.Namespace) -> int:
     ports = {k: v for k, v in (("apiserver", args.apiserver_port), ("prometheus", args.prometheus_port)) if v}
     try:
-        sandbox = Sandbox(args.name)
+        sandbox = Sandbox(args.name, nodes=args.nodes)
         if sandbox.is_up():
             _err.print(f"sandbox {args.name!r} is already up; nothing to do")
             return 0

@@ -85,6 +85,10 @@ def kube_apiserver(i: Inputs) -> Launch:
         f"--service-account-key-file={pki.sa_public}",
         f"--service-account-signing-key-file={pki.sa_private}",
         f"--cert-dir={i.directory / 'apiserver-certs'}",
+        # A real node's kubelet accepts the admin's certificate (logs, exec); kwok ignores both.
+        f"--kubelet-client-certificate={pki.admin_cert}",
+        f"--kubelet-client-key={pki.admin_key}",
+        "--kubelet-preferred-address-types=InternalIP",
         "--profiling=false",
     ]
     # The first start creates every built-in type in etcd: give it twice the others' time.

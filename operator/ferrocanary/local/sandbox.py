@@ -1,4 +1,9 @@
-"""One named sandbox: etcd, the control plane, kwok with a fake Node, and Prometheus on 127.0.0.1.
+"""One named sandbox: etcd, the control plane, its nodes, and Prometheus on 127.0.0.1.
+
+Nodes are either kwok's fakes (``nodes="kwok"``, the default: pods go Running without running
+anything, enough for many canaries at once) or one real node (``nodes="real"``: containerd, the
+kubelet, kube-proxy and kube-state-metrics, see ``node`` and ``host``), which needs root and is one
+per machine, because kube-proxy's iptables chains have fixed names.
 
 Owns the sandbox's directory (``<cache>/sandboxes/<name>``) and its ``state.json``, which records
 for each component the pid, the executable, the exact argv and the ports, so that ``down`` stops
@@ -21,11 +26,23 @@ from typing import Any
 
 import yaml
 
-from ferrocanary.local import certs, launch, processes
+from ferrocanary.local import certs, launch, node, processes, realnode
 from ferrocanary.local.launch import FAKE_NODE_ANNOTATION
 from ferrocanary.local.toolchain import Toolchain, cache_dir
 
 COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok", "prometheus")
+REAL_COMPONENTS = (
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "prometheus",
+    "containerd",
+    "kubelet",
+    "kube-proxy",
+    "kube-state-metrics",
+)
+NODE_KINDS = ("kwok", "real")
 SCRAPE_INTERVAL = "1s"
 
 
@@ -40,6 +57,7 @@ class ComponentState:
     pid: int = 0
     health: str = ""  # URL probed for health ("" = process liveness only)
     log: str = ""
+    env: dict[str, str] = field(default_factory=dict)  # set over this process's environment
 
     def running(self) -> bool:
         return self.pid > 0 and processes.is_running(self.pid, self.argv[0])
@@ -50,6 +68,8 @@ class SandboxState:
     name: str
     ports: dict[str, int] = field(default_factory=dict)
     components: dict[str, ComponentState] = field(default_factory=dict)
+    nodes: str = "kwok"
+    host: dict[str, Any] = field(default_factory=dict)  # a real node's HostState, to undo at down
 
     def to_json(self) -> str:
         return json.dumps(
@@ -57,6 +77,8 @@ class SandboxState:
                 "name": self.name,
                 "ports": self.ports,
                 "components": {k: vars(v) for k, v in self.components.items()},
+                "nodes": self.nodes,
+                "host": self.host,
             },
             indent=2,
         )
@@ -68,6 +90,8 @@ class SandboxState:
             name=data["name"],
             ports=dict(data["ports"]),
             components={k: ComponentState(**v) for k, v in data["components"].items()},
+            nodes=data.get("nodes", "kwok"),
+            host=dict(data.get("host") or {}),
         )
 
 
@@ -81,10 +105,15 @@ def _quiet(_: str) -> None:
 class Sandbox:
     """A local sandbox by name. Construction touches nothing; ``up``/``down`` do the work."""
 
-    def __init__(self, name: str = "default", toolchain: Toolchain | None = None) -> None:
+    def __init__(
+        self, name: str = "default", toolchain: Toolchain | None = None, nodes: str = "kwok"
+    ) -> None:
         if not name or not all(c.isalnum() or c in "-_" for c in name):
             raise SandboxError(f"invalid sandbox name {name!r}: use letters, digits, '-' and '_'")
+        if nodes not in NODE_KINDS:
+            raise SandboxError(f"nodes: {nodes!r} is not one of {', '.join(NODE_KINDS)}")
         self.name = name
+        self.nodes = nodes
         self.toolchain = toolchain or Toolchain()
         self.dir = cache_dir() / "sandboxes" / name
 
@@ -191,9 +220,9 @@ class Sandbox:
 
     def is_up(self) -> bool:
         status = self.status()
-        return (
-            bool(status) and set(status) == set(COMPONENTS) and all(v == "healthy" for v in status.values())
-        )
+        state = self.load_state()
+        expected = REAL_COMPONENTS if state is not None and state.nodes == "real" else COMPONENTS
+        return bool(status) and set(status) == set(expected) and all(v == "healthy" for v in status.values())
 
     # ------------------------------------------------------------------------------ up / down
     def up(self, progress: ProgressCallback = _quiet, ports: dict[str, int] | None = None) -> bool:
@@ -213,8 +242,10 @@ class Sandbox:
                 raise SandboxError(
                     f"{component}: port 127.0.0.1:{port} is already taken; choose another or omit it"
                 )
+        if self.nodes == "real":
+            realnode.preflight(self)
         self.dir.mkdir(parents=True, exist_ok=True)
-        state = SandboxState(name=self.name)
+        state = SandboxState(name=self.name, nodes=self.nodes)
         for key in (
             "etcd",
             "etcd-peer",
@@ -223,6 +254,7 @@ class Sandbox:
             "scheduler",
             "kwok",
             "prometheus",
+            *(node.NODE_PORTS if self.nodes == "real" else ()),
         ):
             state.ports[key] = requested.get(key) or processes.free_port()
         self._save(state)
@@ -231,6 +263,8 @@ class Sandbox:
         except BaseException:
             progress("start-up failed: stopping what was started")
             self._stop_all(state)
+            if state.nodes == "real":
+                realnode.teardown(self, state)
             self.state_file.unlink(missing_ok=True)  # logs stay, for the message that names them
             raise
         return True
@@ -241,9 +275,17 @@ class Sandbox:
         progress("generating throwaway certificates")
         pki = certs.generate(pki_dir)
         self._link_binaries()
-        self._write_prometheus_config(state.ports["prometheus"])
         inputs = launch.Inputs(self.toolchain, state.ports, self.dir, self.kubeconfig, pki)
-        for step in launch.plan(inputs):
+        real = state.nodes == "real"
+        self._write_prometheus_config(
+            state.ports["prometheus"], node.prometheus_scrape_configs(inputs) if real else []
+        )
+        for planned in launch.plan(inputs):
+            if planned.name == "kwok" and real:
+                continue
+            step = (
+                node.prometheus_with_discovery(inputs) if planned.name == "prometheus" and real else planned
+            )
             progress(f"starting {step.name}")
             self._launch(state, step.name, step.argv, step.health, step.timeout)
             if step.name == "kube-apiserver":
@@ -253,11 +295,25 @@ class Sandbox:
                 self._create_fake_node()
         progress("installing the Gateway API CRDs")
         self.kubectl("apply", "--server-side", "-f", str(self.toolchain.path("gateway-api")))
+        if state.nodes == "real":
+            realnode.start(self, state, inputs, progress)
 
-    def _launch(self, state: SandboxState, name: str, argv: list[str], health: str, timeout: float) -> None:
+    def _launch(
+        self,
+        state: SandboxState,
+        name: str,
+        argv: list[str],
+        health: str,
+        timeout: float,
+        *,
+        env: dict[str, str] | None = None,
+    ) -> None:
         log = self.logs_dir / f"{name}.log"
-        started = processes.start(name, argv, log)
-        component = ComponentState(name=name, argv=argv, pid=started.pid, health=health, log=str(log))
+        extra = dict(env or {})
+        started = processes.start(name, argv, log, env={**os.environ, **extra} if extra else None)
+        component = ComponentState(
+            name=name, argv=argv, pid=started.pid, health=health, log=str(log), env=extra
+        )
         state.components[name] = component
         self._save(state)
         try:
@@ -270,13 +326,16 @@ class Sandbox:
         state = self.load_state()
         if state is not None:
             self._stop_all(state)
+            if state.nodes == "real":
+                realnode.teardown(self, state)
         existed = self.dir.exists()
         shutil.rmtree(self.dir, ignore_errors=True)
         return existed
 
     @staticmethod
     def _stop_all(state: SandboxState) -> None:
-        for name in reversed(COMPONENTS):
+        order = REAL_COMPONENTS if state.nodes == "real" else COMPONENTS
+        for name in reversed(order):
             component = state.components.get(name)
             if component and component.pid:
                 processes.stop(component.pid, component.argv[0])
@@ -294,7 +353,7 @@ class Sandbox:
         component = state.components[name]
         if component.running():
             return
-        self._launch(state, name, component.argv, component.health, timeout)
+        self._launch(state, name, component.argv, component.health, timeout, env=component.env)
 
     # ------------------------------------------------------------------------------ helpers
     def _link_binaries(self) -> None:
@@ -373,7 +432,7 @@ class Sandbox:
             raise SandboxError(f"kubectl {' '.join(args)} failed: {proc.stderr.strip()}")
         return proc.stdout
 
-    def _write_prometheus_config(self, port: int) -> None:
+    def _write_prometheus_config(self, port: int, extra: list[dict[str, Any]] | None = None) -> None:
         self.targets_dir.mkdir(parents=True, exist_ok=True)
         self.rules_dir.mkdir(parents=True, exist_ok=True)
         config: dict[str, Any] = {
@@ -392,6 +451,7 @@ class Sandbox:
                         {"files": [str(self.targets_dir / "*.json")], "refresh_interval": "5s"}
                     ],
                 },
+                *(extra or []),
             ],
         }
         (self.dir / "prometheus" / "prometheus.yml").write_text(yaml.safe_dump(config, sort_keys=False))

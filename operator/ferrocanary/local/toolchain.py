@@ -4,7 +4,9 @@ Owns: reading the pinned versions (tools/versions.env), the cache layout under
 ``~/.cache/ferrocanary``, and one build recipe per component: the Kubernetes control plane and
 kubectl (Go wrapper module in tools/k8s), etcd (tools/etcd), kwok and helm (``go install``),
 Prometheus and promtool (Debian's package, extracted, never installed as a service), the
-Gateway API CRDs and Istio's VirtualService CRD (files inside the Go module downloads).
+Gateway API CRDs and Istio's VirtualService CRD (files inside the Go module downloads); and for a
+real node, the kubelet and kube-proxy (the same Kubernetes module), kube-state-metrics (its Go module),
+and containerd, runc, the CNI plugins and iptables (Debian's packages, extracted, never installed).
 
 Every build writes into a temporary directory that is renamed into place only on success, so a
 build interrupted halfway never looks finished. Logs go to ``<cache>/logs/<component>.log``.
@@ -16,6 +18,7 @@ a first run's 10-20 minutes of Go builds as they happen instead of in silence.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -27,7 +30,40 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from ferrocanary.local import images
+
 ISTIO_CRD_FILE = "virtualservices.networking.istio.io.yaml"
+DEBIAN_BASE_ARCHIVE = "image.oci.tar"
+DEBIAN_BASE_REPOSITORY = "ferrocanary.local/debian"
+# The CNI plugins a node's bridge network uses (containerd's CRI calls them by these names).
+CNI_PLUGINS = ("bridge", "host-local", "loopback", "portmap")
+# What kube-proxy, the kubelet and portmap exec from PATH; each is a wrapper around xtables-nft-multi.
+IPTABLES_COMMANDS = (
+    "iptables",
+    "iptables-save",
+    "iptables-restore",
+    "ip6tables",
+    "ip6tables-save",
+    "ip6tables-restore",
+)
+# iptables' shared libraries: a fresh machine may lack any of them, so all are extracted beside it.
+IPTABLES_LIBRARIES = (
+    "libip4tc2",
+    "libip6tc2",
+    "libxtables12",
+    "libmnl0",
+    "libnftnl11",
+    "libnetfilter-conntrack3",
+    "libnfnetlink0",
+)
+# Runs the extracted multi-call binary with its own libraries; it picks its mode from argv[0].
+_IPTABLES_WRAPPER = """#!/bin/bash
+# Debian's iptables extracted by ferrocanary's toolchain (not installed): its libraries live beside it.
+root="$(dirname "$(readlink -f "$0")")/root"
+lib="$root/usr/lib/x86_64-linux-gnu"
+export LD_LIBRARY_PATH="$lib" XTABLES_LIBDIR="$lib/xtables"
+exec -a "$(basename "$0")" "$root/usr/sbin/xtables-nft-multi" "$@"
+"""
 
 
 class ToolchainError(RuntimeError):
@@ -62,6 +98,15 @@ class Versions:
     istio_api: str
     prometheus_deb: str
     nginx_deb: str
+    kube_state_metrics: str
+    containerd_deb: str
+    runc_deb: str
+    cni_plugins_deb: str
+    iptables_deb: str
+    busybox_deb: str
+    prometheus_k8s_sd: str
+    mmdebstrap_deb: str
+    debian_base_suite: str
 
     @property
     def kubernetes_minor(self) -> str:
@@ -86,6 +131,15 @@ def read_versions(root: Path | None = None) -> Versions:
             istio_api=values["ISTIO_API_VERSION"],
             prometheus_deb=values["PROMETHEUS_DEB_VERSION"],
             nginx_deb=values["NGINX_DEB_VERSION"],
+            kube_state_metrics=values["KUBE_STATE_METRICS_VERSION"],
+            containerd_deb=values["CONTAINERD_DEB_VERSION"],
+            runc_deb=values["RUNC_DEB_VERSION"],
+            cni_plugins_deb=values["CNI_PLUGINS_DEB_VERSION"],
+            iptables_deb=values["IPTABLES_DEB_VERSION"],
+            busybox_deb=values["BUSYBOX_DEB_VERSION"],
+            prometheus_k8s_sd=values["PROMETHEUS_K8S_SD_VERSION"],
+            mmdebstrap_deb=values["MMDEBSTRAP_DEB_VERSION"],
+            debian_base_suite=values["DEBIAN_BASE_SUITE"],
         )
     except KeyError as missing:
         raise ToolchainError(f"{path}: {missing.args[0]} is not set") from None
@@ -193,7 +247,95 @@ class Toolchain:
                 "Istio's VirtualService CRD from the istio.io/api Go module (for the Istio router's tests)",
                 self._fetch_istio_api,
             ),
+            *self._node_components(),
         )
+
+    def _node_components(self) -> tuple[Component, ...]:
+        """What a real node runs (``local up --nodes real``); built by ``make setup`` like the rest."""
+        v = self.versions
+        return (
+            Component(
+                "kubelet",
+                v.kubernetes,
+                ("kubelet", "kube-proxy"),
+                "go build of the kubelet and kube-proxy (shares most packages with the control plane)",
+                self._build_kubelet,
+            ),
+            Component(
+                "kube-state-metrics",
+                v.kube_state_metrics,
+                ("kube-state-metrics",),
+                "go install of kube-state-metrics",
+                self._build_kube_state_metrics,
+            ),
+            Component(
+                "containerd",
+                _deb_version_dir(v.containerd_deb),
+                ("containerd", "containerd-shim-runc-v2", "ctr"),
+                "Debian's containerd, extracted",
+                self._build_containerd,
+            ),
+            Component(
+                "runc", _deb_version_dir(v.runc_deb), ("runc",), "Debian's runc, extracted", self._build_runc
+            ),
+            Component(
+                "cni-plugins",
+                _deb_version_dir(v.cni_plugins_deb),
+                CNI_PLUGINS,
+                "Debian's CNI plugins (bridge, host-local, loopback, portmap), extracted",
+                self._build_cni_plugins,
+            ),
+            Component(
+                "iptables",
+                _deb_version_dir(v.iptables_deb),
+                IPTABLES_COMMANDS,
+                "Debian's iptables (nf_tables) and its libraries, extracted (for kube-proxy and portmap)",
+                self._build_iptables,
+            ),
+            Component(
+                "pause",
+                self._source_hash(self.root / "tools" / "pause"),
+                ("pause",),
+                "go build of the pods' sandbox process (tools/pause)",
+                self._build_pause,
+            ),
+            Component(
+                "busybox",
+                _deb_version_dir(v.busybox_deb),
+                ("busybox",),
+                "Debian's static busybox, extracted (the node's smoke-test image)",
+                self._build_busybox,
+            ),
+            Component(
+                "prometheus-k8s-sd",
+                v.prometheus_k8s_sd,
+                ("prometheus",),
+                "go build of Prometheus with Kubernetes service discovery (the real node's)",
+                self._build_prometheus_k8s_sd,
+            ),
+            Component(
+                "debian-base",
+                self.debian_base_tag(),
+                (DEBIAN_BASE_ARCHIVE,),
+                "mmdebstrap of a minimal Debian, written as an OCI image (the base of the project's images)",
+                self._build_debian_base,
+            ),
+        )
+
+    def debian_base_tag(self) -> str:
+        """The base image's tag: its suite and a hash of what makes it (never ``latest``)."""
+        v = self.versions
+        recipe = f"{v.debian_base_suite} minbase mmdebstrap={v.mmdebstrap_deb}".encode()
+        return f"{v.debian_base_suite}-{hashlib.sha256(recipe).hexdigest()[:12]}"
+
+    @staticmethod
+    def _source_hash(directory: Path) -> str:
+        """A version for a component built from this repository's own files: a hash of them."""
+        digest = hashlib.sha256()
+        for path in sorted(directory.glob("*")):
+            if path.is_file():
+                digest.update(path.name.encode() + b"\0" + path.read_bytes())
+        return digest.hexdigest()[:12]
 
     # ----------------------------------------------------------------------------------- paths
     def component(self, name: str) -> Component:
@@ -417,12 +559,13 @@ class Toolchain:
                     out.write(f"\n{package}={version} is no longer served; taking Debian's current version\n")
                 self._run(package, ["apt-get", "download", package], log, cwd=download, env=env)
         (deb,) = download.glob(f"{package}_*.deb")
-        tree = target / "tree"
-        self._run(package, ["dpkg-deb", "-x", str(deb), str(tree)], log, env=env)
+        extracted = target / "tree"
+        self._run(package, ["dpkg-deb", "-x", str(deb), str(extracted)], log, env=env)
         for inside, name in files.items():
-            shutil.move(str(tree / inside), target / name)
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.move(str(extracted / inside), target / name)
         shutil.rmtree(download)
-        shutil.rmtree(tree)
+        shutil.rmtree(extracted)
 
     def _build_prometheus(self, target: Path, log: Path) -> None:
         files = {"usr/bin/prometheus": "prometheus", "usr/bin/promtool": "promtool"}
@@ -464,3 +607,119 @@ class Toolchain:
                 f"istio-api: no virtualservices.networking.istio.io CRD in {crds}; see {log}"
             )
         (target / ISTIO_CRD_FILE).write_text(wanted[0].strip() + "\n")
+
+    # ------------------------------------------------------------------------- real-node recipes
+    def _build_kubelet(self, target: Path, log: Path) -> None:
+        # The same wrapper module and GOCACHE as the control plane: only the kubelet's own packages
+        # (and kube-proxy's) are compiled on top of a built control plane.
+        module_dir = self.root / "tools" / "k8s"
+        if f"k8s.io/kubernetes {self.versions.kubernetes}" not in (module_dir / "go.mod").read_text():
+            self.regenerate_kubernetes_module(log)
+        commands = [f"k8s.io/kubernetes/cmd/{c}" for c in ("kubelet", "kube-proxy")]
+        build = ["go", "build", "-v", "-ldflags", self._go_version_ldflags(), "-o", f"{target}/"]
+        self._run("kubelet", [*build, *commands], log, cwd=module_dir)
+
+    def _build_kube_state_metrics(self, target: Path, log: Path) -> None:
+        # A wrapper module (tools/kube-state-metrics), as for etcd: `go install module@version` asks
+        # the proxy for the module's version list first, which it refuses for this one.
+        v = self.versions.kube_state_metrics
+        module_dir = self.root / "tools" / "kube-state-metrics"
+        module = "k8s.io/kube-state-metrics/v2"
+        if f"{module} {v}" not in (module_dir / "go.mod").read_text():
+            self._run(
+                "kube-state-metrics", ["go", "mod", "edit", f"-require={module}@{v}"], log, cwd=module_dir
+            )
+            self._run("kube-state-metrics", ["go", "mod", "tidy"], log, cwd=module_dir)
+        flags = f"-s -w -X github.com/prometheus/common/version.Version={v.lstrip('v')}"
+        output = str(target / "kube-state-metrics")
+        build = ["go", "build", "-v", "-ldflags", flags, "-o", output, module]
+        self._run("kube-state-metrics", build, log, cwd=module_dir)
+
+    def _build_containerd(self, target: Path, log: Path) -> None:
+        files = {f"usr/bin/{f}": f for f in ("containerd", "containerd-shim-runc-v2", "ctr")}
+        self._extract_deb("containerd", self.versions.containerd_deb, files, target, log)
+
+    def _build_runc(self, target: Path, log: Path) -> None:
+        # runc links libseccomp2, which every Debian has (apt itself depends on it).
+        self._extract_deb("runc", self.versions.runc_deb, {"usr/sbin/runc": "runc"}, target, log)
+
+    def _build_cni_plugins(self, target: Path, log: Path) -> None:
+        files = {f"usr/lib/cni/{p}": p for p in CNI_PLUGINS}
+        self._extract_deb("containernetworking-plugins", self.versions.cni_plugins_deb, files, target, log)
+
+    def _build_iptables(self, target: Path, log: Path) -> None:
+        """iptables and its libraries extracted into ``root/``, with one wrapper per command.
+
+        Installing the package would be simpler, but its alternatives and the libraries would
+        change the machine for everyone; extracted, it is one folder in the cache.
+        """
+        root = target / "root"
+        self._extract_deb("iptables", self.versions.iptables_deb, {"usr": "root/usr"}, target, log)
+        # The libraries' versions follow iptables' (its Depends pin the ones built with it): the
+        # current ones, fetched in one apt-get call (one call each took a minute and a half).
+        download = target / "libraries"
+        download.mkdir()
+        self._run(
+            "iptables", ["apt-get", "download", *IPTABLES_LIBRARIES], log, cwd=download, env=dict(os.environ)
+        )
+        for deb in sorted(download.glob("*.deb")):
+            self._run("iptables", ["dpkg-deb", "-x", str(deb), str(root)], log, env=dict(os.environ))
+        shutil.rmtree(download)
+        for command in IPTABLES_COMMANDS:
+            wrapper = target / command
+            wrapper.write_text(_IPTABLES_WRAPPER)
+            wrapper.chmod(0o755)
+
+    def _build_pause(self, target: Path, log: Path) -> None:
+        module_dir = self.root / "tools" / "pause"
+        build = ["go", "build", "-v", "-ldflags", "-s -w", "-o", str(target / "pause"), "."]
+        self._run("pause", build, log, cwd=module_dir)
+
+    def _build_busybox(self, target: Path, log: Path) -> None:
+        files = {"bin/busybox": "busybox"}
+        self._extract_deb("busybox-static", self.versions.busybox_deb, files, target, log)
+
+    def _build_prometheus_k8s_sd(self, target: Path, log: Path) -> None:
+        module_dir = self.root / "tools" / "prometheus"
+        module = "github.com/prometheus/prometheus"
+        v = self.versions.prometheus_k8s_sd
+        if f"{module} {v}" not in (module_dir / "go.mod").read_text():
+            self._run(
+                "prometheus-k8s-sd", ["go", "mod", "edit", f"-require={module}@{v}"], log, cwd=module_dir
+            )
+            self._run("prometheus-k8s-sd", ["go", "mod", "tidy", "-e"], log, cwd=module_dir)
+        source = Path(self._go_module_dir("prometheus-k8s-sd", f"{module}@{v}", log))
+        version = (source / "VERSION").read_text().strip()
+        flags = f"-s -w -X github.com/prometheus/common/version.Version={version}"
+        build = ["go", "build", "-v", "-tags", "remove_all_sd,enable_kubernetes_sd", "-ldflags", flags]
+        build += ["-o", str(target / "prometheus"), f"{module}/cmd/prometheus"]
+        self._run("prometheus-k8s-sd", build, log, cwd=module_dir)
+
+    def _build_debian_base(self, target: Path, log: Path) -> None:
+        """A minbase rootfs from Debian's mirror by mmdebstrap (about 1 min), as a one-layer OCI image."""
+        self._extract_deb(
+            "mmdebstrap", self.versions.mmdebstrap_deb, {"usr/bin/mmdebstrap": "mmdebstrap"}, target, log
+        )
+        rootfs = target / "rootfs.tar"
+        suite = self.versions.debian_base_suite
+        build = [
+            str(target / "mmdebstrap"),
+            "--variant=minbase",
+            "--mode=auto",  # root here; unshare or fakechroot for a user without it
+            "--quiet",
+            suite,
+            str(rootfs),
+        ]
+        self._run("debian-base", build, log, env=dict(os.environ))
+        reference = f"{DEBIAN_BASE_REPOSITORY}:{self.debian_base_tag()}"
+        spec = images.ImageSpec(
+            reference,
+            {},
+            (),
+            cmd=["bash"],
+            layer=rootfs,
+            env=("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",),
+        )
+        images.write_archive(spec, target / DEBIAN_BASE_ARCHIVE)
+        rootfs.unlink()
+        (target / "mmdebstrap").unlink()

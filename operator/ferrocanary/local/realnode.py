@@ -1,0 +1,136 @@
+"""Bringing a sandbox's real node up after its control plane, and taking it and its traces away.
+
+Owns the order: the host's bridge and cgroup root (``host``), containerd, the images every node has
+(imported through containerd's own ``ctr``), the kubelet, kube-proxy and kube-state-metrics
+(``node``), then waiting for the Node to be Ready. The teardown runs after the processes are
+stopped and also after a crash (from what ``state.json`` recorded): containers still in the node's
+cgroups and their shims, the pods' network namespaces, the mounts under the sandbox's folder, the
+KUBE- iptables chains, the bridge, the cgroups, and the kernel settings the kubelet changed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ferrocanary.local import host, node
+from ferrocanary.local.launch import Inputs
+from ferrocanary.local.toolchain import cache_dir
+
+if TYPE_CHECKING:
+    from ferrocanary.local.sandbox import ProgressCallback, Sandbox, SandboxState
+
+READY_TIMEOUT = 180.0
+
+
+def _error(message: str) -> Exception:
+    from ferrocanary.local.sandbox import SandboxError  # noqa: PLC0415 (sandbox imports this module)
+
+    return SandboxError(message)
+
+
+def preflight(sandbox: Sandbox) -> None:
+    """Root, and no other sandbox's real node on this machine (kube-proxy's chains are global)."""
+    if os.geteuid() != 0:
+        raise _error("nodes=real: a real node (containerd, the kubelet) needs root; use --nodes kwok")
+    from ferrocanary.local.sandbox import SandboxState  # noqa: PLC0415
+
+    for other in sorted((cache_dir() / "sandboxes").glob("*/state.json")):
+        if other.parent.name == sandbox.name:
+            continue
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            state = SandboxState.from_json(other.read_text())
+            if state.nodes == "real" and any(c.running() for c in state.components.values()):
+                raise _error(
+                    f"nodes=real: sandbox {state.name!r} already runs this machine's real node "
+                    f"(one per machine); stop it with `ferrocanary local down --name {state.name}`"
+                )
+
+
+def start(sandbox: Sandbox, state: SandboxState, inputs: Inputs, progress: ProgressCallback) -> None:
+    host_state = host.plan(sandbox.name)
+    state.host = dataclasses.asdict(host_state)
+    sandbox._save(state)  # before touching the machine: a crash from now on is undone
+    progress(f"creating bridge {host_state.bridge} ({host_state.subnet}) and cgroup /{host_state.cgroup}")
+    host.create(host_state)
+    state.host = dataclasses.asdict(host_state)
+    sandbox._save(state)
+    n = node.NodeInputs(inputs, host_state)
+    env = {"PATH": n.search_path()}
+    steps = node.plan(n)
+    for step in steps:
+        progress(f"starting {step.name}")
+        sandbox._launch(state, step.name, step.argv, step.health, step.timeout, env=env)
+        if step.name == "containerd":
+            _wait_for(n.socket, 30.0)
+            progress("importing the node's images")
+            for archive in node.image_archives(n):
+                ctr(n, "images", "import", str(archive))
+    progress(f"waiting for Node {node.NODE_NAME} to be Ready")
+    _wait_ready(sandbox)
+
+
+def ctr(n: node.NodeInputs, *args: str) -> str:
+    argv = [str(n.path("containerd", "ctr")), f"--address={n.socket}", "--namespace=k8s.io", *args]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
+    if proc.returncode != 0:
+        raise _error(f"ctr {' '.join(args)} failed: {proc.stderr.strip()}")
+    return proc.stdout
+
+
+def _wait_for(path: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if time.monotonic() > deadline:
+            raise _error(f"containerd did not create its socket {path} within {timeout:.0f}s")
+        time.sleep(0.2)
+
+
+def _wait_ready(sandbox: Sandbox) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT
+    jsonpath = '{.status.conditions[?(@.type=="Ready")].status}'
+    while time.monotonic() < deadline:
+        out = sandbox.kubectl("get", "node", node.NODE_NAME, "-o", f"jsonpath={jsonpath}", check=False)
+        if out.strip() == "True":
+            return
+        time.sleep(1.0)
+    raise _error(
+        f"Node {node.NODE_NAME} was not Ready within {READY_TIMEOUT:.0f}s; "
+        f"see {sandbox.logs_dir / 'kubelet.log'}"
+    )
+
+
+def _kill_shims(socket: Path) -> None:
+    """containerd's shims outlive it by design; ours name our socket on their command line."""
+    needle = str(socket).encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"containerd-shim" in cmdline and needle in cmdline:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(entry.name), signal.SIGKILL)
+
+
+def teardown(sandbox: Sandbox, state: SandboxState) -> None:
+    """Undo what ``start`` did to this machine; each step harmless if there is nothing to undo."""
+    if not state.host:
+        return
+    host_state = host.HostState(**state.host)
+    host.kill_cgroup(host_state)
+    _kill_shims(sandbox.dir / "node" / "containerd" / "containerd.sock")
+    host.remove_netns(host_state)
+    host.unmount_all(sandbox.dir)
+    host.remove_iptables_chains(sandbox.toolchain.path("iptables").parent)
+    host.delete_bridge(host_state)
+    host.remove_cgroups(host_state)
+    host.restore_sysctls(host_state)

@@ -1,0 +1,3 @@
+module ferrocanary.io/tools/pause
+
+go 1.23.0
