@@ -681,8 +681,10 @@ def release(obj: Mapping[str, Any], deps: Deps) -> Released:
     state = policy_state.from_status(obj.get("status"))
     if deps.export:
         exposition.forget(namespace, name, PHASES)
-    if state.phase.terminal or state.phase is Phase.PENDING:
+    if state.phase.terminal:
         return Released(True, f"nothing to restore ({state.phase.value})")
+    if state.phase is Phase.PENDING:
+        return _tidy_pending(obj, namespace, name, deps)
     ending = machine.ending_of(state) or Ending.ROLLED_BACK
     try:
         spec = canary_spec.parse_routing(obj.get("spec") or {})
@@ -693,3 +695,24 @@ def release(obj: Mapping[str, Any], deps: Deps) -> Released:
         True,
         f"deleted in {state.phase.value}: traffic {ending.value}, {weights.candidate:g}% on the candidate",
     )
+
+
+# Routers whose ensure() only reads: a canary deleted before its first step left nothing behind.
+_ENSURE_ONLY_READS = frozenset({"replicas", "none"})
+
+
+def _tidy_pending(obj: Mapping[str, Any], namespace: str, name: str, deps: Deps) -> Released:
+    """A canary deleted before its first step: remove what ensure() may have added (the candidate's
+    backendRef at weight 0, the nginx canary Ingress), which would otherwise block the next canary.
+    A routing object that does not exist holds nothing of ours; any other failure is retried."""
+    try:
+        spec = canary_spec.parse_routing(obj.get("spec") or {})
+        router = deps.router(namespace, name, spec)
+        if router.provider in _ENSURE_ONLY_READS:
+            return Released(True, "nothing to restore (Pending)")
+        router.finalize(Ending.ROLLED_BACK)
+    except routing.ObjectNotFound as exc:
+        return Released(True, f"nothing to restore (Pending): {exc}")
+    except (routing.RoutingError, ValueError) as exc:
+        return Released(False, f"could not remove the candidate from the route: {exc}")
+    return Released(True, "deleted in Pending: the candidate removed from the route")
