@@ -711,7 +711,7 @@ def _tidy_pending(obj: Mapping[str, Any], namespace: str, name: str, deps: Deps)
         if router.provider in _ENSURE_ONLY_READS:
             return Released(True, "nothing to restore (Pending)")
         router.finalize(Ending.ROLLED_BACK)
-    except routing.ObjectNotFound as exc:
+    except routing.ObjectNotFoundError as exc:
         return Released(True, f"nothing to restore (Pending): {exc}")
     except (routing.RoutingError, ValueError) as exc:
         return Released(False, f"could not remove the candidate from the route: {exc}")
