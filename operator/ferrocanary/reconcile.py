@@ -28,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from ferrocanary.kube import canaries, events, resources, rest
+from ferrocanary.kube import canaries, events, health, resources, rest
 from ferrocanary.metrics import exposition
 from ferrocanary.metrics import prometheus as prometheus_source
 from ferrocanary.metrics import protocol as metrics_protocol
@@ -288,6 +288,9 @@ def _start(t: _Tick) -> TickResult:
     except routing.RoutingError as exc:
         t.routing_failed(exc)
         return _commit(t, t.state)
+    gated = _candidate_gate(t, t.spec)
+    if gated is not None:  # not ready yet (stay Pending), or failed (roll back what ensure() did)
+        return _commit(t, _carry_out(t, gated, router))
     t.extra["lastTickAt"] = policy_state.format_time(t.now)
     return _commit(t, _carry_out(t, machine.begin(t.state, t.spec.plan, t.now), router))
 
@@ -356,7 +359,8 @@ def _analyse(t: _Tick) -> TickResult:
     if router is not None and t.state.step_index >= 0:
         t.state, contest = _converge(t, t.spec.plan, router)
     t.extra["lastTickAt"] = policy_state.format_time(t.now)
-    transition = _judge(t, t.spec)
+    gated = _candidate_gate(t, t.spec)
+    transition = gated if gated is not None else _judge(t, t.spec)
     if contest is not None:
         # Judging data whose split someone else sets: never promote or step up on it; the time limit
         # and a rollback still act.
@@ -373,6 +377,55 @@ _HANDLERS: Mapping[TickAction, Callable[[_Tick], TickResult]] = {
     TickAction.FINALIZE: _finalize,
     TickAction.ANALYSIS: _analyse,
 }
+
+
+# --- the candidate's readiness and faults -----------------------------------------------------------
+
+_FAULT_REASONS = {
+    health.FaultKind.MEMORY: (Reason.CANDIDATE_MEMORY_FAULT, "memory fault"),
+    health.FaultKind.CRASH: (Reason.CANDIDATE_CRASHED, "crash"),
+    health.FaultKind.IMAGE: (Reason.CANDIDATE_IMAGE_PULL_FAILED, "image pull failure"),
+}
+
+
+def _candidate_gate(t: _Tick, spec: canary_spec.CanarySpec) -> machine.Transition | None:
+    """None when the candidate may carry its step's traffic; otherwise what to do instead.
+
+    A pod fault rolls back at once, naming its cause. A Deployment short of the replicas it asks
+    for holds (no step starts or advances: its Service would have too few endpoints, or none) until
+    ``spec.progressDeadline`` has passed since it was last seen ready, then rolls back. Before the
+    first step a Deployment scaled to zero is ready (the replicas router scales it up itself).
+    """
+    try:
+        found = health.read(t.deps.api, t.namespace, spec.candidate.deployment)
+    except rest.KubeError as exc:
+        message = f"cannot read the candidate Deployment {spec.candidate.deployment}: {exc}"
+        return _not_ready(t, spec, message)
+    if found.fault is not None:
+        reason, label = _FAULT_REASONS[found.fault.kind]
+        t.condition(ConditionType.CANDIDATE_AVAILABLE, False, reason, found.fault.message)
+        return machine.candidate_failed(t.state, f"candidate {label}: {found.fault.message}", t.now)
+    message = f"{found.available}/{found.desired} candidate replicas available"
+    pending = t.state.phase is Phase.PENDING
+    if found.available_as_desired and (found.desired >= 1 or pending):
+        t.condition(ConditionType.CANDIDATE_AVAILABLE, True, Reason.CANDIDATE_READY, message)
+        return None
+    return _not_ready(t, spec, message)
+
+
+def _not_ready(t: _Tick, spec: canary_spec.CanarySpec, message: str) -> machine.Transition:
+    t.condition(ConditionType.CANDIDATE_AVAILABLE, False, Reason.CANDIDATE_NOT_READY, message)
+    kind = ConditionType.CANDIDATE_AVAILABLE
+    since = next((c.get("lastTransitionTime") for c in t.conditions if c.get("type") == kind), None)
+    started = policy_state.parse_time(since) if since else t.now
+    deadline = spec.plan.progress_deadline_seconds
+    if started is not None and (t.now - started).total_seconds() >= deadline:
+        why = f"the candidate was not ready within spec.progressDeadline ({deadline:g}s): {message}"
+        t.condition(ConditionType.CANDIDATE_AVAILABLE, False, Reason.PROGRESS_DEADLINE_EXCEEDED, why)
+        return machine.candidate_failed(t.state, why, t.now)
+    if t.state.phase is Phase.PENDING:
+        return machine.Transition(t.state)
+    return _hold(t, f"holding: waiting for the candidate ({message})")
 
 
 # --- the analysis ---------------------------------------------------------------------------------

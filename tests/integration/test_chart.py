@@ -446,6 +446,9 @@ def test_helm_install_runs_the_operator_with_least_privilege(
             ("patch", "deployments.apps", "--subresource=scale", "-n", other),
             ("create", "events", "-n", other),
             ("list", "customresourcedefinitions.apiextensions.k8s.io"),
+            # the readiness gate: the candidate's availability and its pods' container statuses
+            ("get", "deployments.apps", "-n", other),
+            ("list", "pods", "-n", other),
         ]
         refused = [
             ("list", "secrets", "--all-namespaces"),
@@ -454,6 +457,8 @@ def test_helm_install_runs_the_operator_with_least_privilege(
             ("delete", "rustcanaries.ferrocanary.io", "-n", other),
             ("patch", "deployments.apps", "-n", other),
             ("create", "pods", "-n", other),
+            ("get", "pods", "--subresource=log", "-n", other),
+            ("create", "pods", "--subresource=exec", "-n", other),
             ("list", "httproutes.gateway.networking.k8s.io", "-n", other),
             # the Istio and NGINX routers' grants are opt-in (rbac.istio, rbac.nginx)
             ("update", "virtualservices.networking.istio.io", "-n", other),
