@@ -403,7 +403,7 @@ def _candidate_gate(t: _Tick, spec: canary_spec.CanarySpec) -> machine.Transitio
         return _not_ready(t, spec, message)
     if found.fault is not None:
         reason, label = _FAULT_REASONS[found.fault.kind]
-        t.condition(ConditionType.CANDIDATE_AVAILABLE, False, reason, found.fault.message)
+        _candidate_failed_note(t, reason, found.fault.message)
         return machine.candidate_failed(t.state, f"candidate {label}: {found.fault.message}", t.now)
     message = f"{found.available}/{found.desired} candidate replicas available"
     pending = t.state.phase is Phase.PENDING
@@ -411,6 +411,15 @@ def _candidate_gate(t: _Tick, spec: canary_spec.CanarySpec) -> machine.Transitio
         t.condition(ConditionType.CANDIDATE_AVAILABLE, True, Reason.CANDIDATE_READY, message)
         return None
     return _not_ready(t, spec, message)
+
+
+def _candidate_failed_note(t: _Tick, reason: Reason, message: str) -> None:
+    """The condition names the cause, and so does a Warning Event, also when the condition was
+    already False (not ready) and so posts none itself."""
+    before = len(t.notes)
+    t.condition(ConditionType.CANDIDATE_AVAILABLE, False, reason, message)
+    if len(t.notes) == before:
+        t.notes.append(machine.Note(machine.WARNING, reason, message))
 
 
 def _not_ready(t: _Tick, spec: canary_spec.CanarySpec, message: str) -> machine.Transition:
@@ -421,7 +430,7 @@ def _not_ready(t: _Tick, spec: canary_spec.CanarySpec, message: str) -> machine.
     deadline = spec.plan.progress_deadline_seconds
     if started is not None and (t.now - started).total_seconds() >= deadline:
         why = f"the candidate was not ready within spec.progressDeadline ({deadline:g}s): {message}"
-        t.condition(ConditionType.CANDIDATE_AVAILABLE, False, Reason.PROGRESS_DEADLINE_EXCEEDED, why)
+        _candidate_failed_note(t, Reason.PROGRESS_DEADLINE_EXCEEDED, why)
         return machine.candidate_failed(t.state, why, t.now)
     if t.state.phase is Phase.PENDING:
         return machine.Transition(t.state)
