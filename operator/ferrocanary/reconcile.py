@@ -197,8 +197,16 @@ def _open(obj: Mapping[str, Any], deps: Deps) -> _Tick:
 
 def _due(status: Mapping[str, Any], interval: float, now: datetime) -> bool:
     last = policy_state.parse_time(status.get("lastTickAt"))
+    if last is None:
+        return True
+    elapsed = (now - last).total_seconds()
+    # A last analysis more than an interval in our future was written by a replica whose clock runs
+    # ahead of ours (a failover): analyse now and go on from our own clock, rather than wait for
+    # ours to catch up with no analysis at all.
+    if elapsed < -interval:
+        return True
     # Half a second of slack: the timer fires every few seconds and must not skip a whole interval.
-    return last is None or (now - last).total_seconds() >= interval - 0.5
+    return elapsed >= interval - 0.5
 
 
 def _detect(t: _Tick) -> TickAction:

@@ -421,3 +421,16 @@ def test_deleting_a_pending_replica_canary_leaves_the_deployments_alone() -> Non
     writes = len(world.kube.writes)
     assert reconcile.release(world.obj, world.deps).restored
     assert len(world.kube.writes) == writes
+
+
+def test_an_analysis_stamped_by_a_replica_whose_clock_ran_ahead_does_not_freeze_the_canary() -> None:
+    world = World(ModelSource(arms.PYTHON, arms.RUST_WIN))
+    world.run(lambda s: s.get("stepIndex") == 0 and bool(s.get("lastTickAt")))
+    # The replica that wrote status ran an hour ahead; this one (after a failover) has the right time.
+    ahead = world.now + timedelta(hours=1)
+    world.kube.objects[PATH]["status"]["lastTickAt"] = ahead.strftime("%Y-%m-%dT%H:%M:%SZ")
+    result = world.tick()
+    assert result.action == "analysis"
+    stamped = world.status["lastTickAt"]
+    assert stamped < ahead.strftime("%Y-%m-%dT%H:%M:%SZ")  # from here on, this replica's own clock
+    assert world.tick(1).action == "idle"  # and the next analysis one interval later, as usual
