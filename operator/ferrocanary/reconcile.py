@@ -296,7 +296,7 @@ def _start(t: _Tick) -> TickResult:
     except routing.RoutingError as exc:
         t.routing_failed(exc)
         return _commit(t, t.state)
-    gated = _candidate_gate(t, t.spec)
+    gated = _candidate_gate(t, t.spec, router)
     if gated is not None:  # not ready yet (stay Pending), or failed (roll back what ensure() did)
         return _commit(t, _carry_out(t, gated, router))
     t.extra["lastTickAt"] = policy_state.format_time(t.now)
@@ -367,7 +367,7 @@ def _analyse(t: _Tick) -> TickResult:
     if router is not None and t.state.step_index >= 0:
         t.state, contest = _converge(t, t.spec.plan, router)
     t.extra["lastTickAt"] = policy_state.format_time(t.now)
-    gated = _candidate_gate(t, t.spec)
+    gated = _candidate_gate(t, t.spec, router)
     transition = gated if gated is not None else _judge(t, t.spec)
     if contest is not None:
         # Judging data whose split someone else sets: never promote or step up on it; the time limit
@@ -396,14 +396,23 @@ _FAULT_REASONS = {
 }
 
 
-def _candidate_gate(t: _Tick, spec: canary_spec.CanarySpec) -> machine.Transition | None:
+# The analysis-only router: the split is made elsewhere, the operator sends no traffic anywhere.
+_SENDS_NO_TRAFFIC = frozenset({"none"})
+
+
+def _candidate_gate(
+    t: _Tick, spec: canary_spec.CanarySpec, router: routing.TrafficRouter | None
+) -> machine.Transition | None:
     """None when the candidate may carry its step's traffic; otherwise what to do instead.
 
     A pod fault rolls back at once, naming its cause. A Deployment short of the replicas it asks
     for holds (no step starts or advances: its Service would have too few endpoints, or none) until
     ``spec.progressDeadline`` has passed since it was last seen ready, then rolls back. Before the
     first step a Deployment scaled to zero is ready (the replicas router scales it up itself).
+    An analysis-only canary (``trafficRouting.none``) moves no traffic, so nothing is gated.
     """
+    if router is not None and router.provider in _SENDS_NO_TRAFFIC:
+        return None
     try:
         found = health.read(t.deps.api, t.namespace, spec.candidate.deployment)
     except rest.KubeError as exc:

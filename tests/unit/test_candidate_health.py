@@ -142,3 +142,12 @@ def test_a_pending_canary_waits_for_its_candidate_then_starts() -> None:
     world.kube.objects[BASE + "rs"]["status"] = {"availableReplicas": 2}
     world.run(lambda s: s.get("phase") == "Progressing", max_seconds=10)
     assert _condition(world)["reason"] == "CandidateReady"
+
+
+def test_an_analysis_only_canary_is_not_gated_it_sends_no_traffic() -> None:
+    analysis_only = spec()
+    analysis_only["trafficRouting"] = {"none": {}}
+    world = World(ModelSource(arms.PYTHON, arms.RUST_WIN), analysis_only)
+    del world.kube.objects[BASE + "rs"]  # the split is made elsewhere; not even a Deployment here
+    status = world.run(lambda s: s.get("phase") == "Progressing", max_seconds=10)
+    assert not any(c["type"] == "CandidateAvailable" for c in status.get("conditions", []))
