@@ -20,6 +20,7 @@ from ferrocanary.kube import rest
 from ferrocanary.local.sandbox import Sandbox
 from tests.support import arms
 from tests.support.canary import Canary, install_crd, running
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -147,3 +148,24 @@ def test_a_crash_looping_candidate_rolls_back_at_once_naming_the_cause(
         refs = canary.route_backend_refs()
         assert [(r["name"], r.get("weight", 1)) for r in refs] == [("crashy-python", 1)]
         assert "CandidateCrashed" in canary.reasons()
+
+
+def test_the_fake_node_heartbeats_through_a_lease_so_pods_stay_ready(
+    sandbox: Sandbox, api: rest.Rest
+) -> None:
+    # Without a Lease the fake Node's status was refreshed only every ~55 s, past the node
+    # controller's grace period: it flapped NotReady, its pods went unready for good, and every
+    # Deployment reported no available replicas (the readiness gate would then hold every canary).
+    path = "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/kwok-node-0"
+    first = wait_for(lambda: _renew_time(api, path), 30, "the fake Node's Lease", until=bool, interval=1)
+    renewed = wait_for(
+        lambda: _renew_time(api, path), 30, "a renewal", until=lambda t: t != first, interval=1
+    )
+    assert renewed > first
+
+
+def _renew_time(api: rest.Rest, path: str) -> str:
+    try:
+        return str(api.get(path)["spec"].get("renewTime") or "")
+    except rest.NotFoundError:
+        return ""
