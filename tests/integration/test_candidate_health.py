@@ -169,3 +169,27 @@ def _renew_time(api: rest.Rest, path: str) -> str:
         return str(api.get(path)["spec"].get("renewTime") or "")
     except rest.NotFoundError:
         return ""
+
+
+def test_deleting_a_canary_that_waits_for_its_candidate_leaves_the_route_as_the_team_wrote_it(
+    sandbox: Sandbox, api: rest.Rest, namespace: str, operator: KopfRunner, tmp_path: Path
+) -> None:
+    canary = Canary(sandbox, api, namespace, "waiting", "gatewayAPI", arms.RUST_WIN)
+    with running(canary, tmp_path):
+        nowhere = {"spec": {"template": {"spec": {"nodeSelector": {"ferrocanary.io/nowhere": "true"}}}}}
+        sandbox.kubectl(
+            "-n",
+            namespace,
+            "patch",
+            f"deploy/{canary.candidate_deploy}",
+            "--type=merge",
+            "-p",
+            json.dumps(nowhere),
+        )
+        canary.apply()
+        canary.wait(lambda s: _condition(s).get("reason") == "CandidateNotReady", 30, "CandidateNotReady")
+        # ensure() ran: the candidate's backendRef is on the route at weight 0, waiting.
+        assert [r["name"] for r in canary.route_backend_refs()] == ["waiting-python", "waiting-rust"]
+        canary.delete()
+        refs = canary.route_backend_refs()
+        assert [(r["name"], r.get("weight", 1)) for r in refs] == [("waiting-python", 1)]
