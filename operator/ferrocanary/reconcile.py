@@ -28,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from ferrocanary.kube import canaries, events, resources, rest
+from ferrocanary.kube import canaries, events, health, resources, rest
 from ferrocanary.metrics import exposition
 from ferrocanary.metrics import prometheus as prometheus_source
 from ferrocanary.metrics import protocol as metrics_protocol
@@ -197,8 +197,16 @@ def _open(obj: Mapping[str, Any], deps: Deps) -> _Tick:
 
 def _due(status: Mapping[str, Any], interval: float, now: datetime) -> bool:
     last = policy_state.parse_time(status.get("lastTickAt"))
+    if last is None:
+        return True
+    elapsed = (now - last).total_seconds()
+    # A last analysis more than an interval in our future was written by a replica whose clock runs
+    # ahead of ours (a failover): analyse now and go on from our own clock, rather than wait for
+    # ours to catch up with no analysis at all.
+    if elapsed < -interval:
+        return True
     # Half a second of slack: the timer fires every few seconds and must not skip a whole interval.
-    return last is None or (now - last).total_seconds() >= interval - 0.5
+    return elapsed >= interval - 0.5
 
 
 def _detect(t: _Tick) -> TickAction:
@@ -288,6 +296,9 @@ def _start(t: _Tick) -> TickResult:
     except routing.RoutingError as exc:
         t.routing_failed(exc)
         return _commit(t, t.state)
+    gated = _candidate_gate(t, t.spec, router)
+    if gated is not None:  # not ready yet (stay Pending), or failed (roll back what ensure() did)
+        return _commit(t, _carry_out(t, gated, router))
     t.extra["lastTickAt"] = policy_state.format_time(t.now)
     return _commit(t, _carry_out(t, machine.begin(t.state, t.spec.plan, t.now), router))
 
@@ -356,7 +367,8 @@ def _analyse(t: _Tick) -> TickResult:
     if router is not None and t.state.step_index >= 0:
         t.state, contest = _converge(t, t.spec.plan, router)
     t.extra["lastTickAt"] = policy_state.format_time(t.now)
-    transition = _judge(t, t.spec)
+    gated = _candidate_gate(t, t.spec, router)
+    transition = gated if gated is not None else _judge(t, t.spec)
     if contest is not None:
         # Judging data whose split someone else sets: never promote or step up on it; the time limit
         # and a rollback still act.
@@ -373,6 +385,73 @@ _HANDLERS: Mapping[TickAction, Callable[[_Tick], TickResult]] = {
     TickAction.FINALIZE: _finalize,
     TickAction.ANALYSIS: _analyse,
 }
+
+
+# --- the candidate's readiness and faults -----------------------------------------------------------
+
+_FAULT_REASONS = {
+    health.FaultKind.MEMORY: (Reason.CANDIDATE_MEMORY_FAULT, "memory fault"),
+    health.FaultKind.CRASH: (Reason.CANDIDATE_CRASHED, "crash"),
+    health.FaultKind.IMAGE: (Reason.CANDIDATE_IMAGE_PULL_FAILED, "image pull failure"),
+}
+
+
+# The analysis-only router: the split is made elsewhere, the operator sends no traffic anywhere.
+_SENDS_NO_TRAFFIC = frozenset({"none"})
+
+
+def _candidate_gate(
+    t: _Tick, spec: canary_spec.CanarySpec, router: routing.TrafficRouter | None
+) -> machine.Transition | None:
+    """None when the candidate may carry its step's traffic; otherwise what to do instead.
+
+    A pod fault rolls back at once, naming its cause. A Deployment short of the replicas it asks
+    for holds (no step starts or advances: its Service would have too few endpoints, or none) until
+    ``spec.progressDeadline`` has passed since it was last seen ready, then rolls back. Before the
+    first step a Deployment scaled to zero is ready (the replicas router scales it up itself).
+    An analysis-only canary (``trafficRouting.none``) moves no traffic, so nothing is gated.
+    """
+    if router is not None and router.provider in _SENDS_NO_TRAFFIC:
+        return None
+    try:
+        found = health.read(t.deps.api, t.namespace, spec.candidate.deployment)
+    except rest.KubeError as exc:
+        message = f"cannot read the candidate Deployment {spec.candidate.deployment}: {exc}"
+        return _not_ready(t, spec, message)
+    if found.fault is not None:
+        reason, label = _FAULT_REASONS[found.fault.kind]
+        _candidate_failed_note(t, reason, found.fault.message)
+        return machine.candidate_failed(t.state, f"candidate {label}: {found.fault.message}", t.now)
+    message = f"{found.available}/{found.desired} candidate replicas available"
+    pending = t.state.phase is Phase.PENDING
+    if found.available_as_desired and (found.desired >= 1 or pending):
+        t.condition(ConditionType.CANDIDATE_AVAILABLE, True, Reason.CANDIDATE_READY, message)
+        return None
+    return _not_ready(t, spec, message)
+
+
+def _candidate_failed_note(t: _Tick, reason: Reason, message: str) -> None:
+    """The condition names the cause, and so does a Warning Event, also when the condition was
+    already False (not ready) and so posts none itself."""
+    before = len(t.notes)
+    t.condition(ConditionType.CANDIDATE_AVAILABLE, False, reason, message)
+    if len(t.notes) == before:
+        t.notes.append(machine.Note(machine.WARNING, reason, message))
+
+
+def _not_ready(t: _Tick, spec: canary_spec.CanarySpec, message: str) -> machine.Transition:
+    t.condition(ConditionType.CANDIDATE_AVAILABLE, False, Reason.CANDIDATE_NOT_READY, message)
+    kind = ConditionType.CANDIDATE_AVAILABLE
+    since = next((c.get("lastTransitionTime") for c in t.conditions if c.get("type") == kind), None)
+    started = policy_state.parse_time(since) if since else t.now
+    deadline = spec.plan.progress_deadline_seconds
+    if started is not None and (t.now - started).total_seconds() >= deadline:
+        why = f"the candidate was not ready within spec.progressDeadline ({deadline:g}s): {message}"
+        _candidate_failed_note(t, Reason.PROGRESS_DEADLINE_EXCEEDED, why)
+        return machine.candidate_failed(t.state, why, t.now)
+    if t.state.phase is Phase.PENDING:
+        return machine.Transition(t.state)
+    return _hold(t, f"holding: waiting for the candidate ({message})")
 
 
 # --- the analysis ---------------------------------------------------------------------------------
@@ -681,8 +760,10 @@ def release(obj: Mapping[str, Any], deps: Deps) -> Released:
     state = policy_state.from_status(obj.get("status"))
     if deps.export:
         exposition.forget(namespace, name, PHASES)
-    if state.phase.terminal or state.phase is Phase.PENDING:
+    if state.phase.terminal:
         return Released(True, f"nothing to restore ({state.phase.value})")
+    if state.phase is Phase.PENDING:
+        return _tidy_pending(obj, namespace, name, deps)
     ending = machine.ending_of(state) or Ending.ROLLED_BACK
     try:
         spec = canary_spec.parse_routing(obj.get("spec") or {})
@@ -693,3 +774,24 @@ def release(obj: Mapping[str, Any], deps: Deps) -> Released:
         True,
         f"deleted in {state.phase.value}: traffic {ending.value}, {weights.candidate:g}% on the candidate",
     )
+
+
+# Routers whose ensure() only reads: a canary deleted before its first step left nothing behind.
+_ENSURE_ONLY_READS = frozenset({"replicas", "none"})
+
+
+def _tidy_pending(obj: Mapping[str, Any], namespace: str, name: str, deps: Deps) -> Released:
+    """A canary deleted before its first step: remove what ensure() may have added (the candidate's
+    backendRef at weight 0, the nginx canary Ingress), which would otherwise block the next canary.
+    A routing object that does not exist holds nothing of ours; any other failure is retried."""
+    try:
+        spec = canary_spec.parse_routing(obj.get("spec") or {})
+        router = deps.router(namespace, name, spec)
+        if router.provider in _ENSURE_ONLY_READS:
+            return Released(True, "nothing to restore (Pending)")
+        router.finalize(Ending.ROLLED_BACK)
+    except routing.ObjectNotFoundError as exc:
+        return Released(True, f"nothing to restore (Pending): {exc}")
+    except (routing.RoutingError, ValueError) as exc:
+        return Released(False, f"could not remove the candidate from the route: {exc}")
+    return Released(True, "deleted in Pending: the candidate removed from the route")

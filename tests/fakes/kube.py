@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import urllib.parse
 from typing import Any
 
 from ferrocanary.kube import rest
@@ -56,6 +57,18 @@ class FakeKube:
         return self.objects[path]
 
     def get(self, path: str) -> dict[str, Any]:
+        if "?" in path:  # a list with a label selector (the only query the operator sends)
+            collection, query = path.split("?", 1)
+            wanted = urllib.parse.parse_qs(query).get("labelSelector", [""])[0]
+            labels = dict(pair.split("=", 1) for pair in wanted.split(",") if pair)
+            return {
+                "items": [
+                    copy.deepcopy(o)
+                    for p, o in self.objects.items()
+                    if p.rsplit("/", 1)[0] == collection
+                    and labels.items() <= ((o.get("metadata") or {}).get("labels") or {}).items()
+                ]
+            }
         base, sub = self._base(path)
         if base not in self.objects and not sub:
             members = [copy.deepcopy(o) for p, o in self.objects.items() if p.rsplit("/", 1)[0] == base]
@@ -64,7 +77,12 @@ class FakeKube:
         obj = self._find(base)
         if sub == "/scale":
             return {"spec": {"replicas": obj["spec"].get("replicas", 1)}}
-        return copy.deepcopy(obj)
+        found = copy.deepcopy(obj)
+        if "/deployments/" in base and "status" not in found:
+            # An ideal Deployment controller: every replica asked for is available at once. A test
+            # that wants a candidate short of replicas writes the status itself.
+            found["status"] = {"availableReplicas": found.get("spec", {}).get("replicas", 1)}
+        return found
 
     def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         if path.endswith("/events"):

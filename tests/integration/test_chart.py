@@ -48,7 +48,7 @@ VALUE_SETS: dict[str, dict[str, Any]] = {
         "prometheusRule": {"enabled": True},
         "dashboards": {"annotations": {"grafana_folder": "Canaries"}},
     },
-    "peering-two-replicas": {"peering": {"enabled": True, "priority": 10}, "replicaCount": 2},
+    "peering-two-replicas": {"peering": {"enabled": True, "lifetime": 20}, "replicaCount": 2},
     "bring-your-own": {"crd": {"create": False}, "rbac": {"create": False, "gatewayAPI": False}},
     # The NetworkPolicy narrowed to a known control plane and Prometheus, /metrics on loopback only.
     "locked-down": {
@@ -262,6 +262,12 @@ def test_the_operator_is_started_with_a_valid_ferrocanary_run(
     # Standalone operators must not overlap during a rollout; peers may.
     recreate = deployment["spec"].get("strategy") == {"type": "Recreate"}
     assert recreate is (not name.startswith("peering"))
+    # Replicas take distinct priorities from their start (no --priority): equal ones pause them all.
+    if name.startswith("peering"):
+        assert args.peering == "ferrocanary"
+        assert args.priority is None
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert env["FERROCANARY_PEERING_LIFETIME"] == "20"
 
 
 def _policy(docs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -332,6 +338,11 @@ def test_the_metrics_address_is_the_operators_environment(
 def test_the_chart_refuses_settings_that_cannot_work(sandbox: Sandbox, helm_tmp: Path) -> None:
     for flags, message in (
         (["--set", "replicaCount=2"], "needs peering.enabled=true"),
+        (
+            ["--set", "replicaCount=2", "--set", "peering.enabled=true", "--set", "peering.priority=5"],
+            "needs peering.priority unset",
+        ),
+        (["--set", "peering.lifetime=5"], "Must be greater than or equal to 12"),
         (["--set", "prometheus.tokenSecret.name=t"], "set watchNamespaces or rbac.secretNamespaces"),
         (["--set", "prometheus.address=ftp://x"], "Does not match pattern"),
         (["--set", "watchNamespace=typo"], "Additional property watchNamespace is not allowed"),
@@ -435,6 +446,9 @@ def test_helm_install_runs_the_operator_with_least_privilege(
             ("patch", "deployments.apps", "--subresource=scale", "-n", other),
             ("create", "events", "-n", other),
             ("list", "customresourcedefinitions.apiextensions.k8s.io"),
+            # the readiness gate: the candidate's availability and its pods' container statuses
+            ("get", "deployments.apps", "-n", other),
+            ("list", "pods", "-n", other),
         ]
         refused = [
             ("list", "secrets", "--all-namespaces"),
@@ -443,6 +457,8 @@ def test_helm_install_runs_the_operator_with_least_privilege(
             ("delete", "rustcanaries.ferrocanary.io", "-n", other),
             ("patch", "deployments.apps", "-n", other),
             ("create", "pods", "-n", other),
+            ("get", "pods", "--subresource=log", "-n", other),
+            ("create", "pods", "--subresource=exec", "-n", other),
             ("list", "httproutes.gateway.networking.k8s.io", "-n", other),
             # the Istio and NGINX routers' grants are opt-in (rbac.istio, rbac.nginx)
             ("update", "virtualservices.networking.istio.io", "-n", other),

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -115,3 +117,64 @@ def test_service_routing_needs_both_services(
         f"spec.baseline.service and spec.candidate.service are required with spec.trafficRouting.{provider}"
         in refused.stderr
     )
+
+
+def _set_phase(sandbox: Sandbox, namespace: str, name: str, phase: str) -> None:
+    sandbox.kubectl(
+        "-n",
+        namespace,
+        "patch",
+        f"rcanary/{name}",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        json.dumps({"status": {"phase": phase}}),
+    )
+
+
+@pytest.mark.parametrize(
+    ("field", "edit"),
+    [
+        ("spec.trafficRouting", {"trafficRouting": {"gatewayAPI": {"httpRoute": "another-route"}}}),
+        ("spec.candidate", {"candidate": {"service": "scorer-rust-v2"}}),
+        ("spec.baseline", {"baseline": {"deployment": "scorer-python-v2"}}),
+        ("spec.service", {"service": {"name": "scorer-v2"}}),
+    ],
+)
+def test_what_moves_traffic_is_immutable_while_the_canary_runs(
+    sandbox: Sandbox, namespace: str, field: str, edit: dict[str, Any]
+) -> None:
+    install_crd(sandbox)
+    body = yaml.safe_load(EXAMPLES[[p.name for p in EXAMPLES].index("gateway-api.yaml")].read_text())
+    name = body["metadata"]["name"]
+    assert _apply(sandbox, namespace, yaml.safe_dump(body)).returncode == 0
+    patch = ["-n", namespace, "patch", f"rcanary/{name}", "--type=merge", "-p", json.dumps({"spec": edit})]
+
+    def try_edit() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(sandbox.bin_dir / "kubectl"), *patch],
+            env=sandbox.env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    _set_phase(sandbox, namespace, name, "Progressing")
+    refused = try_edit()
+    assert refused.returncode != 0
+    assert f"{field} cannot change while the canary runs" in refused.stderr
+    # Other fields stay editable mid-flight (the judge's settings, e.g. the confidence).
+    sandbox.kubectl(
+        "-n",
+        namespace,
+        "patch",
+        f"rcanary/{name}",
+        "--type=merge",
+        "-p",
+        '{"spec":{"analysis":{"confidence":0.9}}}',
+    )
+    # Once the canary has ended (or before it starts), the team may change anything.
+    _set_phase(sandbox, namespace, name, "RolledBack")
+    allowed = try_edit()
+    assert allowed.returncode == 0, allowed.stderr

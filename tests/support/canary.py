@@ -335,10 +335,22 @@ class Canary:
         return [e["reason"] for e in self.events()]
 
     def route_weights(self) -> dict[str, int]:
+        """Each backend's share of the first rule in percent (weights as written are relative: a
+        rolled-back route is the team's own again, often one backendRef with no weight at all)."""
         route = self.api.get(
             f"/apis/gateway.networking.k8s.io/v1/namespaces/{self.namespace}/httproutes/{self.name}"
         )
-        return {ref["name"]: int(ref.get("weight", 1)) for ref in route["spec"]["rules"][0]["backendRefs"]}
+        refs = route["spec"]["rules"][0]["backendRefs"]
+        weights = {ref["name"]: int(ref.get("weight", 1)) for ref in refs}
+        total = sum(weights.values()) or 1
+        return {name: round(100 * weight / total) for name, weight in weights.items()}
+
+    def route_backend_refs(self) -> list[dict[str, Any]]:
+        route = self.api.get(
+            f"/apis/gateway.networking.k8s.io/v1/namespaces/{self.namespace}/httproutes/{self.name}"
+        )
+        refs: list[dict[str, Any]] = route["spec"]["rules"][0]["backendRefs"]
+        return refs
 
     def replicas(self) -> tuple[int, int]:
         def read(name: str) -> int:

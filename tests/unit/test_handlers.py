@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -132,3 +133,46 @@ def test_the_per_tick_success_line_is_dropped_and_everything_else_kept() -> None
     assert not quiet.filter(record("Timer 'tick' succeeded."))
     assert quiet.filter(record("StepAdvanced: advanced to step 2/3"))
     assert quiet.filter(record("Timer 'tick' failed with an exception. Will retry."))
+
+
+def test_a_release_waits_for_the_tick_in_flight_and_later_ticks_see_the_deletion(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    world = World(ModelSource(arms.PYTHON, arms.RUST_WIN))
+    world.run(lambda s: s.get("stepIndex") == 0)
+    memo = kopf.Memo(deps=world.deps)
+    entered, go_on, order = threading.Event(), threading.Event(), []
+    real_tick, real_release = reconcile.tick, reconcile.release
+
+    def slow_tick(obj: Any, deps: reconcile.Deps) -> reconcile.TickResult:
+        entered.set()
+        go_on.wait(5)
+        order.append("tick")
+        return real_tick(obj, deps)
+
+    def release(obj: Any, deps: reconcile.Deps) -> reconcile.Released:
+        order.append("release")
+        return real_release(obj, deps)
+
+    monkeypatch.setattr(reconcile, "tick", slow_tick)
+    monkeypatch.setattr(reconcile, "release", release)
+    uid = world.obj["metadata"]["uid"]
+    ticking = threading.Thread(
+        target=lambda: canary.tick(name=NAME, namespace=NS, uid=uid, memo=memo, logger=LOG)
+    )
+    ticking.start()
+    assert entered.wait(5)
+    body = world.obj
+    releasing = threading.Thread(target=lambda: canary.release(body=body, memo=memo, logger=LOG))
+    releasing.start()
+    releasing.join(0.3)
+    assert releasing.is_alive()  # held back while the tick is in flight
+    go_on.set()
+    ticking.join(5)
+    releasing.join(5)
+    assert order == ["tick", "release"]
+    assert world.replicas() == (10, 0)  # the release had the last word
+    world.kube.objects[PATH]["metadata"]["deletionTimestamp"] = "2025-03-01T09:10:00Z"
+    entered.clear()
+    canary.tick(name=NAME, namespace=NS, uid=uid, memo=memo, logger=LOG)
+    assert not entered.is_set()  # a tick after the release sees the deletion and does nothing

@@ -23,6 +23,7 @@ from ferrocanary.metrics import exposition, protocol
 from ferrocanary.metrics.prometheus import PrometheusSource
 from ferrocanary.model import recording
 from ferrocanary.policy import machine
+from ferrocanary.routing import gateway_api
 from tests.fakes.metrics import ModelSource, StraySource
 from tests.fakes.world import BASE, NS, PATH, T0, World, spec
 from tests.support import arms
@@ -371,3 +372,65 @@ def test_a_second_canary_on_the_same_objects_waits_until_the_first_has_finished(
     assert world.replicas() == (9, 1)  # only the first canary moved traffic
     world.run(terminal)
     assert second()["phase"] == "Progressing"  # the first has finished: the second starts
+
+
+def _pending_gateway_world(route: dict[str, Any] | None) -> World:
+    gateway = spec(
+        baseline={"deployment": "py", "service": "scorer-py"},
+        candidate={"deployment": "rs", "service": "scorer-rs"},
+    )
+    gateway["trafficRouting"] = {"gatewayAPI": {"httpRoute": "scorer"}}
+    world = World(ModelSource(arms.PYTHON, arms.RUST_WIN), gateway)
+    if route is not None:
+        world.kube.add(gateway_api.route_path("shop", "scorer"), route)
+    world.kube.objects[PATH]["status"] = {"phase": "Pending"}
+    return world
+
+
+def _route(*refs: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": "scorer", "namespace": "shop"},
+        "spec": {"rules": [{"backendRefs": list(refs)}]},
+    }
+
+
+def test_deleting_a_pending_canary_removes_the_backend_ref_its_ensure_added() -> None:
+    # ensure() ran (the candidate at weight 0) but the first step never did: a leftover that would
+    # make the next canary on this route find a backendRef it did not expect.
+    world = _pending_gateway_world(
+        _route({"name": "scorer-py", "port": 8080}, {"name": "scorer-rs", "port": 8080, "weight": 0})
+    )
+    released = reconcile.release(world.obj, world.deps)
+    assert released.restored, released.message
+    refs = world.kube.objects[gateway_api.route_path("shop", "scorer")]["spec"]["rules"][0]["backendRefs"]
+    assert [r["name"] for r in refs] == ["scorer-py"]
+
+
+def test_deleting_a_pending_canary_whose_route_never_existed_is_not_held_up() -> None:
+    world = _pending_gateway_world(None)
+    released = reconcile.release(world.obj, world.deps)
+    assert released.restored
+    assert "not found" in released.message
+
+
+def test_deleting_a_pending_replica_canary_leaves_the_deployments_alone() -> None:
+    world = World(ModelSource(arms.PYTHON, arms.RUST_WIN))
+    world.kube.objects[PATH]["status"] = {"phase": "Pending"}
+    writes = len(world.kube.writes)
+    assert reconcile.release(world.obj, world.deps).restored
+    assert len(world.kube.writes) == writes
+
+
+def test_an_analysis_stamped_by_a_replica_whose_clock_ran_ahead_does_not_freeze_the_canary() -> None:
+    world = World(ModelSource(arms.PYTHON, arms.RUST_WIN))
+    world.run(lambda s: s.get("stepIndex") == 0 and bool(s.get("lastTickAt")))
+    # The replica that wrote status ran an hour ahead; this one (after a failover) has the right time.
+    ahead = world.now + timedelta(hours=1)
+    world.kube.objects[PATH]["status"]["lastTickAt"] = ahead.strftime("%Y-%m-%dT%H:%M:%SZ")
+    result = world.tick()
+    assert result.action == "analysis"
+    stamped = world.status["lastTickAt"]
+    assert stamped < ahead.strftime("%Y-%m-%dT%H:%M:%SZ")  # from here on, this replica's own clock
+    assert world.tick(1).action == "idle"  # and the next analysis one interval later, as usual

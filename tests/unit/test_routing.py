@@ -78,7 +78,37 @@ def test_gateway_set_weights_splits_and_finalize_ends_cleanly() -> None:
     assert router.finalize(Ending.PROMOTED) == protocol.Weights(0.0, 100.0)
     assert router.finalize(Ending.ROLLED_BACK) == protocol.Weights(100.0, 0.0)
     refs = kube.objects[ROUTE]["spec"]["rules"][0]["backendRefs"]
-    assert refs == [{"name": "scorer-py", "port": 8080, "weight": 100}]  # the candidate is detached again
+    assert refs == [{"name": "scorer-py", "port": 8080}]  # the candidate detached, the route as written
+    assert gateway_api.TEAM_WEIGHTS not in (kube.objects[ROUTE]["metadata"].get("annotations") or {})
+
+
+def test_gateway_keeps_other_backends_share_and_rollback_restores_the_teams_weights() -> None:
+    kube = FakeKube()
+    legacy = {"name": "scorer-legacy", "port": 8080, "weight": 20}
+    kube.add(ROUTE, http_route({"name": "scorer-py", "port": 8080, "weight": 80}, legacy))
+    router = gateway(kube)
+    router.ensure()
+    assert router.set_weights(25) == protocol.Weights(75.0, 25.0)
+    refs = {r["name"]: r["weight"] for r in kube.objects[ROUTE]["spec"]["rules"][0]["backendRefs"]}
+    assert refs == {"scorer-py": 80 * 75, "scorer-rs": 80 * 25, "scorer-legacy": 20 * 100}
+    assert refs["scorer-legacy"] / sum(refs.values()) == 0.2  # the legacy build still gets its 20 %
+    router.set_weights(50)
+    router.finalize(Ending.ROLLED_BACK)
+    rule = kube.objects[ROUTE]["spec"]["rules"][0]
+    assert rule["backendRefs"] == [{"name": "scorer-py", "port": 8080, "weight": 80}, legacy]
+    assert kube.objects[ROUTE]["spec"]["rules"][1]["backendRefs"] == [{"name": "admin", "port": 80}]
+
+
+def test_a_promotion_gives_the_candidate_the_baselines_share_and_is_idempotent() -> None:
+    kube = FakeKube()
+    legacy = {"name": "scorer-legacy", "port": 8080, "weight": 20}
+    kube.add(ROUTE, http_route({"name": "scorer-py", "port": 8080, "weight": 80}, legacy))
+    router = gateway(kube)
+    router.set_weights(10)
+    for _ in range(2):  # a promotion retried after a lost status write writes the same weights
+        assert router.finalize(Ending.PROMOTED) == protocol.Weights(0.0, 100.0)
+        refs = {r["name"]: r["weight"] for r in kube.objects[ROUTE]["spec"]["rules"][0]["backendRefs"]}
+        assert refs == {"scorer-py": 0, "scorer-rs": 8000, "scorer-legacy": 2000}
 
 
 def test_gateway_retries_when_someone_else_wrote_the_route_first() -> None:

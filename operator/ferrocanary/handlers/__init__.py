@@ -11,9 +11,9 @@ from collections.abc import Sequence
 
 import kopf
 
-from ferrocanary.handlers import canary, startup
+from ferrocanary.handlers import canary, peers, startup
 
-__all__ = ["canary", "run", "startup"]
+__all__ = ["canary", "peers", "run", "startup"]
 
 
 def run(
@@ -29,12 +29,18 @@ def run(
 
     ``peering`` names a kopf peering object (its CRDs installed, e.g. by the Helm chart) so that of
     several replicas only one acts at a time (the one with the highest ``priority``); without it
-    the operator runs standalone.
+    the operator runs standalone. Without a ``priority`` each replica gets its own from its start
+    time (see peers.py): equal priorities would make kopf pause every replica.
     """
     if metrics_port is not None:
         os.environ["FERROCANARY_METRICS_PORT"] = str(metrics_port)
     if metrics_address is not None:
         os.environ["FERROCANARY_METRICS_ADDRESS"] = metrics_address
+    if peering is not None:
+        # kopf names this process in the peering object by POD_ID: the pod name reads better there.
+        os.environ.setdefault("POD_ID", peers.identity(os.environ))
+        if priority is None:
+            priority = peers.priority_now(os.environ)
     kopf.configure(verbose=verbose)
     kopf.run(
         standalone=peering is None,

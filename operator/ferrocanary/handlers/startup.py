@@ -8,6 +8,7 @@ Environment (so ``kopf run -m ferrocanary.handlers`` and ``ferrocanary run`` beh
 ``FERROCANARY_PROMETHEUS_TOKEN_ADDRESSES`` (comma-separated Prometheus addresses that may receive a
 bearer token; set but empty: none; unset: any) and ``FERROCANARY_PROMETHEUS_ALLOW_INSECURE_TLS``
 (``false`` refuses ``insecureSkipVerify``; unset: allowed). The chart sets both.
+``FERROCANARY_PEERING_LIFETIME``: seconds a silent peer counts as alive (peers.py; default 15).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 import kopf
 
 from ferrocanary import reconcile
+from ferrocanary.handlers import peers
 from ferrocanary.kube import client
 from ferrocanary.metrics import exposition, prometheus
 
@@ -68,6 +70,7 @@ def configure(settings: kopf.OperatorSettings, memo: Any, logger: kopf.Logger, *
         prefix=PREFIX, key="last-handled-configuration"
     )
     settings.posting.level = logging.WARNING
+    settings.peering.lifetime = peers.lifetime(os.environ)
     quiet = QuietTicks()
     for handler in logging.getLogger().handlers:
         if not any(isinstance(f, QuietTicks) for f in handler.filters):

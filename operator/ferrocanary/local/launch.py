@@ -146,6 +146,11 @@ def kwok(i: Inputs) -> Launch:
         "--cidr=10.244.0.0/16",
         "--node-ip=10.0.0.1",
         f"--server-address=127.0.0.1:{port}",
+        # Heartbeat through a node Lease, as a kubelet does. Without it the fake Node's status is
+        # refreshed only every ~55 s, past the node controller's grace period: the Node flaps to
+        # NotReady, its pods are marked not Ready and never become Ready again, and Deployments
+        # report no available replicas.
+        "--node-lease-duration-seconds=40",
     ]
     return Launch("kwok", argv, f"http://127.0.0.1:{port}/healthz", 60.0)
 

@@ -17,6 +17,7 @@ class ConditionType(StrEnum):
     PROGRESSING = "Progressing"  # True until a terminal phase; its reason is the phase
     TRAFFIC_ROUTED = "TrafficRouted"  # the router did what the last tick asked
     METRICS_AVAILABLE = "MetricsAvailable"  # the newest block has every signal
+    CANDIDATE_AVAILABLE = "CandidateAvailable"  # the candidate Deployment has its replicas available
 
 
 class Reason(StrEnum):
@@ -37,6 +38,13 @@ class Reason(StrEnum):
     ROUTE_CONTESTED = "RouteContested"  # moved off its step again after the last allowed restore
     RELEASE_FAILED = "ReleaseFailed"  # a deleted canary's traffic could not be put back (retried)
     CLAIMED = "ClaimedByAnother"  # an object this canary needs is used by another running canary
+    # the candidate's Deployment and pods (CandidateAvailable; the fault reasons end the canary)
+    CANDIDATE_READY = "CandidateReady"
+    CANDIDATE_NOT_READY = "CandidateNotReady"  # traffic waits: fewer replicas available than needed
+    PROGRESS_DEADLINE_EXCEEDED = "ProgressDeadlineExceeded"  # not ready within spec.progressDeadline
+    CANDIDATE_MEMORY_FAULT = "CandidateMemoryFault"  # OOMKilled, SIGSEGV, SIGABRT or a Rust panic
+    CANDIDATE_CRASHED = "CandidateCrashed"  # any other non-zero exit, or CrashLoopBackOff
+    CANDIDATE_IMAGE_PULL_FAILED = "CandidateImagePullFailed"  # ImagePullBackOff / ErrImagePull
     # signals (MetricsAvailable)
     METRICS_FRESH = "MetricsFresh"
     SIGNALS_MISSING = "SignalsMissing"

@@ -24,6 +24,7 @@ from ferrocanary.model import analysis
 DEFAULT_WEIGHTS: tuple[int, ...] = (5, 10, 25, 50)
 DEFAULT_MIN_DWELL = "5m"
 DEFAULT_MAX_DURATION = "2h"
+DEFAULT_PROGRESS_DEADLINE = "10m"
 DEFAULT_PROMETHEUS_TIMEOUT = "10s"
 DEFAULT_PROMETHEUS_LAG = "30s"
 DEFAULT_TOKEN_KEY = "token"
@@ -38,6 +39,8 @@ class Plan:
     max_duration_seconds: float = 7200.0
     manual_promotion: bool = False
     require_final_step: bool = False
+    # How long the candidate may stay short of available replicas before the canary rolls back.
+    progress_deadline_seconds: float = 600.0
 
     def __post_init__(self) -> None:
         if not self.weights or any(not 1 <= w <= 100 for w in self.weights):
@@ -163,6 +166,9 @@ def parse_plan(spec: Mapping[str, Any]) -> Plan:
     max_duration = analysis.parse_duration(
         _section(spec, "analysis").get("maxDuration", DEFAULT_MAX_DURATION), "spec.analysis.maxDuration"
     )
+    progress_deadline = analysis.parse_duration(
+        spec.get("progressDeadline", DEFAULT_PROGRESS_DEADLINE), "spec.progressDeadline"
+    )
     mode = promotion.get("mode", "auto")
     if mode not in ("auto", "manual"):
         raise ValueError(f"spec.promotion.mode: expected auto or manual, got {mode!r}")
@@ -172,6 +178,7 @@ def parse_plan(spec: Mapping[str, Any]) -> Plan:
         max_duration_seconds=max_duration,
         manual_promotion=mode == "manual",
         require_final_step=bool(promotion.get("requireFinalStep", False)),
+        progress_deadline_seconds=progress_deadline,
     )
 
 

@@ -200,6 +200,14 @@ def no_data(state: CanaryState, plan: Plan, reason: str, now: datetime) -> Trans
     return _stay(state)
 
 
+def candidate_failed(state: CanaryState, reason: str, now: datetime) -> Transition:
+    """The candidate crashed, cannot pull its image, or never got ready: roll back at once, from any
+    phase that has not ended yet (a Pending canary too: ensure() may have touched the route)."""
+    if state.phase.terminal or state.phase in (Phase.PROMOTING, Phase.ROLLING_BACK):
+        return _stay(state)
+    return _end(state, Verdict.ROLLBACK, reason, now)
+
+
 def ending_of(state: CanaryState) -> Ending | None:
     """The end state traffic still has to reach: set by ``_end``'s Transition, and still owed by a
     canary left in Promoting or RollingBack (its router failed, or the operator died before it)."""

@@ -1,16 +1,21 @@
 """Gateway API routing: weights on the backendRefs of an HTTPRoute (gateway.networking.k8s.io/v1).
 
-The team owns the HTTPRoute; its rules send traffic to the baseline's Service. ``ensure`` adds the
-candidate's Service as a second backendRef at weight 0 next to every baseline backendRef (same port),
-``set_weights`` writes baseline = 100 - w and candidate = w on all those rules, and ``finalize``
-either leaves the candidate at 100 (promoted) or removes the candidate backendRef again (rolled back),
-so the route ends as the team wrote it. Every write is a read-modify-replace carrying the
-resourceVersion, retried on a conflict (``protocol.replace_object``), so concurrent edits by others
-are never overwritten.
+The team owns the HTTPRoute; its rules send traffic to the baseline's Service, maybe beside other
+backends (a legacy build at 20 %, say). The canary splits only the baseline's share: before its
+first write the router records the weights the team wrote in the annotation ``TEAM_WEIGHTS`` on
+the route, then at w % gives the baseline ``B x (100 - w)``, the candidate ``B x w`` and every
+other backend ``its weight x 100`` (B: the baseline's recorded weight), so the others keep their
+share. ``ensure`` adds the candidate's Service at weight 0 next to every baseline backendRef (same
+port); ``finalize`` either leaves the candidate with the baseline's share (promoted; the
+record stays, naming its canary, so a retry writes the same weights) or removes the candidate
+backendRef and puts back exactly the weights the team wrote (rolled back), then drops the record.
+Every write is a read-modify-replace carrying the resourceVersion, retried on a conflict
+(``protocol.replace_object``), so concurrent edits by others are never overwritten.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -21,6 +26,8 @@ from ferrocanary.routing import protocol
 PROVIDER = "gatewayAPI"
 GROUP = "gateway.networking.k8s.io"
 VERSION = "v1"
+# The weights the team wrote, per split rule (its index) and backend name; null: no weight written.
+TEAM_WEIGHTS = "ferrocanary.io/team-weights"
 
 
 def route_path(namespace: str, name: str) -> str:
@@ -41,6 +48,21 @@ def _weight(ref: Mapping[str, Any]) -> int:
     return int(ref.get("weight", 1))  # the Gateway API default weight is 1
 
 
+def _team_weight(written: Mapping[str, int | None], ref: Mapping[str, Any]) -> int:
+    recorded = written.get(str(ref.get("name")), ref.get("weight"))
+    return 1 if recorded is None else int(recorded)  # the Gateway API default weight is 1
+
+
+def _put_back(ref: dict[str, Any], written: Mapping[str, int | None]) -> None:
+    name = str(ref.get("name"))
+    if name not in written:
+        return  # added by someone during the canary: theirs, left as it is
+    if written[name] is None:
+        ref.pop("weight", None)
+    else:
+        ref["weight"] = written[name]
+
+
 class GatewayApiRouter:
     """A ``TrafficRouter`` over one HTTPRoute."""
 
@@ -49,6 +71,7 @@ class GatewayApiRouter:
         self._ns = target.namespace
         self._route = http_route
         self._baseline, self._candidate = protocol.two_services(target, PROVIDER)
+        self._canary = target.canary
 
     @property
     def provider(self) -> str:
@@ -78,25 +101,78 @@ class GatewayApiRouter:
     def _update(self, change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
         return protocol.replace_object(self._api, route_path(self._ns, self._route), self._what, change)
 
+    def _split_rules(self, route: Mapping[str, Any]) -> list[tuple[int, dict[str, Any]]]:
+        self._rules(route)  # raises, naming the route, when no rule reaches the baseline
+        return [
+            (i, rule)
+            for i, rule in enumerate(route.get("spec", {}).get("rules", []) or [])
+            if any(_is_service(ref, self._baseline, self._ns) for ref in rule.get("backendRefs", []) or [])
+        ]
+
+    def _team_weights(self, route: dict[str, Any]) -> dict[str, dict[str, int | None]]:
+        """The weights the team wrote, recorded on the route at the canary's first write."""
+        annotations = route.setdefault("metadata", {}).setdefault("annotations", {}) or {}
+        recorded = annotations.get(TEAM_WEIGHTS)
+        if recorded:
+            try:
+                found = json.loads(recorded)
+            except ValueError:
+                found = None  # unreadable: someone edited it; record what the route holds now
+            # Another canary's record (one promoted on this route before) is not the team's now.
+            if isinstance(found, dict) and found.get("canary") == self._canary:
+                rules: dict[str, dict[str, int | None]] = found.get("rules") or {}
+                return rules
+        team = {
+            str(i): {
+                str(r.get("name")): r.get("weight")
+                for r in rule.get("backendRefs", [])
+                if not _is_service(r, self._candidate, self._ns)
+            }
+            for i, rule in self._split_rules(route)
+        }
+        record = json.dumps({"canary": self._canary, "rules": team}, sort_keys=True)
+        route["metadata"]["annotations"] = {**annotations, TEAM_WEIGHTS: record}
+        return team
+
+    def _forget_team_weights(self, route: dict[str, Any]) -> None:
+        annotations = route.get("metadata", {}).get("annotations") or {}
+        annotations.pop(TEAM_WEIGHTS, None)
+
     def _set(self, route: dict[str, Any], baseline: int, candidate: int | None) -> None:
-        """Weights on every split rule; ``candidate=None`` removes the candidate backendRef."""
-        for rule in self._rules(route):
+        """Weights on every split rule; ``candidate=None`` removes the candidate backendRef and puts
+        the team's weights back. Other backends keep their share (see the module docstring)."""
+        team = self._team_weights(route)
+        for index, rule in self._split_rules(route):
+            written = team.get(str(index), {})
             refs: list[dict[str, Any]] = rule["backendRefs"]
-            base_ref = next(r for r in refs if _is_service(r, self._baseline, self._ns))
-            cand = [r for r in refs if _is_service(r, self._candidate, self._ns)]
             if candidate is None:
                 rule["backendRefs"] = [r for r in refs if not _is_service(r, self._candidate, self._ns)]
-                base_ref["weight"] = baseline
+                for ref in rule["backendRefs"]:
+                    _put_back(ref, written)
                 continue
-            if not cand:
-                new_ref: dict[str, Any] = {"name": self._candidate, "weight": 0}
-                if "port" in base_ref:
-                    new_ref["port"] = base_ref["port"]
-                refs.append(new_ref)
-                cand = [new_ref]
-            base_ref["weight"] = baseline
-            for ref in cand:
-                ref["weight"] = candidate
+            self._split(refs, written, baseline, candidate)
+        if candidate is None:
+            self._forget_team_weights(route)
+
+    def _split(
+        self, refs: list[dict[str, Any]], written: Mapping[str, int | None], baseline: int, candidate: int
+    ) -> None:
+        base_ref = next(r for r in refs if _is_service(r, self._baseline, self._ns))
+        share = _team_weight(written, base_ref) or 1  # a baseline the team weighted 0 still gets split
+        cand = [r for r in refs if _is_service(r, self._candidate, self._ns)]
+        if not cand:
+            new_ref: dict[str, Any] = {"name": self._candidate, "weight": 0}
+            if "port" in base_ref:
+                new_ref["port"] = base_ref["port"]
+            refs.append(new_ref)
+            cand = [new_ref]
+        for ref in refs:
+            if ref is base_ref:
+                ref["weight"] = share * baseline
+            elif any(ref is c for c in cand):
+                ref["weight"] = share * candidate
+            elif str(ref.get("name")) in written:
+                ref["weight"] = _team_weight(written, ref) * 100
 
     def _weights(self, route: Mapping[str, Any]) -> protocol.Weights:
         rule = self._rules(route)[0]
@@ -129,6 +205,8 @@ class GatewayApiRouter:
 
     def finalize(self, ending: Ending) -> protocol.Weights:
         if ending is Ending.PROMOTED:
+            # The record stays (a retried promotion writes the same weights); the next canary on
+            # this route records its own.
             return self._weights(self._update(lambda route: self._set(route, 0, 100)))
         return self._weights(self._update(lambda route: self._set(route, 100, None)))
 

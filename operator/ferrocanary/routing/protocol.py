@@ -31,6 +31,10 @@ class RoutingError(Exception):
     """The router cannot do its job (object missing, malformed, API refused); the message says which."""
 
 
+class ObjectNotFoundError(RoutingError):
+    """The routing object itself does not exist (so nothing of ours can be left on it)."""
+
+
 def checked_name(value: str, field: str) -> str:
     """An object name from a router's block, refused (naming the field) unless a valid DNS-1123 name."""
     try:
@@ -105,7 +109,7 @@ def read_object(api: rest.JsonApi, path: str, what: str) -> dict[str, Any]:
     try:
         return api.get(path)
     except rest.NotFoundError:
-        raise RoutingError(f"{what} not found") from None
+        raise ObjectNotFoundError(f"{what} not found") from None
     except rest.KubeError as exc:
         raise RoutingError(str(exc)) from None
 
