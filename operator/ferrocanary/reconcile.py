@@ -29,14 +29,14 @@ from enum import StrEnum
 from typing import Any
 
 from ferrocanary.kube import canaries, events, resources, rest
-from ferrocanary.metrics import exposition
+from ferrocanary.metrics import exposition, presets
 from ferrocanary.metrics import prometheus as prometheus_source
 from ferrocanary.metrics import protocol as metrics_protocol
 from ferrocanary.model import analysis, decisions, recording
 from ferrocanary.model import spec as canary_spec
 from ferrocanary.model.decisions import Ending
 from ferrocanary.model.reasons import ConditionType, Reason
-from ferrocanary.policy import machine, report
+from ferrocanary.policy import custom_kpis, machine, report
 from ferrocanary.policy import state as policy_state
 from ferrocanary.policy.state import Phase
 from ferrocanary.routing import protocol as routing
@@ -424,10 +424,11 @@ def _judge(t: _Tick, spec: canary_spec.CanarySpec) -> machine.Transition:
         )
     _signals_condition(t, rec, spec.settings)
     try:
-        judgement = t.deps.evaluate(rec, spec.settings)
+        judgement = custom_kpis.evaluate(t.deps.evaluate, rec, spec)  # built-in and custom KPIs
     except Exception as exc:  # a judge failure must hold the canary, never promote it
         log.exception("judge failed on %s/%s", t.namespace, t.name)
         return _hold(t, f"holding: the judge failed: {type(exc).__name__}: {exc}")
+    judgement = presets.with_bucket_advice(judgement, spec)  # Istio's/ingress-nginx's default buckets
     t.extra.update(report.judgement_status(judgement, spec.settings))
     _count(t, judgement.decision)
     return machine.judge(

@@ -56,6 +56,7 @@ def resolve(obj: Mapping[str, Any], namespace: str | None = None) -> dict[str, A
         "bucketAdvice": presets.bucket_advice(spec),
         "readRaw": ["requests", "errors", "latency", "cpu", "panics"],
         "queries": {arm: q.by_signal() for arm, q in resolved.items()},
+        "customKpis": {name: q.by_arm() for name, q in protocol.custom_queries(str(where), spec).items()},
     }
 
 
@@ -91,6 +92,10 @@ def show(result: Mapping[str, Any], *, as_json: bool) -> None:
     for signal in result["queries"]["baseline"]:
         for arm, by_signal in result["queries"].items():
             table.add_row(signal, arm, tables.cell(by_signal.get(signal, "")))
+    for name, by_arm in result["customKpis"].items():
+        for arm, by_part in by_arm.items():
+            for part, query in by_part.items():
+                table.add_row(tables.cell(f"{name} ({part})"), arm, tables.cell(query))
     tables.show(table)
     print("requests, errors, latency, cpu and panics are read raw at block boundaries and differenced.")
     if result["latencyUnitSeconds"] != 1.0:

@@ -20,9 +20,11 @@ A template is PromQL with placeholders (``model.promql.PLACEHOLDERS``), filled i
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 
 from ferrocanary.metrics import queries
+from ferrocanary.model import decisions
 from ferrocanary.model import metrics as metrics_spec
 from ferrocanary.model import spec as canary_spec
 
@@ -150,8 +152,40 @@ def arm_queries(
     )
 
 
+def custom_queries(
+    namespace: str, spec: canary_spec.CanarySpec, selectors: Mapping[str, tuple[str, str]], rng: str
+) -> dict[str, queries.CustomKpiQueries]:
+    """Each custom KPI's queries, its placeholders filled per arm (``selectors``: arm -> both selectors)."""
+    values = {arm: _values(arm, namespace, spec, selectors[arm], rng) for arm in queries.ARMS}
+
+    def per_arm(template: str) -> dict[str, str]:
+        return {arm: render(template, values[arm]) for arm in queries.ARMS} if template else {}
+
+    return {
+        kpi.name: queries.CustomKpiQueries(
+            kind=kpi.kind,
+            numerator=per_arm(kpi.numerator),
+            denominator=per_arm(kpi.denominator),
+            histogram=per_arm(kpi.histogram),
+            unit_seconds=metrics_spec.LATENCY_UNITS[kpi.latency_unit],
+        )
+        for kpi in spec.metrics.kpis
+    }
+
+
 def bucket_advice(spec: canary_spec.CanarySpec) -> str | None:
     """What to change when the preset's latency histogram keeps its system's coarse default buckets."""
     if "latency" in spec.metrics.templates:
         return None
     return BUCKET_ADVICE.get(spec.metrics.preset)
+
+
+COARSE_BUCKETS = "Latency buckets too coarse"  # how the judge's Invalid verdict on buckets begins
+
+
+def with_bucket_advice(judgement: decisions.Judgement, spec: canary_spec.CanarySpec) -> decisions.Judgement:
+    """The judgement, its coarse-bucket verdict naming the preset's bucket setting that fixes it."""
+    advice = bucket_advice(spec)
+    if advice is None or not judgement.reason.startswith(COARSE_BUCKETS):
+        return judgement
+    return dataclasses.replace(judgement, reason=f"{judgement.reason} {advice}.")

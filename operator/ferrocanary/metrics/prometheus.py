@@ -39,7 +39,7 @@ from prometheus_api_client.exceptions import PrometheusApiClientException
 from urllib3.util.retry import Retry
 
 from ferrocanary.kube import resources, rest
-from ferrocanary.metrics import protocol, queries
+from ferrocanary.metrics import custom, protocol, queries
 from ferrocanary.model import recording
 from ferrocanary.model import spec as canary_spec
 
@@ -183,7 +183,8 @@ class PrometheusSource:
             {le for arm in arms.values() for block in arm["latency"].values() for le in block} - {math.inf}
         )
         blocks = tuple(_block(k, start, window, arms, tuple(bounds)) for k, start in enumerate(starts))
-        return recording.Recording(window.interval_seconds, tuple(bounds), blocks)
+        own = custom.recordings(window, lambda q: self._counter(q, window, count), arms, starts, _block)
+        return recording.Recording(window.interval_seconds, tuple(bounds), blocks, custom=own)
 
 
 def _without_credentials(address: str) -> str:

@@ -79,6 +79,7 @@ class Window:
     steps: tuple[StepChange, ...] = ()
     # arm -> its resolved queries (spec.analysis.metrics); an arm not here reads the metrics contract
     resolved: Mapping[str, queries.ArmQueries] = field(default_factory=dict)
+    custom: Mapping[str, queries.CustomKpiQueries] = field(default_factory=dict)  # KPI name -> its queries
 
     def arm_queries(self, arm: str) -> queries.ArmQueries:
         """What the source runs for ``arm``: the resolved preset/templates, else the contract's."""
@@ -130,7 +131,17 @@ def canary_window(
         selectors=selectors,
         steps=steps,
         resolved=resolved_queries(namespace, spec, selectors),
+        custom=custom_queries(namespace, spec, selectors),
     )
+
+
+def custom_queries(
+    namespace: str, spec: canary_spec.CanarySpec, selectors: ArmSelectors | None = None
+) -> dict[str, queries.CustomKpiQueries]:
+    """The queries of ``spec.analysis.metrics.kpis``, per KPI and arm."""
+    selectors = selectors or ArmSelectors.of(namespace, spec)
+    rng = queries.range_of(spec.settings.interval_seconds)
+    return presets.custom_queries(namespace, spec, {arm: selectors.of_arm(arm) for arm in queries.ARMS}, rng)
 
 
 def resolved_queries(

@@ -109,6 +109,22 @@ class ArmQueries:
         return shown
 
 
+@dataclass(frozen=True)
+class CustomKpiQueries:
+    """One custom KPI's queries per arm: ``ratio`` reads two counters, ``quantile`` a histogram."""
+
+    kind: str
+    numerator: dict[str, str]  # arm -> query (ratio)
+    denominator: dict[str, str]
+    histogram: dict[str, str]  # arm -> _bucket series (quantile)
+    unit_seconds: float = 1.0  # the histogram's le unit
+
+    def by_arm(self) -> dict[str, dict[str, str]]:
+        """As ``ferrocanary queries`` prints them."""
+        names = ("numerator", "denominator") if self.kind == "ratio" else ("histogram",)
+        return {arm: {n: getattr(self, n)[arm] for n in names} for arm in ARMS}
+
+
 def contract_queries(selector: str, pod_selector: str, rng: str) -> ArmQueries:
     """The metrics contract's queries for one arm (its workload and kube-state-metrics selectors)."""
     return ArmQueries(

@@ -8,10 +8,16 @@ request/latency one: ``process`` (the contract's process collector) or ``cadviso
 ingress-nginx default to ``cadvisor``, because their users' workloads rarely carry the contract's
 ``track`` label. ``templates`` override single signals with PromQL of the team's own, checked by
 ``promql.check``. The PromQL of the presets lives in ``ferrocanary.metrics.presets``.
+
+``kpis`` are the team's own KPIs: a ratio of two counters per arm (``numerator``/``denominator``,
+e.g. database calls per request) or a quantile of a histogram of their own, each with a target
+(candidate/baseline) and a direction, judged like the built-in ones.
 """
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +37,21 @@ NEEDS_SERVICE: frozenset[str] = frozenset({"ingress-nginx"})
 
 
 @dataclass(frozen=True)
+class CustomKpi:
+    """A KPI of the team's own: ``ratio`` (numerator/denominator counters) or ``quantile`` (histogram)."""
+
+    name: str
+    kind: str  # "ratio" or "quantile"
+    target: float  # candidate/baseline
+    direction: str = "lower"  # "lower" or "higher": which way is better
+    numerator: str = ""
+    denominator: str = ""
+    histogram: str = ""  # the _bucket series (with le)
+    quantile: float | None = None
+    latency_unit: str = "seconds"
+
+
+@dataclass(frozen=True)
 class MetricsSpec:
     """Where each signal comes from; ``templates`` hold only the signals the spec overrides."""
 
@@ -38,6 +59,7 @@ class MetricsSpec:
     resources: str = "process"
     templates: Mapping[str, str] = field(default_factory=dict)
     latency_unit: str | None = None  # None: the preset's (Istio: milliseconds), else seconds
+    kpis: tuple[CustomKpi, ...] = ()
 
     def uses_service(self) -> bool:
         """Whether a resolved query names the arm's Service."""
@@ -54,11 +76,10 @@ def parse(analysis_spec: Mapping[str, Any]) -> MetricsSpec:
         return MetricsSpec()
     if not isinstance(raw, Mapping):
         raise ValueError(f"{where}: expected an object")
-    unknown = sorted(set(raw) - {"preset", "resources", "templates", "latencyUnit"})
+    unknown = sorted(set(raw) - {"preset", "resources", "templates", "latencyUnit", "kpis"})
     if unknown:
-        raise ValueError(
-            f"{where}.{unknown[0]}: unknown field; known: preset, resources, templates, latencyUnit"
-        )
+        known = "preset, resources, templates, latencyUnit, kpis"
+        raise ValueError(f"{where}.{unknown[0]}: unknown field; known: {known}")
     preset = raw.get("preset", "contract")
     if preset not in PRESETS:
         raise ValueError(f"{where}.preset: expected one of {', '.join(PRESETS)}, got {preset!r}")
@@ -74,7 +95,11 @@ def parse(analysis_spec: Mapping[str, Any]) -> MetricsSpec:
     if unit is not None and unit not in LATENCY_UNITS:
         raise ValueError(f"{where}.latencyUnit: expected seconds or milliseconds, got {unit!r}")
     return MetricsSpec(
-        preset=preset, resources=resources, templates=_templates(raw, where), latency_unit=unit
+        preset=preset,
+        resources=resources,
+        templates=_templates(raw, where),
+        latency_unit=unit,
+        kpis=_kpis(raw.get("kpis"), f"{where}.kpis"),
     )
 
 
@@ -96,6 +121,16 @@ def _templates(raw: Mapping[str, Any], where: str) -> dict[str, str]:
     }
 
 
+def check_names(metrics: MetricsSpec, taken: list[str]) -> None:
+    """A custom KPI may not share its name with a KPI or guard rail of ``spec.analysis``."""
+    for i, kpi in enumerate(metrics.kpis):
+        if kpi.name in taken:
+            raise ValueError(
+                f"spec.analysis.metrics.kpis[{i}].name: {kpi.name} is already a KPI or guard rail "
+                "of spec.analysis"
+            )
+
+
 def check_arms(metrics: MetricsSpec, baseline_service: str | None, candidate_service: str | None) -> None:
     """A preset or template that names the arm's Service needs both Services in the spec."""
     if not metrics.uses_service():
@@ -105,3 +140,70 @@ def check_arms(metrics: MetricsSpec, baseline_service: str | None, candidate_ser
             raise ValueError(
                 f"spec.{arm}.service: required by spec.analysis.metrics (its queries name each arm's Service)"
             )
+
+
+_KPI_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_COUNTER_PLACEHOLDERS = tuple(p for p in promql.PLACEHOLDERS if p != "range")
+
+
+def _kpis(raw: Any, where: str) -> tuple[CustomKpi, ...]:
+    if raw is None or raw == []:
+        return ()
+    if not isinstance(raw, list) or len(raw) > 8:
+        raise ValueError(f"{where}: expected a list of at most 8 KPIs")
+    kpis = tuple(_kpi(item, f"{where}[{i}]") for i, item in enumerate(raw))
+    names = [k.name for k in kpis]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ValueError(f"{where}: KPI names must be unique, {duplicates[0]} is repeated")
+    return kpis
+
+
+def _kpi(item: Any, where: str) -> CustomKpi:
+    if not isinstance(item, Mapping):
+        raise ValueError(f"{where}: expected an object")
+    name = item.get("name")
+    if not isinstance(name, str) or len(name) > 63 or not _KPI_NAME.fullmatch(name):
+        raise ValueError(f"{where}.name: must be a lower-case name (a-z, 0-9, '-'), got {name!r}")
+    kind = item.get("type")
+    if kind not in ("ratio", "quantile"):
+        raise ValueError(f"{where}.type: expected ratio or quantile, got {kind!r}")
+    target = item.get("target")
+    if (
+        isinstance(target, bool)
+        or not isinstance(target, int | float)
+        or not math.isfinite(target)
+        or target <= 0
+    ):
+        raise ValueError(f"{where}.target: must be a ratio > 0 (candidate/baseline), got {target!r}")
+    direction = item.get("direction", "lower")
+    if direction not in ("lower", "higher"):
+        raise ValueError(
+            f"{where}.direction: expected lower or higher (which way is better), got {direction!r}"
+        )
+    fields = {"ratio": ("numerator", "denominator"), "quantile": ("histogram",)}[kind]
+    extra = sorted(set(item) - {"name", "type", "target", "direction", "quantile", "latencyUnit", *fields})
+    if extra:
+        raise ValueError(f"{where}.{extra[0]}: not a field of a {kind} KPI")
+    queries = {
+        f: promql.check(item.get(f, ""), f"{where}.{f}", allowed=_COUNTER_PLACEHOLDERS) for f in fields
+    }
+    quantile = item.get("quantile")
+    if kind == "quantile" and (
+        isinstance(quantile, bool) or not isinstance(quantile, int | float) or not 0.0 < quantile < 1.0
+    ):
+        raise ValueError(f"{where}.quantile: required within (0, 1) for a quantile KPI, got {quantile!r}")
+    unit = item.get("latencyUnit", "seconds")
+    if unit not in LATENCY_UNITS:
+        raise ValueError(f"{where}.latencyUnit: expected seconds or milliseconds, got {unit!r}")
+    return CustomKpi(
+        name=name,
+        kind=kind,
+        target=float(target),
+        direction=direction,
+        numerator=queries.get("numerator", ""),
+        denominator=queries.get("denominator", ""),
+        histogram=queries.get("histogram", ""),
+        quantile=float(quantile) if kind == "quantile" and quantile is not None else None,
+        latency_unit=unit,
+    )

@@ -242,12 +242,14 @@ def parse(spec: Mapping[str, Any] | None) -> CanarySpec:
             f"({prometheus.lag_seconds:g}s >= {plan.min_dwell_seconds:g}s)"
         )
     routing = parse_routing(spec)
+    settings = analysis.settings_from_spec(spec.get("analysis"))
     metrics = metrics_spec.parse(analysis_spec)
     metrics_spec.check_arms(metrics, routing.baseline.service, routing.candidate.service)
+    metrics_spec.check_names(metrics, [k.name for k in settings.kpis] + [g.name for g in settings.guards])
     return dataclasses.replace(
         routing,
         plan=plan,
-        settings=analysis.settings_from_spec(spec.get("analysis")),
+        settings=settings,
         prometheus=prometheus,
         selectors=_selectors(analysis_spec),
         metrics=metrics,
