@@ -33,6 +33,7 @@ from ferrocanary.metrics import exposition, presets
 from ferrocanary.metrics import prometheus as prometheus_source
 from ferrocanary.metrics import protocol as metrics_protocol
 from ferrocanary.model import analysis, decisions, recording
+from ferrocanary.model import metrics as metrics_spec
 from ferrocanary.model import spec as canary_spec
 from ferrocanary.model.decisions import Ending
 from ferrocanary.model.reasons import ConditionType, Reason
@@ -172,10 +173,35 @@ def _parse(
     return spec, "", spec
 
 
+def _with_template(
+    api: rest.JsonApi, namespace: str, raw: Mapping[str, Any]
+) -> tuple[Mapping[str, Any], str]:
+    """The spec with its MetricTemplate merged in, or why it cannot be (a template that is not there).
+
+    Any other API error propagates: the tick fails before writing anything and is retried.
+    """
+    analysis_spec = raw.get("analysis")
+    try:
+        name = metrics_spec.template_name(analysis_spec if isinstance(analysis_spec, Mapping) else {})
+    except ValueError as exc:
+        return raw, str(exc)
+    if name is None:
+        return raw, ""
+    try:
+        template = canaries.read_metric_template(api, namespace, name)
+    except rest.NotFoundError:
+        return raw, f"spec.analysis.metrics.templateRef.name: MetricTemplate {namespace}/{name} not found"
+    spec = template.get("spec")
+    return metrics_spec.spec_with_template(raw, spec if isinstance(spec, Mapping) else {}), ""
+
+
 def _open(obj: Mapping[str, Any], deps: Deps) -> _Tick:
     meta = obj.get("metadata") or {}
     status: Mapping[str, Any] = obj.get("status") or {}
-    spec, spec_error, routing_spec = _parse(obj.get("spec") or {})
+    raw, template_error = _with_template(deps.api, str(meta.get("namespace", "")), obj.get("spec") or {})
+    spec, spec_error, routing_spec = _parse(raw)
+    if template_error:  # refused like any other spec error: traffic still goes back to the baseline
+        spec, spec_error = None, template_error
     action = (meta.get("annotations") or {}).get(canaries.ACTION_ANNOTATION)
     return _Tick(
         obj=obj,

@@ -90,3 +90,41 @@ def test_istios_default_buckets_are_refused_naming_the_annotation(
         assert status["verdictReason"].startswith("Latency buckets too coarse")
         assert "sidecar.istio.io/statsHistogramBuckets" in status["verdictReason"]
         assert status["phase"] != "Promoted"
+
+
+DB_CALLS = {
+    "name": "db-calls-per-request",
+    "type": "ratio",
+    "numerator": 'db_queries_total{namespace="{{namespace}}",pod=~"{{pods}}"}',
+    "denominator": 'http_requests_total{namespace="{{namespace}}",pod=~"{{pods}}"}',
+    "target": 0.8,
+}
+
+
+@pytest.mark.usefixtures("operator")
+@pytest.mark.parametrize(
+    "case", [(1.0, "Promoted", "Pass"), (3.0, "RolledBack", "Miss")], ids=["fewer-calls", "more-calls"]
+)
+def test_a_custom_kpi_decides_from_its_own_counters(
+    case: tuple[float, str, str], sandbox: Sandbox, api: rest.Rest, namespace: str, tmp_path: Path
+) -> None:
+    candidate_calls, phase, reading = case
+    canary = Canary(
+        sandbox,
+        api,
+        namespace,
+        f"dbcalls{int(candidate_calls)}",
+        "replicas",
+        arms.RUST_WIN,  # every built-in KPI passes: the custom one decides
+        db_calls_per_request={"baseline": 2.0, "candidate": candidate_calls},
+        spec_overrides={"analysis": {"metrics": {"kpis": [DB_CALLS]}}},
+    )
+    with running(canary, tmp_path):
+        canary.apply()
+        status = canary.wait_terminal(300)
+        assert status["phase"] == phase, status.get("verdictReason")
+        kpi = next(k for k in status["kpis"] if k["name"] == "db-calls-per-request")
+        assert kpi["decision"] == reading
+        assert kpi["lower"] < candidate_calls / 2.0 < kpi["upper"]
+        if phase == "RolledBack":
+            assert "db-calls-per-request" in status["verdictReason"]

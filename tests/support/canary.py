@@ -120,6 +120,7 @@ class Canary:
     # default latency buckets
     dialect: str = "contract"
     coarse: bool = False
+    db_calls_per_request: dict[str, float] = field(default_factory=dict)  # arm -> db_queries_total rate
     exporter_pid: int = 0
     ports: dict[str, int] = field(default_factory=dict)
 
@@ -177,6 +178,7 @@ class Canary:
             "kubeconfig": str(self.sandbox.kubeconfig),
             "ready_file": str(ready),
             "dialect": self.dialect,
+            "db_calls_per_request": self.db_calls_per_request,
             "coarse": self.coarse,
             "namespace": self.namespace,
             "ingress": self.name,

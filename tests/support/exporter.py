@@ -12,7 +12,8 @@ cluster. Writes ``{"baseline": port, "candidate": port}`` to the config's ``read
 With ``"dialect": "istio"`` or ``"ingress-nginx"`` in the config (and ``namespace``, ``deployments``,
 ``services``), the same traffic is exported as that system names and labels it instead, with
 cAdvisor's container CPU and memory series for the resources; ``"coarse": true`` uses the system's
-default latency buckets instead of the contract's fine ones.
+default latency buckets instead of the contract's fine ones. ``db_calls_per_request`` (per arm) adds
+a ``db_queries_total`` counter, Poisson around that many per request, for custom KPIs.
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ class Arm:
         self.latency_sum = 0.0
         self.cpu = 0.0
         self.panics = 0
+        self.db_rate = 0.0  # db_queries_total per request (a custom KPI's numerator); 0: not exported
+        self.db_queries = 0
         self.started = time.time()
         self.lock = threading.Lock()
 
@@ -65,6 +68,7 @@ class Arm:
             self.errors += errors
             self.latency_sum += float(counts @ mids)
             self.cpu += cpu + self.model.idle_cpu_per_second * seconds
+            self.db_queries += int(self.rng.poisson(requests * self.db_rate)) if requests else 0
 
     def exposition(self) -> str:
         with self.lock:
@@ -97,6 +101,8 @@ class Arm:
                 "# TYPE process_start_time_seconds gauge",
                 f"process_start_time_seconds {self.started:.3f}",
             ]
+            if self.db_rate:
+                lines += ["# TYPE db_queries_total counter", f"db_queries_total {self.db_queries}"]
         return "\n".join(lines) + "\n"
 
 
@@ -229,6 +235,8 @@ def main(config_path: str) -> int:
     rng = np.random.default_rng(int(config.get("seed", 1)))
     baseline = Arm(arms.ArmModel(**config["baseline"]), rng)
     candidate = Arm(arms.ArmModel(**config["candidate"]), rng)
+    for name, served in (("baseline", baseline), ("candidate", candidate)):
+        served.db_rate = float(config.get("db_calls_per_request", {}).get(name, 0.0))
     split = Split(config["split"], config.get("kubeconfig"))
     ports = config.get("ports", {})
     servers = {

@@ -25,7 +25,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="Resolve spec.analysis.metrics (preset, templates, selectors) of a RustCanary manifest "
         "and print each query the operator runs, per arm and signal.",
     )
-    parser.add_argument("--canary", required=True, metavar="CR.yaml", help="a RustCanary manifest")
+    parser.add_argument(
+        "--canary",
+        required=True,
+        metavar="CR.yaml",
+        help="a RustCanary manifest (with the MetricTemplate it references, if any, in the same file)",
+    )
     parser.add_argument(
         "-n", "--namespace", help="the canary's namespace (default: metadata.namespace, else default)"
     )
@@ -33,9 +38,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(func=run)
 
 
-def resolve(obj: Mapping[str, Any], namespace: str | None = None) -> dict[str, Any]:
-    """The queries of one RustCanary object, as ``--json`` prints them; ValueError naming the field."""
+def resolve(
+    obj: Mapping[str, Any],
+    namespace: str | None = None,
+    templates: Mapping[str, Mapping[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The queries of one RustCanary object, as ``--json`` prints them; ValueError naming the field.
+
+    ``templates``: MetricTemplate objects by name, for a canary whose metrics reference one.
+    """
     from ferrocanary.metrics import presets, protocol
+    from ferrocanary.model import metrics as metrics_spec
     from ferrocanary.model import spec as canary_spec
 
     metadata = obj.get("metadata") if isinstance(obj.get("metadata"), Mapping) else {}
@@ -44,6 +57,13 @@ def resolve(obj: Mapping[str, Any], namespace: str | None = None) -> dict[str, A
     raw = obj.get("spec") or {}
     if not isinstance(raw, Mapping):
         raise ValueError("spec: expected an object")
+    analysis_spec = raw.get("analysis") if isinstance(raw.get("analysis"), Mapping) else {}
+    wanted = metrics_spec.template_name(analysis_spec or {})
+    if wanted is not None:
+        template = (templates or {}).get(wanted)
+        if template is None:
+            raise ValueError(f"spec.analysis.metrics.templateRef.name: MetricTemplate {wanted} not found")
+        raw = metrics_spec.spec_with_template(raw, template.get("spec") or {})
     spec = canary_spec.parse(raw)
     resolved = protocol.resolved_queries(str(where), spec)
     return {
@@ -60,15 +80,20 @@ def resolve(obj: Mapping[str, Any], namespace: str | None = None) -> dict[str, A
     }
 
 
-def _canary_of(path: str) -> Mapping[str, Any]:
+def _documents_of(path: str) -> tuple[Mapping[str, Any], dict[str, Mapping[str, Any]]]:
+    """The file's first RustCanary, and its MetricTemplates by name."""
     import yaml
 
     with open(path, encoding="utf-8") as handle:
-        documents = [d for d in yaml.safe_load_all(handle) if d is not None]
-    canaries = [d for d in documents if isinstance(d, dict) and d.get("kind") == "RustCanary"]
+        documents = [d for d in yaml.safe_load_all(handle) if isinstance(d, dict)]
+    canaries = [d for d in documents if d.get("kind") == "RustCanary"]
     if not canaries:
         raise ValueError(f"{path}: no RustCanary document found")
-    return canaries[0]
+    templates: dict[str, Mapping[str, Any]] = {
+        str((d.get("metadata") or {}).get("name")): d for d in documents if d.get("kind") == "MetricTemplate"
+    }
+    first: Mapping[str, Any] = canaries[0]
+    return first, templates
 
 
 def show(result: Mapping[str, Any], *, as_json: bool) -> None:
@@ -106,7 +131,8 @@ def show(result: Mapping[str, Any], *, as_json: bool) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        result = resolve(_canary_of(args.canary), args.namespace)
+        canary, templates = _documents_of(args.canary)
+        result = resolve(canary, args.namespace, templates)
     except (OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

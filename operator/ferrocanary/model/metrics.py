@@ -76,9 +76,9 @@ def parse(analysis_spec: Mapping[str, Any]) -> MetricsSpec:
         return MetricsSpec()
     if not isinstance(raw, Mapping):
         raise ValueError(f"{where}: expected an object")
-    unknown = sorted(set(raw) - {"preset", "resources", "templates", "latencyUnit", "kpis"})
+    unknown = sorted(set(raw) - {"preset", "resources", "templates", "latencyUnit", "kpis", "templateRef"})
     if unknown:
-        known = "preset, resources, templates, latencyUnit, kpis"
+        known = "templateRef, preset, resources, templates, latencyUnit, kpis"
         raise ValueError(f"{where}.{unknown[0]}: unknown field; known: {known}")
     preset = raw.get("preset", "contract")
     if preset not in PRESETS:
@@ -121,6 +121,38 @@ def _templates(raw: Mapping[str, Any], where: str) -> dict[str, str]:
     }
 
 
+def template_name(analysis_spec: Mapping[str, Any]) -> str | None:
+    """The MetricTemplate ``spec.analysis.metrics.templateRef`` names, if any (a valid object name)."""
+    raw = analysis_spec.get("metrics")
+    ref = raw.get("templateRef") if isinstance(raw, Mapping) else None
+    if ref is None:
+        return None
+    name = ref.get("name") if isinstance(ref, Mapping) else None
+    if not isinstance(name, str) or len(name) > 253 or not _OBJECT_NAME.fullmatch(name):
+        raise ValueError(
+            f"spec.analysis.metrics.templateRef.name: must be a MetricTemplate's name, got {name!r}"
+        )
+    return name
+
+
+def with_template(analysis_spec: Mapping[str, Any], template: Mapping[str, Any]) -> dict[str, Any]:
+    """``spec.analysis`` with the MetricTemplate's spec under its own metrics: its fields win, templates
+    signal by signal, its KPIs after the template's."""
+    own = dict(analysis_spec.get("metrics") or {})
+    own.pop("templateRef", None)
+    merged: dict[str, Any] = {**template, **own}
+    merged["templates"] = {**(template.get("templates") or {}), **(own.get("templates") or {})}
+    merged["kpis"] = [*(template.get("kpis") or []), *(own.get("kpis") or [])]
+    return {**analysis_spec, "metrics": merged}
+
+
+def spec_with_template(raw_spec: Mapping[str, Any], template_spec: Mapping[str, Any]) -> dict[str, Any]:
+    """A RustCanary's ``.spec`` with its MetricTemplate's spec merged into ``analysis.metrics``."""
+    analysis_spec = raw_spec.get("analysis")
+    analysis_spec = analysis_spec if isinstance(analysis_spec, Mapping) else {}
+    return {**raw_spec, "analysis": with_template(analysis_spec, template_spec)}
+
+
 def check_names(metrics: MetricsSpec, taken: list[str]) -> None:
     """A custom KPI may not share its name with a KPI or guard rail of ``spec.analysis``."""
     for i, kpi in enumerate(metrics.kpis):
@@ -142,6 +174,7 @@ def check_arms(metrics: MetricsSpec, baseline_service: str | None, candidate_ser
             )
 
 
+_OBJECT_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 _KPI_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 _COUNTER_PLACEHOLDERS = tuple(p for p in promql.PLACEHOLDERS if p != "range")
 

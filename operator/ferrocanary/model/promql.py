@@ -33,7 +33,13 @@ PLACEHOLDERS: tuple[str, ...] = (
 )
 #: Labels that carry a series' namespace as the systems the presets read name it.
 NAMESPACE_LABELS: frozenset[str] = frozenset(
-    {"namespace", "exported_namespace", "destination_workload_namespace", "destination_service_namespace"}
+    {
+        "namespace",
+        "exported_namespace",
+        "destination_workload_namespace",
+        "destination_service_namespace",
+        "source_workload_namespace",
+    }
 )
 _ARM_PLACEHOLDERS = ("deployment", "service", "pods", "arm")
 

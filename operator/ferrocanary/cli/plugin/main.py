@@ -79,8 +79,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_queries(args: argparse.Namespace, cluster: Cluster) -> int:
     """Every PromQL the operator runs for one RustCanary in the cluster (as ``ferrocanary queries``)."""
+    obj = cluster.get(args.name)
+    templates = {}
+    ref = ((obj.get("spec") or {}).get("analysis") or {}).get("metrics", {}).get("templateRef")
+    if isinstance(ref, dict) and isinstance(ref.get("name"), str):
+        templates[ref["name"]] = cluster.metric_template(ref["name"])
     try:
-        result = resolve_queries(cluster.get(args.name), cluster.namespace)
+        result = resolve_queries(obj, cluster.namespace, templates)
     except ValueError as exc:
         raise PluginError(f"{args.name}: {exc}") from None
     show_queries(result, as_json=args.json)
