@@ -31,6 +31,8 @@ from ferrocanary.metrics import protocol
 from ferrocanary.metrics.prometheus import PrometheusSource
 from ferrocanary.model import recording
 from ferrocanary.model import spec as canary_spec
+from tests.support.canary import install_crd, wait_established
+from tests.support.cli import kubectl_ferrocanary
 from tests.support.http import serving
 
 pytestmark = pytest.mark.integration
@@ -256,6 +258,27 @@ def test_every_resolved_query_of_the_examples_passes_promtool(preset: str, tmp_p
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert f"SUCCESS: {len(rules)} rules found" in checked.stdout
+
+
+def test_kubectl_ferrocanary_queries_resolves_a_canary_and_its_template_in_the_cluster(
+    sandbox: Sandbox, namespace: str
+) -> None:
+    install_crd(sandbox)
+    root = Path(__file__).resolve().parents[2]
+    sandbox.kubectl("apply", "-f", str(root / "crds" / "metrictemplates.ferrocanary.io.yaml"))
+    wait_established(sandbox, "metrictemplates.ferrocanary.io")
+    sandbox.kubectl("apply", "-n", namespace, "-f", str(root / "crds" / "examples" / "metric-template.yaml"))
+    shown = kubectl_ferrocanary(sandbox, "queries", "scorer-templated", "-n", namespace, "--json")
+    assert shown.returncode == 0, shown.stderr
+    result = json.loads(shown.stdout)
+    assert result["preset"] == "istio"
+    assert result["queries"]["candidate"]["requests"].startswith("istio_requests_total{")
+    assert f'destination_workload_namespace="{namespace}"' in result["queries"]["candidate"]["requests"]
+    assert set(result["customKpis"]) == {"upstream-calls-per-request"}
+    sandbox.kubectl("delete", "-n", namespace, "metrictemplate", "mesh-defaults")
+    missing = kubectl_ferrocanary(sandbox, "queries", "scorer-templated", "-n", namespace)
+    assert missing.returncode == 1
+    assert "mesh-defaults" in missing.stderr
 
 
 def _slot(counts: tuple[float, ...]) -> int:
