@@ -31,7 +31,7 @@ from ferrocanary.metrics import protocol
 from ferrocanary.metrics.prometheus import PrometheusSource
 from ferrocanary.model import recording
 from ferrocanary.model import spec as canary_spec
-from tests.support.canary import install_crd, wait_established
+from tests.support.canary import install_crd
 from tests.support.cli import kubectl_ferrocanary
 from tests.support.http import serving
 
@@ -263,10 +263,8 @@ def test_every_resolved_query_of_the_examples_passes_promtool(preset: str, tmp_p
 def test_kubectl_ferrocanary_queries_resolves_a_canary_and_its_template_in_the_cluster(
     sandbox: Sandbox, namespace: str
 ) -> None:
-    install_crd(sandbox)
+    install_crd(sandbox)  # both CRDs
     root = Path(__file__).resolve().parents[2]
-    sandbox.kubectl("apply", "-f", str(root / "crds" / "metrictemplates.ferrocanary.io.yaml"))
-    wait_established(sandbox, "metrictemplates.ferrocanary.io")
     sandbox.kubectl("apply", "-n", namespace, "-f", str(root / "crds" / "examples" / "metric-template.yaml"))
     shown = kubectl_ferrocanary(sandbox, "queries", "scorer-templated", "-n", namespace, "--json")
     assert shown.returncode == 0, shown.stderr

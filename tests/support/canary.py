@@ -30,6 +30,7 @@ from tests.support import arms, waiting
 
 REPO = Path(__file__).resolve().parents[2]
 CRD = REPO / "crds" / "rustcanaries.ferrocanary.io.yaml"
+TEMPLATE_CRD = REPO / "crds" / "metrictemplates.ferrocanary.io.yaml"
 TERMINAL = ("Promoted", "RolledBack", "Inconclusive", "Invalid")
 
 
@@ -51,8 +52,11 @@ def wait_established(sandbox: Sandbox, crd: str, timeout: float = 60) -> None:
 
 
 def install_crd(sandbox: Sandbox) -> None:
+    """The operator's CRDs: RustCanary, and the MetricTemplate a RustCanary's metrics may reference."""
     sandbox.kubectl("apply", "-f", str(CRD))
+    sandbox.kubectl("apply", "-f", str(TEMPLATE_CRD))
     wait_established(sandbox, "rustcanaries.ferrocanary.io")
+    wait_established(sandbox, "metrictemplates.ferrocanary.io")
 
 
 def install_istio_crd(sandbox: Sandbox) -> None:

@@ -166,7 +166,7 @@ def test_ferrocanary_queries_prints_each_examples_series(
     preset: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = ROOT / "crds" / "examples" / f"metrics-{preset}.yaml"
-    assert cli_main.main(["queries", "--canary", str(path), "--json"]) == 0
+    assert cli_main.main(["queries", "--canary", str(path), "--json", "-n", "shop"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert (result["preset"], result["namespace"]) == (preset, "shop")
     expected = {
