@@ -178,7 +178,8 @@ def _with_template(
 ) -> tuple[Mapping[str, Any], str]:
     """The spec with its MetricTemplate merged in, or why it cannot be (a template that is not there).
 
-    Any other API error propagates: the tick fails before writing anything and is retried.
+    Any other API error (the API server unavailable) propagates: the tick fails before writing anything
+    and is retried.
     """
     analysis_spec = raw.get("analysis")
     try:
@@ -191,6 +192,14 @@ def _with_template(
         template = canaries.read_metric_template(api, namespace, name)
     except rest.NotFoundError:
         return raw, f"spec.analysis.metrics.templateRef.name: MetricTemplate {namespace}/{name} not found"
+    except rest.KubeError as exc:
+        if exc.status not in (401, 403):
+            raise
+        # The operator may not read it (a chart older than MetricTemplate): say so where users look.
+        return raw, (
+            f"spec.analysis.metrics.templateRef.name: the operator may not read MetricTemplate "
+            f"{namespace}/{name} (HTTP {exc.status}; its RBAC needs get on metrictemplates)"
+        )
     spec = template.get("spec")
     return metrics_spec.spec_with_template(raw, spec if isinstance(spec, Mapping) else {}), ""
 

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from ferrocanary.cli import main as cli_main
-from ferrocanary.kube import canaries
+from ferrocanary.kube import canaries, rest
 from ferrocanary.metrics import protocol
 from ferrocanary.model import metrics as metrics_spec
 from ferrocanary.model import recording
@@ -123,3 +123,20 @@ def test_ferrocanary_queries_reads_the_template_from_the_same_file(
     path.write_text(yaml.safe_dump(documents[1]))
     assert cli_main.main(["queries", "--canary", str(path)]) == 2
     assert "MetricTemplate mesh not found" in capsys.readouterr().err
+
+
+def test_a_template_the_operator_may_not_read_is_named_with_the_rbac_it_needs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    world, _ = _world({"templateRef": {"name": "mesh"}}, {"preset": "istio"})
+    real_get = world.kube.get
+
+    def forbidden(path: str) -> dict[str, Any]:
+        if path == TEMPLATE_PATH:
+            raise rest.KubeError(403, "forbidden", path)
+        return real_get(path)
+
+    monkeypatch.setattr(world.kube, "get", forbidden)
+    world.tick()
+    assert world.status["phase"] == "Invalid"
+    assert "needs get on metrictemplates" in world.status["verdictReason"]
