@@ -29,14 +29,15 @@ from enum import StrEnum
 from typing import Any
 
 from ferrocanary.kube import canaries, events, health, resources, rest
-from ferrocanary.metrics import exposition
+from ferrocanary.metrics import exposition, presets
 from ferrocanary.metrics import prometheus as prometheus_source
 from ferrocanary.metrics import protocol as metrics_protocol
 from ferrocanary.model import analysis, decisions, recording
+from ferrocanary.model import metrics as metrics_spec
 from ferrocanary.model import spec as canary_spec
 from ferrocanary.model.decisions import Ending
 from ferrocanary.model.reasons import ConditionType, Reason
-from ferrocanary.policy import machine, report
+from ferrocanary.policy import custom_kpis, machine, report
 from ferrocanary.policy import state as policy_state
 from ferrocanary.policy.state import Phase
 from ferrocanary.routing import protocol as routing
@@ -172,10 +173,44 @@ def _parse(
     return spec, "", spec
 
 
+def _with_template(
+    api: rest.JsonApi, namespace: str, raw: Mapping[str, Any]
+) -> tuple[Mapping[str, Any], str]:
+    """The spec with its MetricTemplate merged in, or why it cannot be (a template that is not there).
+
+    Any other API error (the API server unavailable) propagates: the tick fails before writing anything
+    and is retried.
+    """
+    analysis_spec = raw.get("analysis")
+    try:
+        name = metrics_spec.template_name(analysis_spec if isinstance(analysis_spec, Mapping) else {})
+    except ValueError as exc:
+        return raw, str(exc)
+    if name is None:
+        return raw, ""
+    try:
+        template = canaries.read_metric_template(api, namespace, name)
+    except rest.NotFoundError:
+        return raw, f"spec.analysis.metrics.templateRef.name: MetricTemplate {namespace}/{name} not found"
+    except rest.KubeError as exc:
+        if exc.status not in (401, 403):
+            raise
+        # The operator may not read it (a chart older than MetricTemplate): say so where users look.
+        return raw, (
+            f"spec.analysis.metrics.templateRef.name: the operator may not read MetricTemplate "
+            f"{namespace}/{name} (HTTP {exc.status}; its RBAC needs get on metrictemplates)"
+        )
+    spec = template.get("spec")
+    return metrics_spec.spec_with_template(raw, spec if isinstance(spec, Mapping) else {}), ""
+
+
 def _open(obj: Mapping[str, Any], deps: Deps) -> _Tick:
     meta = obj.get("metadata") or {}
     status: Mapping[str, Any] = obj.get("status") or {}
-    spec, spec_error, routing_spec = _parse(obj.get("spec") or {})
+    raw, template_error = _with_template(deps.api, str(meta.get("namespace", "")), obj.get("spec") or {})
+    spec, spec_error, routing_spec = _parse(raw)
+    if template_error:  # refused like any other spec error: traffic still goes back to the baseline
+        spec, spec_error = None, template_error
     action = (meta.get("annotations") or {}).get(canaries.ACTION_ANNOTATION)
     return _Tick(
         obj=obj,
@@ -503,10 +538,11 @@ def _judge(t: _Tick, spec: canary_spec.CanarySpec) -> machine.Transition:
         )
     _signals_condition(t, rec, spec.settings)
     try:
-        judgement = t.deps.evaluate(rec, spec.settings)
+        judgement = custom_kpis.evaluate(t.deps.evaluate, rec, spec)  # built-in and custom KPIs
     except Exception as exc:  # a judge failure must hold the canary, never promote it
         log.exception("judge failed on %s/%s", t.namespace, t.name)
         return _hold(t, f"holding: the judge failed: {type(exc).__name__}: {exc}")
+    judgement = presets.with_bucket_advice(judgement, spec)  # Istio's/ingress-nginx's default buckets
     t.extra.update(report.judgement_status(judgement, spec.settings))
     _count(t, judgement.decision)
     return machine.judge(

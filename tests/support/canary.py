@@ -30,6 +30,7 @@ from tests.support import arms, waiting
 
 REPO = Path(__file__).resolve().parents[2]
 CRD = REPO / "crds" / "rustcanaries.ferrocanary.io.yaml"
+TEMPLATE_CRD = REPO / "crds" / "metrictemplates.ferrocanary.io.yaml"
 TERMINAL = ("Promoted", "RolledBack", "Inconclusive", "Invalid")
 
 
@@ -51,8 +52,11 @@ def wait_established(sandbox: Sandbox, crd: str, timeout: float = 60) -> None:
 
 
 def install_crd(sandbox: Sandbox) -> None:
+    """The operator's CRDs: RustCanary, and the MetricTemplate a RustCanary's metrics may reference."""
     sandbox.kubectl("apply", "-f", str(CRD))
+    sandbox.kubectl("apply", "-f", str(TEMPLATE_CRD))
     wait_established(sandbox, "rustcanaries.ferrocanary.io")
+    wait_established(sandbox, "metrictemplates.ferrocanary.io")
 
 
 def install_istio_crd(sandbox: Sandbox) -> None:
@@ -116,6 +120,11 @@ class Canary:
     candidate: arms.ArmModel
     rps: float = 2000.0
     spec_overrides: dict[str, Any] = field(default_factory=dict)
+    # "contract", or the system whose series the exporter plays (support/exporter.py); coarse: its
+    # default latency buckets
+    dialect: str = "contract"
+    coarse: bool = False
+    db_calls_per_request: dict[str, float] = field(default_factory=dict)  # arm -> db_queries_total rate
     exporter_pid: int = 0
     ports: dict[str, int] = field(default_factory=dict)
 
@@ -172,6 +181,14 @@ class Canary:
             "split": split,
             "kubeconfig": str(self.sandbox.kubeconfig),
             "ready_file": str(ready),
+            "dialect": self.dialect,
+            "db_calls_per_request": self.db_calls_per_request,
+            "coarse": self.coarse,
+            "namespace": self.namespace,
+            "ingress": self.name,
+            "deployments": {"baseline": self.baseline_deploy, "candidate": self.candidate_deploy},
+            "services": {"baseline": self.baseline_deploy, "candidate": self.candidate_deploy},
+            "pods": {"baseline": self._pod("baseline"), "candidate": self._pod("candidate")},
         }
         config_path = workdir / f"{self.name}-exporter.json"
         config_path.write_text(json.dumps(config))
@@ -193,22 +210,16 @@ class Canary:
             time.sleep(0.1)
         self.ports = json.loads(ready.read_text())
         for track in ("baseline", "candidate"):
-            self.sandbox.add_scrape_target(
-                self._job(track),
-                [f"127.0.0.1:{self.ports[track]}"],
-                {
-                    "namespace": self.namespace,
-                    "canary": self.name,
-                    "track": track,
-                    # as a cluster's scrape labels a pod's series: the default selectors (and the
-                    # dashboards) read each arm by its own Deployment's pods
-                    "pod": f"{self.baseline_deploy if track == 'baseline' else self.candidate_deploy}"
-                    "-5f7d8c9b4-x2k4q",
-                },
-            )
+            # as a cluster's scrape labels a pod's series: the default selectors (and the
+            # dashboards) read each arm by its own Deployment's pods
+            labels = {"namespace": self.namespace, "pod": self._pod(track)}
+            if self.dialect == "contract":  # Istio's and ingress-nginx's series carry no track, and
+                labels |= {"canary": self.name, "track": track}  # ingress-nginx's own "canary" label
+            self.sandbox.add_scrape_target(self._job(track), [f"127.0.0.1:{self.ports[track]}"], labels)
         # Start the canary only once Prometheus scrapes both arms, as a team would (and so the first
         # blocks are not read from series that appear halfway through them).
-        query = f'count(up{{namespace="{self.namespace}",canary="{self.name}"}} == 1)'
+        jobs = "|".join(self._job(track) for track in ("baseline", "candidate"))
+        query = f'count(up{{job=~"{jobs}"}} == 1)'
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             url = f"{self.sandbox.prometheus_url}/api/v1/query?{urllib.parse.urlencode({'query': query})}"
@@ -218,6 +229,9 @@ class Canary:
                     return
             time.sleep(0.5)
         raise RuntimeError(f"Prometheus does not scrape the exporter of {self.name}")
+
+    def _pod(self, track: str) -> str:
+        return f"{self.baseline_deploy if track == 'baseline' else self.candidate_deploy}-5f7d8c9b4-x2k4q"
 
     def _job(self, track: str) -> str:
         return f"{self.namespace}-{self.name}-{track}"

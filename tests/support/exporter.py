@@ -8,6 +8,12 @@ arm's latencies, errors, CPU seconds and memory come from its ``arms.ArmModel``;
 the metrics contract's names, labels and buckets. ``GET /panic`` on the candidate's port counts a
 Rust panic. No arm label is exported: Prometheus adds ``track`` from the scrape target, as in a
 cluster. Writes ``{"baseline": port, "candidate": port}`` to the config's ``ready_file`` once serving.
+
+With ``"dialect": "istio"`` or ``"ingress-nginx"`` in the config (and ``namespace``, ``deployments``,
+``services``), the same traffic is exported as that system names and labels it instead, with
+cAdvisor's container CPU and memory series for the resources; ``"coarse": true`` uses the system's
+default latency buckets instead of the contract's fine ones. ``db_calls_per_request`` (per arm) adds
+a ``db_queries_total`` counter, Poisson around that many per request, for custom KPIs.
 """
 
 from __future__ import annotations
@@ -44,6 +50,8 @@ class Arm:
         self.latency_sum = 0.0
         self.cpu = 0.0
         self.panics = 0
+        self.db_rate = 0.0  # db_queries_total per request (a custom KPI's numerator); 0: not exported
+        self.db_queries = 0
         self.started = time.time()
         self.lock = threading.Lock()
 
@@ -60,6 +68,7 @@ class Arm:
             self.errors += errors
             self.latency_sum += float(counts @ mids)
             self.cpu += cpu + self.model.idle_cpu_per_second * seconds
+            self.db_queries += int(self.rng.poisson(requests * self.db_rate)) if requests else 0
 
     def exposition(self) -> str:
         with self.lock:
@@ -92,7 +101,70 @@ class Arm:
                 "# TYPE process_start_time_seconds gauge",
                 f"process_start_time_seconds {self.started:.3f}",
             ]
+            if self.db_rate:
+                lines += ["# TYPE db_queries_total counter", f"db_queries_total {self.db_queries}"]
         return "\n".join(lines) + "\n"
+
+
+ISTIO_DEFAULT_MS = (0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000)
+NGINX_DEFAULT_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+
+def _cumulative_at(fine: np.ndarray, bounds: tuple[float, ...]) -> list[float]:
+    """Cumulative counts at ``bounds`` (seconds) from the fine contract buckets (last = +Inf)."""
+    edges = np.asarray(arms.BOUNDS)
+    return [
+        float(fine[np.searchsorted(edges, b * (1 + 1e-9), side="right") - 1]) if b >= edges[0] else 0.0
+        for b in bounds
+    ]
+
+
+def dialect_exposition(arm: Arm, name: str, config: dict[str, Any]) -> str:
+    """``arm``'s traffic as Istio's sidecar or the ingress-nginx controller exports it, plus cAdvisor."""
+    ns, deployment = config["namespace"], config["deployments"][name]
+    coarse = bool(config.get("coarse"))
+    with arm.lock:
+        cumulative = np.cumsum(arm.buckets)
+        ok, errors, cpu = arm.ok, arm.errors, arm.cpu
+    total = ok + errors
+    lines: list[str] = []
+    if config["dialect"] == "istio":
+        labels = (
+            f'reporter="destination",destination_workload="{deployment}",destination_workload_namespace="{ns}",'
+            f'destination_service_name="{config["services"][name]}"'
+        )
+        lines += [
+            "# TYPE istio_requests_total counter",
+            f'istio_requests_total{{{labels},response_code="200"}} {ok}',
+            f'istio_requests_total{{{labels},response_code="503"}} {errors}',
+            "# TYPE istio_request_duration_milliseconds histogram",
+        ]
+        seconds = tuple(b / 1000 for b in ISTIO_DEFAULT_MS) if coarse else arms.BOUNDS
+        series, scale = "istio_request_duration_milliseconds", 1000.0
+    else:
+        base, canary_svc = config["services"]["baseline"], config["services"]["candidate"]
+        canary = "" if name == "baseline" else f"{ns}-{canary_svc}-8080"
+        labels = f'namespace="{ns}",ingress="{config["ingress"]}",service="{base}",canary="{canary}"'
+        lines += [
+            "# TYPE nginx_ingress_controller_requests counter",
+            f'nginx_ingress_controller_requests{{{labels},status="200"}} {ok}',
+            f'nginx_ingress_controller_requests{{{labels},status="502"}} {errors}',
+            "# TYPE nginx_ingress_controller_request_duration_seconds histogram",
+        ]
+        seconds = NGINX_DEFAULT_S if coarse else arms.BOUNDS
+        series, scale = "nginx_ingress_controller_request_duration_seconds", 1.0
+    for bound, count in zip(seconds, _cumulative_at(cumulative, seconds), strict=True):
+        le = floatToGoString(round(bound * scale, 12))  # type: ignore[no-untyped-call]  # untyped upstream
+        lines.append(f'{series}_bucket{{{labels},le="{le}"}} {count:.0f}')
+    lines += [f'{series}_bucket{{{labels},le="+Inf"}} {total}', f"{series}_count{{{labels}}} {total}"]
+    pod = f'namespace="{ns}",pod="{config["pods"][name]}",container="app"'
+    lines += [
+        "# TYPE container_cpu_usage_seconds_total counter",
+        f"container_cpu_usage_seconds_total{{{pod}}} {cpu:.6f}",
+        "# TYPE container_memory_working_set_bytes gauge",
+        f"container_memory_working_set_bytes{{{pod}}} {arm.model.memory_bytes:.0f}",
+    ]
+    return "\n".join(lines) + "\n"
 
 
 class Split:
@@ -128,11 +200,14 @@ class Split:
             pass  # keep the last known split, as a gateway keeps its last config
 
 
-def _handler(arm: Arm, split: Split) -> type[BaseHTTPRequestHandler]:
+def _handler(arm: Arm, split: Split, name: str, config: dict[str, Any]) -> type[BaseHTTPRequestHandler]:
+    dialect = config.get("dialect", "contract")
+
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             if self.path.startswith("/metrics"):
-                body = arm.exposition().encode()
+                text = arm.exposition() if dialect == "contract" else dialect_exposition(arm, name, config)
+                body = text.encode()
                 content = "text/plain; version=0.0.4; charset=utf-8"
             elif self.path.startswith("/panic"):
                 with arm.lock:
@@ -160,10 +235,12 @@ def main(config_path: str) -> int:
     rng = np.random.default_rng(int(config.get("seed", 1)))
     baseline = Arm(arms.ArmModel(**config["baseline"]), rng)
     candidate = Arm(arms.ArmModel(**config["candidate"]), rng)
+    for name, served in (("baseline", baseline), ("candidate", candidate)):
+        served.db_rate = float(config.get("db_calls_per_request", {}).get(name, 0.0))
     split = Split(config["split"], config.get("kubeconfig"))
     ports = config.get("ports", {})
     servers = {
-        name: ThreadingHTTPServer(("127.0.0.1", int(ports.get(name, 0))), _handler(arm, split))
+        name: ThreadingHTTPServer(("127.0.0.1", int(ports.get(name, 0))), _handler(arm, split, name, config))
         for name, arm in (("baseline", baseline), ("candidate", candidate))
     }
     for server in servers.values():

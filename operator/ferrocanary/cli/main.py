@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from ferrocanary import __version__
 
-COMMANDS: tuple[str, ...] = ("local", "run", "demo", "analyze", "report", "bench")
+COMMANDS: tuple[str, ...] = ("local", "run", "demo", "analyze", "report", "bench", "queries")
 
 
 def build_parser() -> argparse.ArgumentParser:

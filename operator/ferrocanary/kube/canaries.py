@@ -101,3 +101,13 @@ def _clear_by_version(
             return False
         return True
     return False
+
+
+TEMPLATE_PLURAL = "metrictemplates"
+
+
+def read_metric_template(api: rest.JsonApi, namespace: str, name: str) -> dict[str, Any]:
+    """The MetricTemplate ``namespace/name`` (raises rest.NotFoundError when there is none)."""
+    base = f"/apis/{GROUP}/{VERSION}/namespaces/{rest.segment(namespace)}/{TEMPLATE_PLURAL}"
+    found: dict[str, Any] = api.get(f"{base}/{rest.segment(name)}")
+    return found

@@ -39,7 +39,7 @@ from prometheus_api_client.exceptions import PrometheusApiClientException
 from urllib3.util.retry import Retry
 
 from ferrocanary.kube import resources, rest
-from ferrocanary.metrics import protocol, queries
+from ferrocanary.metrics import custom, protocol, queries
 from ferrocanary.model import recording
 from ferrocanary.model import spec as canary_spec
 
@@ -160,31 +160,31 @@ class PrometheusSource:
         count = len(starts)
         if count == 0:
             return recording.Recording(window.interval_seconds, (), ())
-        rng = queries.range_of(window.interval_seconds)
 
         def total(blocks: dict[int, dict[str, float]]) -> dict[int, float]:
             return {k: sum(v.values()) for k, v in blocks.items()}
 
         arms: dict[str, dict[str, Any]] = {}
         for arm in queries.ARMS:
-            sel = window.selectors.baseline if arm == "baseline" else window.selectors.candidate
-            pod_sel = window.selectors.baseline_pods if arm == "baseline" else window.selectors.candidate_pods
-            latency = self._counter(queries.latency_bucket_counter(sel), window, count)
+            q = window.arm_queries(arm)  # the preset's or the templates' queries (spec.analysis.metrics)
+            latency = self._counter(q.latency_buckets, window, count)
+            unit = q.latency_unit_seconds  # le in seconds, whatever unit the histogram counts in
             arms[arm] = {
-                "requests": total(self._counter(queries.requests_counter(sel), window, count)),
-                "errors": total(self._counter(queries.errors_counter(sel), window, count)),
-                "latency": {k: {_le(le): n for le, n in v.items()} for k, v in latency.items()},
-                "cpu": total(self._counter(queries.cpu_counter(sel), window, count)),
-                "memory": self._gauge(queries.memory_bytes(sel, rng), window, count),
-                "pods": self._gauge(queries.pods(sel, rng), window, count),
-                "panics": total(self._counter(queries.panics_counter(sel), window, count)),
-                "container_faults": self._gauge(queries.container_faults(pod_sel, rng), window, count),
+                "requests": total(self._counter(q.requests, window, count)),
+                "errors": total(self._counter(q.errors, window, count)),
+                "latency": {k: {_le(le) * unit: n for le, n in v.items()} for k, v in latency.items()},
+                "cpu": total(self._counter(q.cpu, window, count)),
+                "memory": self._gauge(q.memory, window, count),
+                "pods": self._gauge(q.pods, window, count),
+                "panics": total(self._counter(q.panics, window, count)) if q.panics else {},
+                "container_faults": self._gauge(q.container_faults, window, count),
             }
         bounds = sorted(
             {le for arm in arms.values() for block in arm["latency"].values() for le in block} - {math.inf}
         )
         blocks = tuple(_block(k, start, window, arms, tuple(bounds)) for k, start in enumerate(starts))
-        return recording.Recording(window.interval_seconds, tuple(bounds), blocks)
+        own = custom.recordings(window, lambda q: self._counter(q, window, count), arms, starts, _block)
+        return recording.Recording(window.interval_seconds, tuple(bounds), blocks, custom=own)
 
 
 def _without_credentials(address: str) -> str:

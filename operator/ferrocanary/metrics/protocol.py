@@ -9,11 +9,12 @@ window start, so re-fetching the same window after an operator restart yields th
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from ferrocanary.metrics import queries
+from ferrocanary.metrics import presets, queries
 from ferrocanary.model import recording
 from ferrocanary.model import spec as canary_spec
 
@@ -52,6 +53,12 @@ class ArmSelectors:
         }
         return cls(merged["baseline"], merged["candidate"], merged["baselinePods"], merged["candidatePods"])
 
+    def of_arm(self, arm: str) -> tuple[str, str]:
+        """``arm``'s workload selector and kube-state-metrics (pod) selector."""
+        if arm == "baseline":
+            return self.baseline, self.baseline_pods
+        return self.candidate, self.candidate_pods
+
 
 @dataclass(frozen=True)
 class StepChange:
@@ -70,6 +77,16 @@ class Window:
     interval_seconds: float
     selectors: ArmSelectors
     steps: tuple[StepChange, ...] = ()
+    # arm -> its resolved queries (spec.analysis.metrics); an arm not here reads the metrics contract
+    resolved: Mapping[str, queries.ArmQueries] = field(default_factory=dict)
+    custom: Mapping[str, queries.CustomKpiQueries] = field(default_factory=dict)  # KPI name -> its queries
+
+    def arm_queries(self, arm: str) -> queries.ArmQueries:
+        """What the source runs for ``arm``: the resolved preset/templates, else the contract's."""
+        found = self.resolved.get(arm)
+        if found is not None:
+            return found
+        return queries.contract_queries(*self.selectors.of_arm(arm), queries.range_of(self.interval_seconds))
 
     def block_starts(self) -> tuple[datetime, ...]:
         """Starts of the complete blocks (those ending at or before ``end``)."""
@@ -106,13 +123,36 @@ def canary_window(
     steps: tuple[StepChange, ...],
 ) -> Window:
     """The window of a canary's analysis: from its start to ``end``, labelled by its step history."""
+    selectors = ArmSelectors.of(namespace, spec)
     return Window(
         start=started_at,
         end=end,
         interval_seconds=spec.settings.interval_seconds,
-        selectors=ArmSelectors.of(namespace, spec),
+        selectors=selectors,
         steps=steps,
+        resolved=resolved_queries(namespace, spec, selectors),
+        custom=custom_queries(namespace, spec, selectors),
     )
+
+
+def custom_queries(
+    namespace: str, spec: canary_spec.CanarySpec, selectors: ArmSelectors | None = None
+) -> dict[str, queries.CustomKpiQueries]:
+    """The queries of ``spec.analysis.metrics.kpis``, per KPI and arm."""
+    selectors = selectors or ArmSelectors.of(namespace, spec)
+    rng = queries.range_of(spec.settings.interval_seconds)
+    return presets.custom_queries(namespace, spec, {arm: selectors.of_arm(arm) for arm in queries.ARMS}, rng)
+
+
+def resolved_queries(
+    namespace: str, spec: canary_spec.CanarySpec, selectors: ArmSelectors | None = None
+) -> dict[str, queries.ArmQueries]:
+    """Every arm's queries for a canary, as the operator runs them (``ferrocanary queries`` prints them)."""
+    selectors = selectors or ArmSelectors.of(namespace, spec)
+    rng = queries.range_of(spec.settings.interval_seconds)
+    return {
+        arm: presets.arm_queries(arm, namespace, spec, selectors.of_arm(arm), rng) for arm in queries.ARMS
+    }
 
 
 class MetricsSource(Protocol):

@@ -13,6 +13,8 @@ Deployment ``scorer`` never reads the pods of ``scorer-rust``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 ARMS: tuple[str, str] = ("baseline", "candidate")
 SERVER_ERRORS = 'code=~"5.."'
 
@@ -69,6 +71,72 @@ def cpu_counter(selector: str) -> str:
 
 def panics_counter(selector: str) -> str:
     return f"panics_total{matchers(selector)}"
+
+
+@dataclass(frozen=True)
+class ArmQueries:
+    """Every query the source runs for one arm, resolved (``presets.resolve`` builds them).
+
+    Counters (``requests``, ``errors``, ``latency_buckets``, ``cpu``, ``panics``) are read raw at block
+    boundaries; ``memory``, ``pods`` and ``container_faults`` are ``..._over_time`` aggregates over
+    the block, read at its end. ``latency_unit_seconds`` converts the histogram's ``le`` to seconds
+    (Istio's is in milliseconds). ``panics`` is None where the source has no panic counter.
+    """
+
+    requests: str
+    errors: str
+    latency_buckets: str
+    cpu: str
+    memory: str
+    pods: str
+    container_faults: str
+    panics: str | None = None
+    latency_unit_seconds: float = 1.0
+
+    def by_signal(self) -> dict[str, str]:
+        """The queries keyed by the signal they feed (as ``ferrocanary queries`` prints them)."""
+        shown = {
+            "requests": self.requests,
+            "errors": self.errors,
+            "latency": self.latency_buckets,
+            "cpu": self.cpu,
+            "memory": self.memory,
+            "pods": self.pods,
+            "faults": self.container_faults,
+        }
+        if self.panics is not None:
+            shown["panics"] = self.panics
+        return shown
+
+
+@dataclass(frozen=True)
+class CustomKpiQueries:
+    """One custom KPI's queries per arm: ``ratio`` reads two counters, ``quantile`` a histogram."""
+
+    kind: str
+    numerator: dict[str, str]  # arm -> query (ratio)
+    denominator: dict[str, str]
+    histogram: dict[str, str]  # arm -> _bucket series (quantile)
+    unit_seconds: float = 1.0  # the histogram's le unit
+
+    def by_arm(self) -> dict[str, dict[str, str]]:
+        """As ``ferrocanary queries`` prints them."""
+        names = ("numerator", "denominator") if self.kind == "ratio" else ("histogram",)
+        return {arm: {n: getattr(self, n)[arm] for n in names} for arm in ARMS}
+
+
+def contract_queries(selector: str, pod_selector: str, rng: str) -> ArmQueries:
+    """The metrics contract's queries for one arm (its workload and kube-state-metrics selectors)."""
+    return ArmQueries(
+        requests=requests_counter(selector),
+        errors=errors_counter(selector),
+        latency_buckets=latency_bucket_counter(selector),
+        cpu=cpu_counter(selector),
+        memory=memory_bytes(selector, rng),
+        pods=pods(selector, rng),
+        container_faults=container_faults(pod_selector, rng),
+        panics=panics_counter(selector),
+    )
 
 
 # --- the same signals as increases over a range (dashboards, alerts, ad-hoc checks) ---------------

@@ -16,7 +16,7 @@ import json
 import math
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -73,6 +73,10 @@ class Recording:
     # The RustCanary's spec.analysis the blocks were judged with (optional JSON key "analysis"), so a
     # recording alone reproduces the controller's verdict; None: judge with the defaults.
     analysis: Mapping[str, Any] | None = None
+    # spec.analysis.metrics.kpis: each custom KPI's own evidence, as blocks the judge reads with that
+    # KPI alone (ratio: numerator as cpu_seconds, denominator as requests; quantile: its histogram as
+    # latency). Not written to the JSON form: a replay judges the built-in KPIs.
+    custom: Mapping[str, Recording] = field(default_factory=dict)
 
 
 def _number(value: Any, block: int | None, field: str, *, minimum: float | None = 0.0) -> float:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ferrocanary.model import analysis
+from ferrocanary.model import metrics as metrics_spec
 
 DEFAULT_WEIGHTS: tuple[int, ...] = (5, 10, 25, 50)
 DEFAULT_MIN_DWELL = "5m"
@@ -90,6 +91,7 @@ class CanarySpec:
     settings: analysis.AnalysisSettings = field(default_factory=analysis.AnalysisSettings)
     prometheus: PrometheusSpec = PrometheusSpec()
     selectors: Mapping[str, str] = field(default_factory=dict)  # keyed as in the CRD; empty: defaults
+    metrics: metrics_spec.MetricsSpec = field(default_factory=metrics_spec.MetricsSpec)  # analysis.metrics
     scale_down_baseline: bool = False  # after a promotion
     scale_down_candidate: bool = False  # after a rollback
     # ``spec.analysis`` verbatim: it travels with a recording, so ``ferrocanary analyze`` re-reads it.
@@ -246,12 +248,18 @@ def parse(spec: Mapping[str, Any] | None) -> CanarySpec:
             f"spec.analysis.prometheus.lag: must be shorter than spec.steps.minDwell "
             f"({prometheus.lag_seconds:g}s >= {plan.min_dwell_seconds:g}s)"
         )
+    routing = parse_routing(spec)
+    settings = analysis.settings_from_spec(spec.get("analysis"))
+    metrics = metrics_spec.parse(analysis_spec)
+    metrics_spec.check_arms(metrics, routing.baseline.service, routing.candidate.service)
+    metrics_spec.check_names(metrics, [k.name for k in settings.kpis] + [g.name for g in settings.guards])
     return dataclasses.replace(
-        parse_routing(spec),
+        routing,
         plan=plan,
-        settings=analysis.settings_from_spec(spec.get("analysis")),
+        settings=settings,
         prometheus=prometheus,
         selectors=_selectors(analysis_spec),
+        metrics=metrics,
         analysis_source=dict(analysis_spec),
     )
 

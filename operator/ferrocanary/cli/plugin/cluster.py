@@ -67,6 +67,18 @@ class Cluster:
         with self._errors(name):
             return self.api.get(canaries.path(self.namespace, name))
 
+    def metric_template(self, name: str) -> dict[str, Any]:
+        """The MetricTemplate ``name`` in this namespace (as a RustCanary's templateRef names it)."""
+        with self._errors(name):
+            try:
+                return canaries.read_metric_template(self.api, self.namespace, name)
+            except rest.NotFoundError:
+                pass
+        raise PluginError(
+            f'metrictemplate "{name}" not found in namespace "{self.namespace}" (the canary\'s '
+            "spec.analysis.metrics.templateRef names it; its CRD is crds/metrictemplates.ferrocanary.io.yaml)"
+        )
+
     def list_all(self, all_namespaces: bool) -> list[dict[str, Any]]:
         """This namespace's RustCanaries (all namespaces' with ``all_namespaces``), by namespace, name."""
         with self._errors():

@@ -15,6 +15,8 @@ from ferrocanary.cli.plugin.actions import ACTIONS, cmd_action
 from ferrocanary.cli.plugin.cluster import Cluster, PluginError
 from ferrocanary.cli.plugin.delegate import DELEGATED, cmd_delegate, split_delegated
 from ferrocanary.cli.plugin.get import cmd_get
+from ferrocanary.cli.queries import resolve as resolve_queries
+from ferrocanary.cli.queries import show as show_queries
 from ferrocanary.cli.tables import printable
 
 USAGE = """\
@@ -23,6 +25,7 @@ USAGE = """\
   kubectl ferrocanary get [NAME] [-o wide|json|yaml|name] [-A]   verdict, and every KPI's estimate,
                                                                  interval, target, reading and ETA
   kubectl ferrocanary promote|abort|pause|resume NAME [--wait]   ask the operator to act
+  kubectl ferrocanary queries NAME [--json]                      every PromQL the operator runs for it
   kubectl ferrocanary report|analyze ...                         `ferrocanary report|analyze`
 
 Flags as in kubectl: -n/--namespace (default: the context's namespace), --context, --kubeconfig
@@ -52,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     get.add_argument("name", nargs="?", help="one RustCanary (all in the namespace when omitted)")
     get.add_argument("-o", "--output", choices=("wide", "json", "yaml", "name"), help="output format")
     get.add_argument("-A", "--all-namespaces", action="store_true", help="list across namespaces")
+    queries = sub.add_parser("queries", parents=[common], help="every PromQL the operator runs for a canary")
+    queries.add_argument("name", help="the RustCanary")
+    queries.add_argument("--json", action="store_true", help="print the queries as JSON")
     for action in ACTIONS:
         act = sub.add_parser(action, parents=[common], help=f"ask the operator to {action} a canary")
         act.add_argument("name", help="the RustCanary")
@@ -71,6 +77,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def cmd_queries(args: argparse.Namespace, cluster: Cluster) -> int:
+    """Every PromQL the operator runs for one RustCanary in the cluster (as ``ferrocanary queries``)."""
+    obj = cluster.get(args.name)
+    templates = {}
+    ref = ((obj.get("spec") or {}).get("analysis") or {}).get("metrics", {}).get("templateRef")
+    if isinstance(ref, dict) and isinstance(ref.get("name"), str):
+        templates[ref["name"]] = cluster.metric_template(ref["name"])
+    try:
+        result = resolve_queries(obj, cluster.namespace, templates)
+    except ValueError as exc:
+        raise PluginError(f"{args.name}: {exc}") from None
+    show_queries(result, as_json=args.json)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
@@ -80,9 +101,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if delegated:
             return cmd_delegate(args, delegated[1], delegated[2])
         cluster = Cluster(args.kubeconfig, args.context, args.namespace)
-        if args.command == "get":
-            return cmd_get(args, cluster)
-        return cmd_action(args, cluster)
+        command = {"get": cmd_get, "queries": cmd_queries}.get(args.command, cmd_action)
+        return command(args, cluster)
     except PluginError as exc:
         # The message can quote the API server, which quotes what a user sent it.
         print(f"error: {printable(exc)}", file=sys.stderr)
