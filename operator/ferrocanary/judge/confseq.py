@@ -196,7 +196,9 @@ def _table(blocks: int, interval: float, horizon: float, alpha: float) -> Float:
 
 def calibrated(used: ArrayLike, df: ArrayLike, interval: float, horizon: float, alpha: float) -> Float:
     """student(multiplier_at_time(used x interval), df), vectorised over looks; the common case
-    df = hac.degrees_of_freedom(used) comes from a cached table."""
+    df = hac.degrees_of_freedom(used) comes from a cached table. The earlier two-sided boundary with
+    time as the clock, kept for callers outside the judge; the judge's claims use
+    ``calibrated_info`` (one-sided, mixture fixed in advance, information as the clock)."""
     used_arr = np.asarray(used, dtype=np.int64)
     df_arr = np.asarray(df, dtype=np.float64)
     size = 1 << max(6, int(used_arr.max(initial=1)).bit_length())  # table sizes 64, 128, 256, ...
