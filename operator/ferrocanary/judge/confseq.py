@@ -83,7 +83,13 @@ def one_sided_scalar(info: float, rho: float, alpha: float) -> float:
     """The one-sided m(I) for one value (inside the ETA's root finding)."""
     if not (info > 0 and rho > 0):
         return math.inf
-    return float(one_sided_fast(np.array([info / rho]), alpha)[0])
+    # the table's grid is uniform in log(I / rho): locate by arithmetic (root finding calls this often)
+    pos = (math.log(info / rho) - _LOG_RATIO[0]) / (_LOG_RATIO[1] - _LOG_RATIO[0])
+    if not 0.0 <= pos < _LOG_RATIO.size - 1:
+        return float(one_sided(np.array([info / rho]), alpha)[0])
+    table = _one_sided_table(float(alpha))
+    lo = int(pos)
+    return float(table[lo] + (table[lo + 1] - table[lo]) * (pos - lo))
 
 
 def rho_track(
