@@ -20,8 +20,8 @@ canaries are short and minutes are strongly correlated: with each arm's latency 
 J^(1/3), 8% with J^(1/2) and 6% with J^0.6 at 100 rps (200 runs each) under the two-sided boundary.
 The one-sided boundary (confseq), which spends alpha once instead of alpha/2, exposed the rest: with
 J^0.6 the full bench promoted 7.8% of 1,000 such runs (bound 6.4%), with J^0.7 4.3% (1,000 runs,
-seed 21), at the price of about 2 minutes on the median time to promote a 0.40 candidate at 20 rps
-(40 -> 42) and 1 at 100 rps (docs/recording.md).
+seed 21), at the price of about 4 minutes on the median time to promote a 0.40 candidate at 20 rps
+(40 -> 44 in the quick bench) and 1 at 100 rps (docs/recording.md).
 
 The Bartlett weights keep V non-negative. Its Student-t calibration uses the kernel's equivalent
 degrees of freedom, 3J / (2(L+1)) (Sun, Phillips and Jin, Econometrica 2008), capped at J - 1,
