@@ -457,7 +457,9 @@ def _candidate_gate(
         reason, label = _FAULT_REASONS[found.fault.kind]
         _candidate_failed_note(t, reason, found.fault.message)
         return machine.candidate_failed(t.state, f"candidate {label}: {found.fault.message}", t.now)
-    message = f"{found.available}/{found.desired} candidate replicas available"
+    message = f"{found.available}/{found.desired} candidate replicas available" + (
+        "" if found.rolled_out else " (its rollout of the current spec is not finished)"
+    )
     pending = t.state.phase is Phase.PENDING
     if found.available_as_desired and (found.desired >= 1 or pending):
         t.condition(ConditionType.CANDIDATE_AVAILABLE, True, Reason.CANDIDATE_READY, message)

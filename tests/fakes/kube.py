@@ -78,10 +78,14 @@ class FakeKube:
         if sub == "/scale":
             return {"spec": {"replicas": obj["spec"].get("replicas", 1)}}
         found = copy.deepcopy(obj)
-        if "/deployments/" in base and "status" not in found:
-            # An ideal Deployment controller: every replica asked for is available at once. A test
-            # that wants a candidate short of replicas writes the status itself.
-            found["status"] = {"availableReplicas": found.get("spec", {}).get("replicas", 1)}
+        if "/deployments/" in base:
+            # An ideal Deployment controller: it has seen the current spec and updated every replica
+            # at once, and every replica is available. A test that wants a candidate short of
+            # replicas, or a rollout in progress, writes those status fields itself.
+            replicas = found.get("spec", {}).get("replicas", 1)
+            status = found.setdefault("status", {"availableReplicas": replicas})
+            status.setdefault("updatedReplicas", replicas)
+            status.setdefault("observedGeneration", found["metadata"].get("generation", 1))
         return found
 
     def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:

@@ -144,6 +144,32 @@ def test_a_pending_canary_waits_for_its_candidate_then_starts() -> None:
     assert _condition(world)["reason"] == "CandidateReady"
 
 
+def test_a_candidate_whose_rollout_is_unfinished_gets_no_traffic_though_its_old_pods_are_available() -> None:
+    world = _world()
+    world.kube.objects[BASE + "rs"]["spec"]["replicas"] = 2
+    # Just edited: the old ReplicaSet's two pods are available, the new spec's are not there yet.
+    world.kube.objects[BASE + "rs"]["metadata"]["generation"] = 2
+    world.kube.objects[BASE + "rs"]["status"] = {"availableReplicas": 2, "observedGeneration": 1}
+    for _ in range(5):
+        world.tick()
+    assert world.status["phase"] == "Pending"
+    assert "rollout of the current spec is not finished" in _condition(world)["message"]
+    world.kube.objects[BASE + "rs"]["status"] = {
+        "availableReplicas": 2,
+        "observedGeneration": 2,
+        "updatedReplicas": 1,
+    }
+    for _ in range(5):
+        world.tick()
+    assert world.status["phase"] == "Pending"  # seen, but one replica still runs the old spec
+    world.kube.objects[BASE + "rs"]["status"] = {
+        "availableReplicas": 2,
+        "observedGeneration": 2,
+        "updatedReplicas": 2,
+    }
+    world.run(lambda s: s.get("phase") == "Progressing", max_seconds=10)
+
+
 def test_an_analysis_only_canary_is_not_gated_it_sends_no_traffic() -> None:
     analysis_only = spec()
     analysis_only["trafficRouting"] = {"none": {}}

@@ -40,15 +40,22 @@ class Fault:
 
 @dataclass(frozen=True)
 class Health:
-    """``desired``/``available`` replicas of the Deployment and the first pod fault found, if any."""
+    """``desired``/``available`` replicas of the Deployment and the first pod fault found, if any.
+
+    ``rolled_out`` is ``kubectl rollout status``'s test: the Deployment controller has seen the
+    current spec and every replica runs it. Without it a candidate just edited (a new image, a new
+    template) still shows the old pods' availability for a moment, and traffic would move to a
+    rollout that may never finish.
+    """
 
     desired: int
     available: int
     fault: Fault | None = None
+    rolled_out: bool = True
 
     @property
     def available_as_desired(self) -> bool:
-        return self.available >= self.desired
+        return self.rolled_out and self.available >= self.desired
 
 
 def pods_path(namespace: str, selector: Mapping[str, str]) -> str:
@@ -64,12 +71,16 @@ def read(api: rest.JsonApi, namespace: str, deployment: str) -> Health:
     spec, status = found.get("spec") or {}, found.get("status") or {}
     desired = int(spec.get("replicas", 1) if spec.get("replicas") is not None else 1)
     available = int(status.get("availableReplicas") or 0)
+    generation = int((found.get("metadata") or {}).get("generation") or 0)
+    rolled_out = int(status.get("observedGeneration") or 0) >= generation and (
+        int(status.get("updatedReplicas") or 0) >= desired
+    )
     selector = (spec.get("selector") or {}).get("matchLabels") or {}
     fault = None
     if selector:
         pods = api.get(pods_path(namespace, selector)).get("items") or []
         fault = next(iter(faults(pods)), None)
-    return Health(desired, available, fault)
+    return Health(desired, available, fault, rolled_out)
 
 
 def faults(pods: Iterable[Mapping[str, Any]]) -> Iterable[Fault]:
