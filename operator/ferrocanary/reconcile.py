@@ -29,7 +29,7 @@ from enum import StrEnum
 from typing import Any
 
 from ferrocanary.kube import canaries, events, resources, rest
-from ferrocanary.metrics import exposition
+from ferrocanary.metrics import blockstore, exposition, transport
 from ferrocanary.metrics import prometheus as prometheus_source
 from ferrocanary.metrics import protocol as metrics_protocol
 from ferrocanary.model import analysis, decisions, recording
@@ -85,16 +85,27 @@ class Deps:
     clock: Callable[[], datetime] = _now
     export: bool = True
     token_policy: prometheus_source.TokenPolicy = field(default_factory=prometheus_source.TokenPolicy)
+    # Blocks already fetched, per canary (a cache: status stays the only state that matters).
+    blocks: blockstore.BlockStore = field(default_factory=blockstore.BlockStore)
 
     def router(self, namespace: str, name: str, spec: canary_spec.CanarySpec) -> routing.TrafficRouter:
         if self.routers is not None:
             return self.routers(namespace, name, spec)
         return registry.build(namespace, name, spec, self.api)
 
-    def source(self, namespace: str, spec: canary_spec.CanarySpec) -> metrics_protocol.MetricsSource:
+    def source(
+        self, namespace: str, spec: canary_spec.CanarySpec, name: str = ""
+    ) -> metrics_protocol.MetricsSource:
         if self.sources is not None:
             return self.sources(namespace, spec)
-        return prometheus_source.from_spec(self.api, namespace, spec.prometheus, self.token_policy)
+        return prometheus_source.from_spec(
+            self.api,
+            namespace,
+            spec.prometheus,
+            self.token_policy,
+            store=self.blocks,
+            owner=(namespace, name),
+        )
 
 
 @dataclass
@@ -356,7 +367,10 @@ def _analyse(t: _Tick) -> TickResult:
     if router is not None and t.state.step_index >= 0:
         t.state, contest = _converge(t, t.spec.plan, router)
     t.extra["lastTickAt"] = policy_state.format_time(t.now)
-    transition = _judge(t, t.spec)
+    try:
+        transition = _judge(t, t.spec)
+    except _RetrySoonError:
+        return _idle(t)  # nothing happened in this tick: the next one (seconds away) takes the look
     if contest is not None:
         # Judging data whose split someone else sets: never promote or step up on it; the time limit
         # and a rollback still act.
@@ -395,7 +409,7 @@ def _fetch(t: _Tick, spec: canary_spec.CanarySpec) -> recording.Recording:
         t.now - timedelta(seconds=spec.prometheus.lag_seconds),
         tuple(metrics_protocol.StepChange(s.started_at, s.weight) for s in t.state.steps),
     )
-    return t.deps.source(t.namespace, spec).fetch(window)
+    return t.deps.source(t.namespace, spec, t.name).fetch(window)
 
 
 def _signals_condition(t: _Tick, rec: recording.Recording, settings: analysis.AnalysisSettings) -> None:
@@ -408,9 +422,20 @@ def _signals_condition(t: _Tick, rec: recording.Recording, settings: analysis.An
         t.condition(ConditionType.METRICS_AVAILABLE, True, Reason.METRICS_FRESH, message)
 
 
+class _RetrySoonError(Exception):
+    """The look cannot run in this tick but nothing has to be recorded: the next tick takes it."""
+
+
 def _judge(t: _Tick, spec: canary_spec.CanarySpec) -> machine.Transition:
     try:
         rec = _fetch(t, spec)
+    except transport.BusyError as exc:
+        # Every fetch slot of this Prometheus is taken by other canaries' looks: retry in a couple of
+        # seconds rather than record a hold, unless this tick already did something (a route restore).
+        if not t.notes and t.state == policy_state.from_status(t.status):
+            raise _RetrySoonError from exc
+        t.condition(ConditionType.METRICS_AVAILABLE, False, Reason.PROMETHEUS_UNAVAILABLE, str(exc))
+        return _hold(t, f"holding: {exc}")
     except metrics_protocol.MetricsUnavailableError as exc:
         refused = isinstance(exc, metrics_protocol.MetricsNotAllowedError)
         why = Reason.PROMETHEUS_NOT_ALLOWED if refused else Reason.PROMETHEUS_UNAVAILABLE
@@ -625,7 +650,13 @@ def _commit(t: _Tick, state: policy_state.CanaryState, *, clear_action: bool = F
     if t.owed is not None and result.wrote and t.router is not None:
         return _finish_owed(t, state, written, result)
     _publish(t, result.status)
-    if t.deps.export:
+    if state.phase.terminal:
+        # A finished canary is looked at no more: drop its blocks and its per-look series (decision
+        # counts, tick durations); its phase, weight and KPI gauges stay while the object exists.
+        t.deps.blocks.forget((t.namespace, t.name))
+        if t.deps.export:
+            exposition.forget_activity(t.namespace, t.name)
+    elif t.deps.export:
         exposition.observe_reconcile(t.namespace, t.name, time.perf_counter() - t.started)
     return result
 
@@ -679,6 +710,7 @@ def release(obj: Mapping[str, Any], deps: Deps) -> Released:
     meta = obj.get("metadata") or {}
     namespace, name = str(meta.get("namespace", "")), str(meta.get("name", ""))
     state = policy_state.from_status(obj.get("status"))
+    deps.blocks.forget((namespace, name))
     if deps.export:
         exposition.forget(namespace, name, PHASES)
     if state.phase.terminal or state.phase is Phase.PENDING:

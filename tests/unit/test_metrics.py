@@ -116,8 +116,10 @@ def test_blocks_are_aligned_to_the_window_start_and_read_at_their_end() -> None:
     assert rec.latency_bucket_bounds == (0.01, 0.1)
     assert rec.blocks[1].candidate.latency_counts == pytest.approx((5.5, 4.4, 1.1))
     assert rec.blocks[0].missing == ()
-    first_counter = next(c for c in canned.calls if c[0].startswith("http_requests_total"))
-    assert first_counter[0] == 'http_requests_total{track="baseline"}'  # raw: no increase(), no extrapolation
+    first_counter = next(c for c in canned.calls if "http_requests_total" in c[0])
+    # Raw (no increase(), no extrapolation), summed per process so a reset still shows.
+    per_process = "sum by (le, namespace, pod, instance, job)"
+    assert first_counter[0] == f'{per_process} (http_requests_total{{track="baseline"}})'
     assert first_counter[1:] == (T0, T0 + timedelta(seconds=30), "10s")  # boundaries 0..3
     memory = next(c for c in canned.calls if "resident_memory" in c[0])
     assert memory[1:] == (T0 + timedelta(seconds=10), T0 + timedelta(seconds=30), "10s")  # block ends

@@ -18,28 +18,28 @@ missed. Any transport or API error, and any answer that cannot be read (no ``dat
 is not a number), aborts the whole fetch with MetricsUnavailableError, so the canary holds with a
 reason instead of the tick crashing. Messages are ours: the address without credentials and the
 HTTP status, never the answer's text (a tenant must not read arbitrary URLs back through status)
-nor the bearer token, which is sent in a header only. A ``Retry-After`` is not slept on: a tick
-must report within seconds, and the next tick is the retry.
+nor the bearer token, which is sent in a header only.
+
+Each look fetches only the blocks completed since the last one (``blockstore``: the rest are kept in
+memory, rebuilt from Prometheus after a restart), and counters are summed per process in PromQL
+(``sum by (le, pod, instance)``), so an answer has one series per pod and bucket rather than per
+pod, route, method and bucket while a counter reset (a restarted process) still shows as one. How
+each request is bounded (one deadline per fetch, answer size, ``Retry-After``, concurrency per
+address) is ``transport``'s.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import re
 import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import requests
-from prometheus_api_client import PrometheusConnect
-from prometheus_api_client.exceptions import PrometheusApiClientException
-from urllib3.util.retry import Retry
-
 from ferrocanary.kube import resources, rest
-from ferrocanary.metrics import protocol, queries
+from ferrocanary.metrics import blockstore, protocol, queries, transport
 from ferrocanary.model import recording
 from ferrocanary.model import spec as canary_spec
 
@@ -52,8 +52,20 @@ def _le(value: str) -> float:
     return math.inf if value in ("+Inf", "Inf", "inf") else float(value)
 
 
+# Counters are summed over everything but the process that counts them (and the bucket): a reset
+# is per process, so differencing per-process sums reads resets and new pods exactly as per series.
+_PER_PROCESS = "le, namespace, pod, instance, job"
+_COUNTERS: tuple[tuple[str, Any], ...] = (
+    ("requests", queries.requests_counter),
+    ("errors", queries.errors_counter),
+    ("latency", queries.latency_bucket_counter),
+    ("cpu", queries.cpu_counter),
+    ("panics", queries.panics_counter),
+)
+
+
 class PrometheusSource:
-    """``MetricsSource`` over the Prometheus HTTP API (prometheus-api-client)."""
+    """``MetricsSource`` over the Prometheus HTTP API, fetching each block once (see the module doc)."""
 
     def __init__(
         self,
@@ -62,45 +74,29 @@ class PrometheusSource:
         token: str | None = None,
         timeout_seconds: float = 10.0,
         verify_tls: bool = True,
+        store: blockstore.BlockStore | None = None,
+        owner: blockstore.Owner = ("", ""),
     ) -> None:
         self.address = address.rstrip("/")
         self._where = _without_credentials(self.address)
         headers = {"Authorization": f"Bearer {token}"} if token else None
-        # One quick retry only: a tick must report "Prometheus down" within seconds, not minutes.
-        retry = Retry(
-            total=1, backoff_factor=0.2, status_forcelist=(502, 503, 504), respect_retry_after_header=False
+        self._client = transport.RangeClient(
+            self.address, self._where, headers=headers, verify_tls=verify_tls, timeout=timeout_seconds
         )
-        self._client = PrometheusConnect(
-            url=self.address,
-            headers=headers,
-            disable_ssl=not verify_tls,
-            retry=retry,
-            timeout=timeout_seconds,
-        )
+        # Without a shared store (a one-off fetch, a test) every fetch starts from the first block.
+        self._store = store
+        self._owner = owner
 
     def __repr__(self) -> str:  # never show the headers (the token)
         return f"PrometheusSource({self._where!r})"
 
     def _query(self, query: str, window: protocol.Window, first: datetime, last: datetime) -> list[Series]:
-        try:
-            result = self._client.custom_query_range(
-                query, start_time=first, end_time=last, step=f"{window.interval_seconds:g}s"
-            )
-        except PrometheusApiClientException as exc:
-            raise protocol.MetricsUnavailableError(
-                f"Prometheus at {self._where} refused a query{_status_of(exc)}"
-            ) from None
-        except requests.exceptions.JSONDecodeError:
-            raise protocol.MetricsUnavailableError(
-                f"Prometheus at {self._where} sent an answer that could not be read (not JSON)"
-            ) from None
-        except requests.exceptions.RequestException as exc:
-            raise protocol.MetricsUnavailableError(
-                f"Prometheus at {self._where} unreachable: {type(exc).__name__}"
-            ) from None
+        result: Any = self._client.custom_query_range(
+            query, start_time=first, end_time=last, step=f"{window.interval_seconds:g}s"
+        )
         if not isinstance(result, list):
             raise protocol.MetricsUnavailableError(f"Prometheus at {self._where} answered without a result")
-        return result
+        return list(result)
 
     def _points(self, series: Series, window: protocol.Window) -> dict[int, float]:
         """Values by boundary index k (time ``start + k*I``), finite ones only."""
@@ -113,15 +109,34 @@ class PrometheusSource:
                 )
         return points
 
-    def _counter(self, query: str, window: protocol.Window, count: int) -> dict[int, dict[str, float]]:
-        """Per block, the increase of each ``le`` (or "" without one), summed over the raw series."""
+    def _counter(
+        self,
+        query: str,
+        window: protocol.Window,
+        span: tuple[int, int],
+        last_seen: dict[blockstore.SeriesKey, float],
+    ) -> dict[int, dict[str, float]]:
+        """Blocks ``first..count-1``: the increase of each ``le`` (or "" without one), summed over series.
+
+        ``last_seen`` holds each series' latest value at a boundary up to ``first`` (from earlier
+        fetches) and is brought up to ``count``.
+        """
+        first, count = span
         step = timedelta(seconds=window.interval_seconds)
         result: dict[int, dict[str, float]] = {}
-        for series in self._query(query, window, window.start, window.start + count * step):
-            le = str(series.get("metric", {}).get("le", ""))
+        answer = self._query(
+            f"sum by ({_PER_PROCESS}) ({query})",
+            window,
+            window.start + first * step,
+            window.start + count * step,
+        )
+        for series in answer:
+            labels = series.get("metric", {})
+            key = tuple(sorted((str(k), str(v)) for k, v in labels.items()))
+            le = str(labels.get("le", ""))
             points = self._points(series, window)
-            last: float | None = None  # the latest value seen at an earlier boundary
-            for k in range(count):
+            last = last_seen.get(key)  # the latest value seen at an earlier boundary
+            for k in range(first, count):
                 if k in points:
                     last = points[k]
                 if k + 1 not in points:
@@ -132,15 +147,22 @@ class PrometheusSource:
                 increase = after if last is None or after < last else after - last
                 block = result.setdefault(k, {})
                 block[le] = block.get(le, 0.0) + increase
+            if count in points:
+                last = points[count]
+            if last is not None:
+                last_seen[key] = last
         return result
 
-    def _gauge(self, query: str, window: protocol.Window, count: int) -> dict[int, float]:
-        """A ``..._over_time`` aggregate read at each block's end."""
+    def _gauge(self, query: str, window: protocol.Window, span: tuple[int, int]) -> dict[int, float]:
+        """A ``..._over_time`` aggregate read at the end of blocks ``first..count-1``."""
+        first, count = span
         step = timedelta(seconds=window.interval_seconds)
         values: dict[int, float] = {}
-        for series in self._query(query, window, window.start + step, window.start + count * step):
+        for series in self._query(
+            query, window, window.start + (first + 1) * step, window.start + count * step
+        ):
             for k, number in self._points(series, window).items():
-                if 1 <= k <= count:
+                if first + 1 <= k <= count:
                     values[k - 1] = values.get(k - 1, 0.0) + number
         return values
 
@@ -155,30 +177,61 @@ class PrometheusSource:
                 f"Prometheus at {self._where} sent an answer that could not be read ({type(exc).__name__})"
             ) from None
 
+    def _entry(self, window: protocol.Window) -> blockstore.Entry:
+        if self._store is None:
+            return blockstore.Entry()
+        key = (self.address, window.start, window.interval_seconds, window.selectors)
+        return self._store.entry(key, self._owner)
+
+    def _fetch_new(
+        self, window: protocol.Window, first: int, count: int, held: blockstore.Entry
+    ) -> blockstore.Entry:
+        """Blocks ``first..count-1`` from Prometheus (the store merges them only if all succeeded)."""
+        fresh = blockstore.Entry(count=count)
+        rng = queries.range_of(window.interval_seconds)
+        for arm in queries.ARMS:
+            sel = window.selectors.baseline if arm == "baseline" else window.selectors.candidate
+            pod_sel = window.selectors.baseline_pods if arm == "baseline" else window.selectors.candidate_pods
+            for name, template in _COUNTERS:
+                last_seen = dict(held.last.get((arm, name), {}))
+                fresh.counters[(arm, name)] = self._counter(template(sel), window, (first, count), last_seen)
+                fresh.last[(arm, name)] = last_seen
+            fresh.gauges[(arm, "memory")] = self._gauge(
+                queries.memory_bytes(sel, rng), window, (first, count)
+            )
+            fresh.gauges[(arm, "pods")] = self._gauge(queries.pods(sel, rng), window, (first, count))
+            fresh.gauges[(arm, "container_faults")] = self._gauge(
+                queries.container_faults(pod_sel, rng), window, (first, count)
+            )
+        return fresh
+
     def _fetch(self, window: protocol.Window) -> recording.Recording:
         starts = window.block_starts()
         count = len(starts)
         if count == 0:
             return recording.Recording(window.interval_seconds, (), ())
-        rng = queries.range_of(window.interval_seconds)
+        held = self._entry(window)
+        first = min(held.count, count)
+        if first < count:
+            with transport.slot(self._where):
+                self._client.start()
+                held.merge(self._fetch_new(window, first, count, held))
 
-        def total(blocks: dict[int, dict[str, float]]) -> dict[int, float]:
-            return {k: sum(v.values()) for k, v in blocks.items()}
+        def total(signal: blockstore.Signal) -> dict[int, float]:
+            return {k: sum(v.values()) for k, v in held.counters.get(signal, {}).items() if k < count}
 
         arms: dict[str, dict[str, Any]] = {}
         for arm in queries.ARMS:
-            sel = window.selectors.baseline if arm == "baseline" else window.selectors.candidate
-            pod_sel = window.selectors.baseline_pods if arm == "baseline" else window.selectors.candidate_pods
-            latency = self._counter(queries.latency_bucket_counter(sel), window, count)
+            latency = held.counters.get((arm, "latency"), {})
             arms[arm] = {
-                "requests": total(self._counter(queries.requests_counter(sel), window, count)),
-                "errors": total(self._counter(queries.errors_counter(sel), window, count)),
-                "latency": {k: {_le(le): n for le, n in v.items()} for k, v in latency.items()},
-                "cpu": total(self._counter(queries.cpu_counter(sel), window, count)),
-                "memory": self._gauge(queries.memory_bytes(sel, rng), window, count),
-                "pods": self._gauge(queries.pods(sel, rng), window, count),
-                "panics": total(self._counter(queries.panics_counter(sel), window, count)),
-                "container_faults": self._gauge(queries.container_faults(pod_sel, rng), window, count),
+                "requests": total((arm, "requests")),
+                "errors": total((arm, "errors")),
+                "latency": {k: {_le(le): n for le, n in v.items()} for k, v in latency.items() if k < count},
+                "cpu": total((arm, "cpu")),
+                "memory": held.gauges.get((arm, "memory"), {}),
+                "pods": held.gauges.get((arm, "pods"), {}),
+                "panics": total((arm, "panics")),
+                "container_faults": held.gauges.get((arm, "container_faults"), {}),
             }
         bounds = sorted(
             {le for arm in arms.values() for block in arm["latency"].values() for le in block} - {math.inf}
@@ -199,12 +252,6 @@ def _without_credentials(address: str) -> str:
     if port is not None:
         netloc = f"{netloc}:{port}"
     return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-
-
-def _status_of(exc: PrometheusApiClientException) -> str:
-    """The HTTP status of a refused query, in our words (the answer's body is not repeated)."""
-    match = re.search(r"HTTP Status Code (\d{3})", str(exc))
-    return f" (HTTP {match.group(1)})" if match else ""
 
 
 def per_bucket(cumulative: Mapping[float, float], bounds: Sequence[float]) -> tuple[float, ...]:
@@ -306,6 +353,9 @@ def from_spec(
     namespace: str,
     prom: canary_spec.PrometheusSpec,
     policy: TokenPolicy | None = None,
+    *,
+    store: blockstore.BlockStore | None = None,
+    owner: blockstore.Owner = ("", ""),
 ) -> PrometheusSource:
     """The source ``spec.analysis.prometheus`` describes; the token is read from its Secret each time,
     and only when the platform's policy allows the address to receive it."""
@@ -324,5 +374,10 @@ def from_spec(
                 f"{namespace}/{secret} key {key}: {type(exc).__name__}"
             ) from None
     return PrometheusSource(
-        prom.address, token=token, timeout_seconds=prom.timeout_seconds, verify_tls=prom.verify_tls
+        prom.address,
+        token=token,
+        timeout_seconds=prom.timeout_seconds,
+        verify_tls=prom.verify_tls,
+        store=store,
+        owner=owner,
     )
