@@ -115,6 +115,7 @@ class TickResult:
     action: TickAction = TickAction.IDLE
     wrote: bool = False
     status: dict[str, Any] = field(default_factory=dict)
+    written: Mapping[str, Any] = field(default_factory=dict)  # the object as the last write returned it
     notes: tuple[machine.Note, ...] = ()
 
 
@@ -640,6 +641,7 @@ def _commit(t: _Tick, state: policy_state.CanaryState, *, clear_action: bool = F
         except rest.NotFoundError:
             return TickResult(action=TickAction.GONE)
         result.wrote = True
+        result.written = written
         result.status = dict(written.get("status") or {})
     else:
         result.status = dict(t.status)
@@ -647,6 +649,7 @@ def _commit(t: _Tick, state: policy_state.CanaryState, *, clear_action: bool = F
     result.notes = tuple(t.notes)
     if action_value:
         canaries.clear_action(t.deps.api, t.namespace, t.name, action_value)
+        result.written = {}  # the annotation write changed the object again: whoever caches it re-reads
     if t.owed is not None and result.wrote and t.router is not None:
         return _finish_owed(t, state, written, result)
     _publish(t, result.status)
@@ -675,6 +678,7 @@ def _finish_owed(
     settled = _finish(t, state, ending, t.router)
     second = _commit(t, settled)
     second.notes = first.notes + second.notes
+    second.written = second.written if second.wrote else first.written
     second.wrote = True
     return second
 

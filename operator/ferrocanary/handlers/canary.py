@@ -3,14 +3,22 @@
 kopf timers have a fixed interval while each canary has its own ``spec.analysis.interval``, so the
 timer fires every ``FERROCANARY_TIMER_SECONDS`` (default 2 s) and reconcile decides from
 ``status.lastTickAt`` whether an analysis is due; manual actions, starts and endings act at once.
-The tick reads the object fresh from the API (not kopf's cached body), so it never acts on a status
-older than its own last write.
+
+Watch-driven: the timer runs only while a canary can still act (``_live``: not finished, or a manual
+action or a new spec generation waiting); kopf stops it when the filter stops matching and starts it
+again on the watch event that makes it match, so a finished canary costs nothing between events. The
+tick reads the object kopf's watch keeps up to date, or the status this operator wrote itself when
+that is newer (the watch may not have delivered our own write yet), so it never acts on a status
+older than its own last write and does not GET the object every tick. After a lost write race
+(a conflict) it reads the object fresh once.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
+from collections.abc import Mapping
 from typing import Any
 
 import kopf
@@ -18,14 +26,93 @@ import kopf
 from ferrocanary import reconcile
 from ferrocanary.kube import canaries
 from ferrocanary.model.reasons import Reason
-from ferrocanary.policy import machine
+from ferrocanary.policy import machine, state
 
 TIMER_SECONDS = float(os.environ.get("FERROCANARY_TIMER_SECONDS", "2"))
+# Sharding: only RustCanaries whose labels match (``key=value,key2`` with kopf's semantics: a bare key
+# must be present). Several installations with disjoint selectors (or namespaces) never share a canary.
+SHARD_SELECTOR = os.environ.get("FERROCANARY_SHARD_SELECTOR", "")
+
+
+def shard_labels(selector: str) -> dict[str, Any]:
+    """kopf's ``labels=`` filter for a ``key=value,key`` selector (empty: every canary)."""
+    labels: dict[str, Any] = {}
+    for part in (p.strip() for p in selector.split(",")):
+        if not part:
+            continue
+        key, eq, value = part.partition("=")
+        labels[key.strip()] = value.strip() if eq else kopf.PRESENT
+    return labels
+
+
+LABELS = shard_labels(SHARD_SELECTOR)
 
 
 def _deps(memo: Any) -> reconcile.Deps:
     deps: reconcile.Deps = memo["deps"]
     return deps
+
+
+def _live(
+    status: Mapping[str, Any], meta: Mapping[str, Any], annotations: Mapping[str, str], **_: Any
+) -> bool:
+    """Whether the canary may still do something: kopf runs its timer only while this holds."""
+    if canaries.ACTION_ANNOTATION in annotations or meta.get("deletionTimestamp"):
+        return True
+    if not state.from_status(status).phase.terminal:
+        return True
+    return status.get("observedGeneration") != meta.get("generation")
+
+
+def _version(obj: Mapping[str, Any]) -> int:
+    try:
+        return int((obj.get("metadata") or {}).get("resourceVersion", ""))
+    except ValueError:
+        return -1
+
+
+class Written:
+    """The object as this operator last wrote it, per canary, and which canaries must be read fresh."""
+
+    def __init__(self) -> None:
+        self._objects: dict[tuple[str, str], dict[str, Any]] = {}
+        self._stale: set[tuple[str, str]] = set()
+        self._lock = threading.Lock()
+
+    def newest(self, key: tuple[str, str], body: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The newer of kopf's body and our own last write; None when it must be read fresh."""
+        with self._lock:
+            if key in self._stale:
+                return None
+            mine = self._objects.get(key)
+        seen = dict(body)
+        if mine is None or (mine.get("metadata") or {}).get("uid") != (seen.get("metadata") or {}).get("uid"):
+            return seen
+        return mine if _version(mine) > _version(seen) else seen
+
+    def record(self, key: tuple[str, str], result: reconcile.TickResult) -> None:
+        with self._lock:
+            lost = result.action in (reconcile.TickAction.CONFLICT, reconcile.TickAction.GONE)
+            if lost or (result.wrote and not result.written):
+                self._objects.pop(key, None)
+                self._stale.add(key)
+                return
+            self._stale.discard(key)
+            if result.written:
+                self._objects[key] = dict(result.written)
+
+    def forget(self, key: tuple[str, str]) -> None:
+        with self._lock:
+            self._objects.pop(key, None)
+            self._stale.discard(key)
+
+
+def _written(memo: Any) -> Written:
+    found = memo.get("written")
+    if found is None:
+        found = memo["written"] = Written()
+    assert isinstance(found, Written)
+    return found
 
 
 @kopf.timer(
@@ -35,13 +122,27 @@ def _deps(memo: Any) -> reconcile.Deps:
     id="tick",
     interval=TIMER_SECONDS,
     backoff=TIMER_SECONDS,
+    when=_live,
+    labels=LABELS or None,
 )
-def tick(name: str, namespace: str | None, memo: Any, logger: kopf.Logger, **_: Any) -> None:
+def tick(
+    name: str,
+    namespace: str | None,
+    memo: Any,
+    logger: kopf.Logger,
+    body: Mapping[str, Any] | None = None,
+    **_: Any,
+) -> None:
     deps = _deps(memo)
-    fresh = canaries.get(deps.api, namespace or "", name)
-    if fresh is None or (fresh.get("metadata") or {}).get("deletionTimestamp"):
+    key = (namespace or "", name)
+    written = _written(memo)
+    current = written.newest(key, body) if body is not None else None
+    if current is None:
+        current = canaries.get(deps.api, namespace or "", name)
+    if current is None or (current.get("metadata") or {}).get("deletionTimestamp"):
         return
-    result = reconcile.tick(fresh, deps)
+    result = reconcile.tick(current, deps)
+    written.record(key, result)
     for note in result.notes:
         logger.log(
             logging.WARNING if note.type == machine.WARNING else logging.INFO,
@@ -59,8 +160,12 @@ RELEASE_ATTEMPTS = 6
 RELEASE_DELAY = 10.0
 
 
-@kopf.on.delete(canaries.GROUP, canaries.VERSION, canaries.PLURAL, id="release", optional=True)
+@kopf.on.delete(
+    canaries.GROUP, canaries.VERSION, canaries.PLURAL, id="release", optional=True, labels=LABELS or None
+)
 def release(body: kopf.Body, memo: Any, logger: kopf.Logger, retry: int = 0, **_: Any) -> None:
+    meta = body.get("metadata") or {}
+    _written(memo).forget((str(meta.get("namespace", "")), str(meta.get("name", ""))))
     outcome = reconcile.release(body, _deps(memo))
     if outcome.restored:
         logger.info(outcome.message)
