@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -207,10 +208,26 @@ def _open(obj: Mapping[str, Any], deps: Deps) -> _Tick:
     )
 
 
-def _due(status: Mapping[str, Any], interval: float, now: datetime) -> bool:
-    last = policy_state.parse_time(status.get("lastTickAt"))
-    # Half a second of slack: the timer fires every few seconds and must not skip a whole interval.
-    return last is None or (now - last).total_seconds() >= interval - 0.5
+def _due(t: _Tick, spec: canary_spec.CanarySpec) -> bool:
+    """Whether a look is due: a block has become complete (``lag`` after its end) since the last one.
+
+    Looks follow the blocks rather than ``lastTickAt + interval``, so a block is judged within a tick
+    of Prometheus holding it, whatever the phase of the operator's timer.
+    """
+    last = policy_state.parse_time(t.status.get("lastTickAt"))
+    interval = spec.settings.interval_seconds
+    if last is None:
+        return True
+    started = t.state.started_at
+    if started is None:
+        # Half a second of slack: the timer fires every few seconds and must not skip a whole interval.
+        return (t.now - last).total_seconds() >= interval - 0.5
+    lag = spec.prometheus.lag_seconds
+
+    def complete(moment: datetime) -> int:
+        return max(0, math.floor(((moment - started).total_seconds() - lag) / interval + 1e-9))
+
+    return complete(t.now) > complete(last)
 
 
 def _detect(t: _Tick) -> TickAction:
@@ -229,7 +246,7 @@ def _detect_running(t: _Tick, spec: canary_spec.CanarySpec) -> TickAction:
         return TickAction.START
     if machine.ending_of(t.state):
         return TickAction.FINALIZE
-    if t.state.phase.analysing and _due(t.status, spec.settings.interval_seconds, t.now):
+    if t.state.phase.analysing and _due(t, spec):
         return TickAction.ANALYSIS
     return TickAction.IDLE
 
