@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler
@@ -77,8 +78,15 @@ class Canned:
         self, query: str, start_time: datetime, end_time: datetime, step: str
     ) -> list[dict[str, Any]]:
         self.calls.append((query, start_time, end_time, step))
-        arm = "candidate" if 'track="candidate"' in query or "rs-" in query else "baseline"
-        return self.answers.get((signal_of(query), arm), [])
+        # Both arms in one query: each part tagged with its arm (label_replace ... or ...).
+        tagged = re.findall(r'label_replace\((.+?), "ferrocanary_arm", "(\w+)", "", ""\)', query)
+        answer: list[dict[str, Any]] = []
+        for part, tag in tagged or [(query, "")]:
+            arm = "candidate" if 'track="candidate"' in part or "rs-" in part else "baseline"
+            for series in self.answers.get((signal_of(part), arm), []):
+                labels = {**series["metric"], "ferrocanary_arm": tag} if tag else series["metric"]
+                answer.append({**series, "metric": labels})
+        return answer
 
 
 def source_with(answers: dict[tuple[str, str], list[dict[str, Any]]]) -> tuple[PrometheusSource, Canned]:
@@ -119,7 +127,7 @@ def test_blocks_are_aligned_to_the_window_start_and_read_at_their_end() -> None:
     first_counter = next(c for c in canned.calls if "http_requests_total" in c[0])
     # Raw (no increase(), no extrapolation), summed per process so a reset still shows.
     per_process = "sum by (le, namespace, pod, instance, job)"
-    assert first_counter[0] == f'{per_process} (http_requests_total{{track="baseline"}})'
+    assert f'{per_process} (http_requests_total{{track="baseline"}})' in first_counter[0]
     assert first_counter[1:] == (T0, T0 + timedelta(seconds=30), "10s")  # boundaries 0..3
     memory = next(c for c in canned.calls if "resident_memory" in c[0])
     assert memory[1:] == (T0 + timedelta(seconds=10), T0 + timedelta(seconds=30), "10s")  # block ends

@@ -337,7 +337,8 @@ def _start_operator(state: _Run, metrics_port: int) -> None:
     log.close()
 
 
-def _spec(box: Sandbox, namespace: str, name: str, interval: int) -> dict[str, Any]:
+def spec_object(box: Sandbox, namespace: str, name: str, interval: int) -> dict[str, Any]:
+    """An analysis-only RustCanary reading the sandbox's Prometheus, deciding within a few blocks."""
     return {
         "apiVersion": canaries.API_VERSION,
         "kind": canaries.KIND,
@@ -363,7 +364,7 @@ def _create_canaries(state: _Run) -> None:
     by_namespace: dict[str, list[dict[str, Any]]] = {}
     for namespace, name in state.kinds:
         by_namespace.setdefault(namespace, []).append(
-            _spec(state.sandbox, namespace, name, state.options.interval_seconds)
+            spec_object(state.sandbox, namespace, name, state.options.interval_seconds)
         )
     for items in by_namespace.values():
         doc = {"apiVersion": "v1", "kind": "List", "items": items}

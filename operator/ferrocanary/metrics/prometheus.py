@@ -21,7 +21,8 @@ HTTP status, never the answer's text (a tenant must not read arbitrary URLs back
 nor the bearer token, which is sent in a header only.
 
 Each look fetches only the blocks completed since the last one (``blockstore``: the rest are kept in
-memory, rebuilt from Prometheus after a restart), and counters are summed per process in PromQL
+memory, rebuilt from Prometheus after a restart) with one request per signal for both arms (each
+arm's query tagged by ``label_replace`` and joined with ``or``), and counters are summed per process in PromQL
 (``sum by (le, pod, instance)``), so an answer has one series per pod and bucket rather than per
 pod, route, method and bucket while a counter reset (a restarted process) still shows as one. How
 each request is bounded (one deadline per fetch, answer size, ``Retry-After``, concurrency per
@@ -55,6 +56,8 @@ def _le(value: str) -> float:
 # Counters are summed over everything but the process that counts them (and the bucket): a reset
 # is per process, so differencing per-process sums reads resets and new pods exactly as per series.
 _PER_PROCESS = "le, namespace, pod, instance, job"
+# The label that tells the two arms' series apart in one answer (added by label_replace).
+_ARM = "ferrocanary_arm"
 _COUNTERS: tuple[tuple[str, Any], ...] = (
     ("requests", queries.requests_counter),
     ("errors", queries.errors_counter),
@@ -109,9 +112,22 @@ class PrometheusSource:
                 )
         return points
 
+    def _both(
+        self, queries_by_arm: Mapping[str, str], window: protocol.Window, first: datetime, last: datetime
+    ) -> dict[str, list[Series]]:
+        """One request for both arms: each arm's query tagged with its arm, joined with ``or``."""
+        parts = [f'label_replace({q}, "{_ARM}", "{arm}", "", "")' for arm, q in queries_by_arm.items()]
+        split: dict[str, list[Series]] = {arm: [] for arm in queries_by_arm}
+        for series in self._query(" or ".join(parts), window, first, last):
+            arm = str(series.get("metric", {}).get(_ARM, ""))
+            if arm not in split:
+                raise ValueError("a series without the arm it was asked for")
+            split[arm].append(series)
+        return split
+
     def _counter(
         self,
-        query: str,
+        answer: list[Series],
         window: protocol.Window,
         span: tuple[int, int],
         last_seen: dict[blockstore.SeriesKey, float],
@@ -122,14 +138,7 @@ class PrometheusSource:
         fetches) and is brought up to ``count``.
         """
         first, count = span
-        step = timedelta(seconds=window.interval_seconds)
         result: dict[int, dict[str, float]] = {}
-        answer = self._query(
-            f"sum by ({_PER_PROCESS}) ({query})",
-            window,
-            window.start + first * step,
-            window.start + count * step,
-        )
         for series in answer:
             labels = series.get("metric", {})
             key = tuple(sorted((str(k), str(v)) for k, v in labels.items()))
@@ -153,14 +162,13 @@ class PrometheusSource:
                 last_seen[key] = last
         return result
 
-    def _gauge(self, query: str, window: protocol.Window, span: tuple[int, int]) -> dict[int, float]:
+    def _gauge(
+        self, answer: list[Series], window: protocol.Window, span: tuple[int, int]
+    ) -> dict[int, float]:
         """A ``..._over_time`` aggregate read at the end of blocks ``first..count-1``."""
         first, count = span
-        step = timedelta(seconds=window.interval_seconds)
         values: dict[int, float] = {}
-        for series in self._query(
-            query, window, window.start + (first + 1) * step, window.start + count * step
-        ):
+        for series in answer:
             for k, number in self._points(series, window).items():
                 if first + 1 <= k <= count:
                     values[k - 1] = values.get(k - 1, 0.0) + number
@@ -186,23 +194,31 @@ class PrometheusSource:
     def _fetch_new(
         self, window: protocol.Window, first: int, count: int, held: blockstore.Entry
     ) -> blockstore.Entry:
-        """Blocks ``first..count-1`` from Prometheus (the store merges them only if all succeeded)."""
+        """Blocks ``first..count-1`` from Prometheus (the store merges them only if all succeeded).
+
+        One request per signal for both arms: 8 per look, whatever the canary's age.
+        """
         fresh = blockstore.Entry(count=count)
         rng = queries.range_of(window.interval_seconds)
-        for arm in queries.ARMS:
-            sel = window.selectors.baseline if arm == "baseline" else window.selectors.candidate
-            pod_sel = window.selectors.baseline_pods if arm == "baseline" else window.selectors.candidate_pods
-            for name, template in _COUNTERS:
+        step = timedelta(seconds=window.interval_seconds)
+        boundaries = (window.start + first * step, window.start + count * step)
+        block_ends = (window.start + (first + 1) * step, window.start + count * step)
+        sel = {"baseline": window.selectors.baseline, "candidate": window.selectors.candidate}
+        pods = {"baseline": window.selectors.baseline_pods, "candidate": window.selectors.candidate_pods}
+        for name, template in _COUNTERS:
+            asked = {arm: f"sum by ({_PER_PROCESS}) ({template(sel[arm])})" for arm in queries.ARMS}
+            for arm, answer in self._both(asked, window, *boundaries).items():
                 last_seen = dict(held.last.get((arm, name), {}))
-                fresh.counters[(arm, name)] = self._counter(template(sel), window, (first, count), last_seen)
+                fresh.counters[(arm, name)] = self._counter(answer, window, (first, count), last_seen)
                 fresh.last[(arm, name)] = last_seen
-            fresh.gauges[(arm, "memory")] = self._gauge(
-                queries.memory_bytes(sel, rng), window, (first, count)
-            )
-            fresh.gauges[(arm, "pods")] = self._gauge(queries.pods(sel, rng), window, (first, count))
-            fresh.gauges[(arm, "container_faults")] = self._gauge(
-                queries.container_faults(pod_sel, rng), window, (first, count)
-            )
+        gauges = {
+            "memory": {arm: queries.memory_bytes(sel[arm], rng) for arm in queries.ARMS},
+            "pods": {arm: queries.pods(sel[arm], rng) for arm in queries.ARMS},
+            "container_faults": {arm: queries.container_faults(pods[arm], rng) for arm in queries.ARMS},
+        }
+        for name, asked in gauges.items():
+            for arm, answer in self._both(asked, window, *block_ends).items():
+                fresh.gauges[(arm, name)] = self._gauge(answer, window, (first, count))
         return fresh
 
     def _fetch(self, window: protocol.Window) -> recording.Recording:
