@@ -371,3 +371,16 @@ def test_a_second_canary_on_the_same_objects_waits_until_the_first_has_finished(
     assert world.replicas() == (9, 1)  # only the first canary moved traffic
     world.run(terminal)
     assert second()["phase"] == "Progressing"  # the first has finished: the second starts
+
+
+def test_a_look_follows_each_block_as_it_becomes_complete_not_the_last_look_plus_an_interval() -> None:
+    world = World(ModelSource(arms.PYTHON, arms.RUST_WIN), spec(analysis={"prometheus": {"lag": "3s"}}))
+    world.tick(seconds=1.0)  # starts at T0
+    looks = []
+    for _ in range(40):  # 40 s of 1 s ticks; 10 s blocks complete at T0 + 10k + 3 s
+        before = world.status.get("lastTickAt")
+        result = world.tick(seconds=1.0)
+        if result.action is reconcile.TickAction.ANALYSIS:
+            looks.append(world.status["lastTickAt"])
+        assert before is not None
+    assert looks == [f"2025-03-01T09:00:{s}Z" for s in (13, 23, 33)]
