@@ -48,7 +48,7 @@ SCRAPE = "5s"
 LAG_SECONDS = 10
 PODS_PER_NODE = 100
 PER_NAMESPACE = 100
-RPS = 50.0
+RPS = 200.0
 MIN_BLOCKS = 6  # the judge's default is 20; 6 lets a canary decide within a 10-minute run at 60 s
 Progress = Callable[[str], None]
 

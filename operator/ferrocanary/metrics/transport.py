@@ -15,9 +15,10 @@ of the same name (the seam the unit tests replace), with four limits the library
   report within seconds) but is honoured: until it passes, fetches from this operator to that
   address hold at once without sending anything (at most ``RETRY_AFTER_MAX`` seconds).
 - **Bounded concurrency per Prometheus**: at most ``FERROCANARY_PROMETHEUS_CONCURRENCY`` (default 4)
-  fetches run against one address at a time. A fetch that finds every slot taken does not wait: it
-  raises ``BusyError`` and the canary's look is retried on the next tick, so one slow Prometheus ties
-  up at most that many of the operator's workers and never delays canaries reading another one.
+  fetches run against one address at a time. A fetch that finds every slot taken waits at most
+  ``SLOT_WAIT`` seconds for one, then raises ``BusyError`` and the canary's look is retried on the
+  next tick, so one slow Prometheus ties up at most that many of the operator's workers and never
+  delays canaries reading another one.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ MAX_SERIES = 5000
 MAX_POINTS = 10_000  # Prometheus refuses more than 11,000 points per series in one query_range
 RETRY_AFTER_CAP = 2.0
 RETRY_AFTER_MAX = 300.0
+SLOT_WAIT = 0.5
 _CHUNK = 64 * 1024
 
 
@@ -85,7 +87,9 @@ def slot(where: str) -> Iterator[None]:
         raise protocol.MetricsUnavailableError(
             f"Prometheus at {where} asked to retry after {math.ceil(waiting)}s (Retry-After): holding"
         )
-    if not semaphore.acquire(blocking=False):
+    # A short wait: a slot usually frees within a fraction of a second, and giving up means waiting
+    # for the next tick (seconds). Bounded, so a slow Prometheus still cannot hold a worker long.
+    if not semaphore.acquire(timeout=SLOT_WAIT):
         raise BusyError(f"Prometheus at {where}: all {concurrency()} fetch slots busy; retrying next tick")
     try:
         yield
