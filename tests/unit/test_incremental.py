@@ -19,8 +19,8 @@ from prometheus_client import generate_latest
 
 from ferrocanary.metrics import blockstore, exposition, protocol, transport
 from ferrocanary.metrics.prometheus import PrometheusSource
+from tests.fakes.prometheus import T0, Canned, counter, full_arm, window
 from tests.support.http import serving
-from tests.unit.test_metrics import T0, Canned, counter, full_arm, window
 
 
 class Ranged(Canned):
