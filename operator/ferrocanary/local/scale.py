@@ -48,14 +48,13 @@ SCRAPE = "5s"
 LAG_SECONDS = 10
 PODS_PER_NODE = 100
 PER_NAMESPACE = 100
-RPS = 200.0
 MIN_BLOCKS = 6  # the judge's default is 20; 6 lets a canary decide within a 10-minute run at 60 s
 Progress = Callable[[str], None]
 
 # The Python build, a Rust build that wins every KPI, and one that regresses p99 latency.
 PYTHON = {"median_seconds": 0.020, "cpu_per_request": 0.004, "memory_bytes": 180e6}
 RUST_WIN = {"median_seconds": 0.007, "cpu_per_request": 0.0012, "memory_bytes": 60e6}
-RUST_SLOW = {"median_seconds": 0.030, "cpu_per_request": 0.0012, "memory_bytes": 60e6}
+RUST_SLOW = {"median_seconds": 0.060, "cpu_per_request": 0.0012, "memory_bytes": 60e6}
 EXPECTED = {"win": "Promoted", "slow": "RolledBack"}
 
 
@@ -64,6 +63,7 @@ class Options:
     canaries: int
     minutes: float
     interval_seconds: int = 60
+    rps: float = 200.0  # requests per second per build
 
 
 @dataclass
@@ -251,7 +251,7 @@ def _start_exporter(state: _Run, pods: dict[tuple[str, str, str], str], port: in
             continue
         model = PYTHON if build == "python" else (RUST_WIN if kind == "win" else RUST_SLOW)
         track = "baseline" if build == "python" else "candidate"
-        arms.append({"namespace": namespace, "pod": pod, "track": track, "rps": RPS, **model})
+        arms.append({"namespace": namespace, "pod": pod, "track": track, "rps": state.options.rps, **model})
     config = state.sandbox.dir / "scale-arms.json"
     config.write_text(json.dumps(arms))
     log = (state.sandbox.logs_dir / "scale-exporter.log").open("ab")
