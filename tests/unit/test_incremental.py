@@ -221,3 +221,12 @@ def test_a_finished_canary_drops_its_per_look_series() -> None:
     assert 'name="done"' in generate_latest(exposition.REGISTRY).decode()
     exposition.forget_activity("shop", "done")
     assert 'name="done"' not in generate_latest(exposition.REGISTRY).decode()
+
+
+def test_kept_blocks_are_packed_and_read_back_as_fetched() -> None:
+    entry = blockstore.Entry()
+    fresh = blockstore.Entry(count=2)
+    fresh.counters[("baseline", "latency")] = {0: {"0.1": 3.0, "+Inf": 4.0}, 1: {"0.1": 1.0, "0.5": 2.0}}
+    entry.merge(fresh)
+    assert entry.blocks(("baseline", "latency"), 2) == fresh.counters[("baseline", "latency")]
+    assert entry.blocks(("baseline", "latency"), 1) == {0: {"0.1": 3.0, "+Inf": 4.0}}

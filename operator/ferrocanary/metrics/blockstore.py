@@ -18,34 +18,67 @@ it finishes or is deleted.
 
 from __future__ import annotations
 
+import math
 import threading
+from array import array
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-SeriesKey = tuple[tuple[str, str], ...]
+SeriesKey = str  # a series' labels, "k=v" joined by NUL (compact: one string, not a tuple of pairs)
 Signal = tuple[str, str]  # (arm, signal name)
 Owner = tuple[str, str]  # (namespace, name)
 
 
+def series_key(labels: dict[str, Any]) -> SeriesKey:
+    return "\0".join(f"{k}={v}" for k, v in sorted(labels.items()))
+
+
 @dataclass
 class Entry:
-    """One canary's fetched blocks: ``count`` complete blocks, indexed 0..count-1."""
+    """One canary's fetched blocks: ``count`` complete blocks, indexed 0..count-1.
+
+    A fresh fetch fills ``counters`` (per block, the increase by ``le``); merged into the store they
+    are packed as one array of doubles per block in the order of ``_les`` (NaN: no such bucket in
+    that block), about 1 KiB per histogram block instead of a dict of 140 entries.
+    """
 
     count: int = 0
     counters: dict[Signal, dict[int, dict[str, float]]] = field(default_factory=dict)
     gauges: dict[Signal, dict[int, float]] = field(default_factory=dict)
     # Every counter series' latest value at a boundary <= count (continues the differencing).
     last: dict[Signal, dict[SeriesKey, float]] = field(default_factory=dict)
+    _les: dict[Signal, list[str]] = field(default_factory=dict)
+    _packed: dict[Signal, dict[int, array[float]]] = field(default_factory=dict)
 
     def merge(self, fresh: Entry) -> None:
         """Add the blocks of a successful incremental fetch (``fresh.count`` is the new total)."""
         for signal, blocks in fresh.counters.items():
-            self.counters.setdefault(signal, {}).update(blocks)
-        for signal, values in fresh.gauges.items():
-            self.gauges.setdefault(signal, {}).update(values)
+            les = self._les.setdefault(signal, [])
+            index = {le: i for i, le in enumerate(les)}
+            packed = self._packed.setdefault(signal, {})
+            for k, values in blocks.items():
+                for le in values:
+                    if le not in index:
+                        index[le] = len(les)
+                        les.append(le)
+                row = array("d", [math.nan]) * len(les)
+                for le, value in values.items():
+                    row[index[le]] = value
+                packed[k] = row
+        for signal, gauge in fresh.gauges.items():
+            self.gauges.setdefault(signal, {}).update(gauge)
         self.last.update(fresh.last)
         self.count = fresh.count
+
+    def blocks(self, signal: Signal, count: int) -> dict[int, dict[str, float]]:
+        """Blocks 0..count-1 of a counter as fetched: the increase by ``le`` ("" without one)."""
+        les = self._les.get(signal, [])
+        return {
+            k: {le: v for le, v in zip(les, row, strict=False) if not math.isnan(v)}
+            for k, row in self._packed.get(signal, {}).items()
+            if k < count
+        }
 
 
 class BlockStore:

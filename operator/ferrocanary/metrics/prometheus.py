@@ -141,7 +141,7 @@ class PrometheusSource:
         result: dict[int, dict[str, float]] = {}
         for series in answer:
             labels = series.get("metric", {})
-            key = tuple(sorted((str(k), str(v)) for k, v in labels.items()))
+            key = blockstore.series_key(labels)
             le = str(labels.get("le", ""))
             points = self._points(series, window)
             last = last_seen.get(key)  # the latest value seen at an earlier boundary
@@ -234,15 +234,15 @@ class PrometheusSource:
                 held.merge(self._fetch_new(window, first, count, held))
 
         def total(signal: blockstore.Signal) -> dict[int, float]:
-            return {k: sum(v.values()) for k, v in held.counters.get(signal, {}).items() if k < count}
+            return {k: sum(v.values()) for k, v in held.blocks(signal, count).items()}
 
         arms: dict[str, dict[str, Any]] = {}
         for arm in queries.ARMS:
-            latency = held.counters.get((arm, "latency"), {})
+            latency = held.blocks((arm, "latency"), count)
             arms[arm] = {
                 "requests": total((arm, "requests")),
                 "errors": total((arm, "errors")),
-                "latency": {k: {_le(le): n for le, n in v.items()} for k, v in latency.items() if k < count},
+                "latency": {k: {_le(le): n for le, n in v.items()} for k, v in latency.items()},
                 "cpu": total((arm, "cpu")),
                 "memory": held.gauges.get((arm, "memory"), {}),
                 "pods": held.gauges.get((arm, "pods"), {}),
