@@ -42,6 +42,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     scale.add_argument(
         "--interval", type=int, metavar="S", help="each canary's analysis interval in seconds (default 60)"
     )
+    scale.add_argument(
+        "--rps", type=float, default=1000.0, metavar="R", help="requests per second per build (default 1000)"
+    )
     scale.add_argument("--quick", action="store_true", help="200 canaries, 30 s intervals, 6 minutes")
     scale.add_argument("--json", action="store_true", help="print the figures as JSON on stdout")
     scale.set_defaults(func=run_scale)
@@ -173,6 +176,7 @@ def run_scale(args: argparse.Namespace) -> int:
         canaries=args.canaries or (200 if quick else 100),
         minutes=6.0 if quick and args.minutes == 10.0 else args.minutes,
         interval_seconds=args.interval or (30 if quick else 60),
+        rps=args.rps,
     )
 
     def say(message: str) -> None:

@@ -63,7 +63,7 @@ class Options:
     canaries: int
     minutes: float
     interval_seconds: int = 60
-    rps: float = 200.0  # requests per second per build
+    rps: float = 1000.0  # requests per second per build
 
 
 @dataclass
