@@ -46,6 +46,8 @@ from ferrocanary.routing import registry
 log = logging.getLogger(__name__)
 
 PHASES: tuple[str, ...] = tuple(p.value for p in Phase)
+# The typed spec, why it is refused, and its routing part (see _parse).
+_Parsed = tuple["canary_spec.CanarySpec | None", str, "canary_spec.CanarySpec | None"]
 Evaluate = Callable[[recording.Recording, analysis.AnalysisSettings], decisions.Judgement]
 RouterFactory = Callable[[str, str, canary_spec.CanarySpec], routing.TrafficRouter]
 SourceFactory = Callable[[str, canary_spec.CanarySpec], metrics_protocol.MetricsSource]
@@ -88,6 +90,10 @@ class Deps:
     token_policy: prometheus_source.TokenPolicy = field(default_factory=prometheus_source.TokenPolicy)
     # Blocks already fetched, per canary (a cache: status stays the only state that matters).
     blocks: blockstore.BlockStore = field(default_factory=blockstore.BlockStore)
+    # Idle ticks (every few seconds per running canary) re-use the spec parsed for the same object
+    # version and skip re-exporting a status already exported: caches keyed by resourceVersion.
+    parsed: dict[tuple[str, str], tuple[str, _Parsed]] = field(default_factory=dict)
+    exported: dict[tuple[str, str], str] = field(default_factory=dict)
 
     def router(self, namespace: str, name: str, spec: canary_spec.CanarySpec) -> routing.TrafficRouter:
         if self.routers is not None:
@@ -173,7 +179,7 @@ class _Tick:
 
 def _parse(
     raw: Mapping[str, Any],
-) -> tuple[canary_spec.CanarySpec | None, str, canary_spec.CanarySpec | None]:
+) -> _Parsed:
     """(the typed spec, why it is refused, its routing part): a refused spec can still move traffic."""
     try:
         spec = canary_spec.parse(raw)
@@ -188,7 +194,15 @@ def _parse(
 def _open(obj: Mapping[str, Any], deps: Deps) -> _Tick:
     meta = obj.get("metadata") or {}
     status: Mapping[str, Any] = obj.get("status") or {}
-    spec, spec_error, routing_spec = _parse(obj.get("spec") or {})
+    key = (str(meta.get("namespace", "")), str(meta.get("name", "")))
+    version = str(meta.get("resourceVersion", ""))
+    cached = deps.parsed.get(key)
+    if version and cached is not None and cached[0] == version:
+        spec, spec_error, routing_spec = cached[1]
+    else:
+        spec, spec_error, routing_spec = _parse(obj.get("spec") or {})
+        if version:
+            deps.parsed[key] = (version, (spec, spec_error, routing_spec))
     action = (meta.get("annotations") or {}).get(canaries.ACTION_ANNOTATION)
     return _Tick(
         obj=obj,
@@ -264,7 +278,11 @@ def tick(obj: Mapping[str, Any], deps: Deps) -> TickResult:
 
 
 def _idle(t: _Tick) -> TickResult:
-    _publish(t, t.status)
+    version = str((t.obj.get("metadata") or {}).get("resourceVersion", ""))
+    key = (t.namespace, t.name)
+    if not version or t.deps.exported.get(key) != version:
+        _publish(t, t.status)
+        t.deps.exported[key] = version
     return TickResult()
 
 
@@ -674,6 +692,7 @@ def _commit(t: _Tick, state: policy_state.CanaryState, *, clear_action: bool = F
         # A finished canary is looked at no more: drop its blocks and its per-look series (decision
         # counts, tick durations); its phase, weight and KPI gauges stay while the object exists.
         t.deps.blocks.forget((t.namespace, t.name))
+        t.deps.parsed.pop((t.namespace, t.name), None)
         if t.deps.export:
             exposition.forget_activity(t.namespace, t.name)
     elif t.deps.export:
@@ -732,6 +751,8 @@ def release(obj: Mapping[str, Any], deps: Deps) -> Released:
     namespace, name = str(meta.get("namespace", "")), str(meta.get("name", ""))
     state = policy_state.from_status(obj.get("status"))
     deps.blocks.forget((namespace, name))
+    deps.parsed.pop((namespace, name), None)
+    deps.exported.pop((namespace, name), None)
     if deps.export:
         exposition.forget(namespace, name, PHASES)
     if state.phase.terminal or state.phase is Phase.PENDING:
