@@ -384,3 +384,10 @@ def test_a_look_follows_each_block_as_it_becomes_complete_not_the_last_look_plus
             looks.append(world.status["lastTickAt"])
         assert before is not None
     assert looks == [f"2025-03-01T09:00:{s}Z" for s in (13, 23, 33)]
+
+
+def test_a_last_look_stamped_by_a_clock_far_ahead_does_not_stop_the_looks() -> None:
+    world = World(ModelSource(arms.PYTHON, arms.RUST_WIN))
+    world.tick(seconds=30.0)
+    world.kube.objects[PATH]["status"]["lastTickAt"] = "2025-03-01T10:00:00Z"  # an hour ahead
+    assert world.tick().action is reconcile.TickAction.ANALYSIS
