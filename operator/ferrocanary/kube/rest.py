@@ -167,6 +167,9 @@ class Rest:
         pools = getattr(getattr(api_client, "rest_client", None), "pool_manager", None)
         if pools is not None:
             pools.connection_pool_kw["retries"] = urllib3.util.Retry(3, respect_retry_after_header=False)
+            # Ticks run on up to 16 worker threads (FERROCANARY_WORKERS): a pool of 10 connections (the
+            # client's default on 2 cores) would discard and re-open TLS connections under load.
+            pools.connection_pool_kw["maxsize"] = max(int(pools.connection_pool_kw.get("maxsize") or 0), 32)
             pools.clear()
         self.requests = 0  # sent, for benchmarks
 
