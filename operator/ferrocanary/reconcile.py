@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ from enum import StrEnum
 from typing import Any
 
 from ferrocanary.kube import canaries, events, health, resources, rest
-from ferrocanary.metrics import exposition, presets
+from ferrocanary.metrics import blockstore, exposition, presets, transport
 from ferrocanary.metrics import prometheus as prometheus_source
 from ferrocanary.metrics import protocol as metrics_protocol
 from ferrocanary.model import analysis, decisions, recording
@@ -46,6 +47,8 @@ from ferrocanary.routing import registry
 log = logging.getLogger(__name__)
 
 PHASES: tuple[str, ...] = tuple(p.value for p in Phase)
+# The typed spec, why it is refused, and its routing part (see _parse).
+_Parsed = tuple["canary_spec.CanarySpec | None", str, "canary_spec.CanarySpec | None"]
 Evaluate = Callable[[recording.Recording, analysis.AnalysisSettings], decisions.Judgement]
 RouterFactory = Callable[[str, str, canary_spec.CanarySpec], routing.TrafficRouter]
 SourceFactory = Callable[[str, canary_spec.CanarySpec], metrics_protocol.MetricsSource]
@@ -86,16 +89,31 @@ class Deps:
     clock: Callable[[], datetime] = _now
     export: bool = True
     token_policy: prometheus_source.TokenPolicy = field(default_factory=prometheus_source.TokenPolicy)
+    # Blocks already fetched, per canary (a cache: status stays the only state that matters).
+    blocks: blockstore.BlockStore = field(default_factory=blockstore.BlockStore)
+    # Idle ticks (every few seconds per running canary) re-use the spec parsed for the same object
+    # version and skip re-exporting a status already exported: caches keyed by resourceVersion.
+    parsed: dict[tuple[str, str], tuple[str, _Parsed]] = field(default_factory=dict)
+    exported: dict[tuple[str, str], str] = field(default_factory=dict)
 
     def router(self, namespace: str, name: str, spec: canary_spec.CanarySpec) -> routing.TrafficRouter:
         if self.routers is not None:
             return self.routers(namespace, name, spec)
         return registry.build(namespace, name, spec, self.api)
 
-    def source(self, namespace: str, spec: canary_spec.CanarySpec) -> metrics_protocol.MetricsSource:
+    def source(
+        self, namespace: str, spec: canary_spec.CanarySpec, name: str = ""
+    ) -> metrics_protocol.MetricsSource:
         if self.sources is not None:
             return self.sources(namespace, spec)
-        return prometheus_source.from_spec(self.api, namespace, spec.prometheus, self.token_policy)
+        return prometheus_source.from_spec(
+            self.api,
+            namespace,
+            spec.prometheus,
+            self.token_policy,
+            store=self.blocks,
+            owner=(namespace, name),
+        )
 
 
 @dataclass
@@ -105,6 +123,7 @@ class TickResult:
     action: TickAction = TickAction.IDLE
     wrote: bool = False
     status: dict[str, Any] = field(default_factory=dict)
+    written: Mapping[str, Any] = field(default_factory=dict)  # the object as the last write returned it
     notes: tuple[machine.Note, ...] = ()
 
 
@@ -161,7 +180,7 @@ class _Tick:
 
 def _parse(
     raw: Mapping[str, Any],
-) -> tuple[canary_spec.CanarySpec | None, str, canary_spec.CanarySpec | None]:
+) -> _Parsed:
     """(the typed spec, why it is refused, its routing part): a refused spec can still move traffic."""
     try:
         spec = canary_spec.parse(raw)
@@ -207,8 +226,20 @@ def _with_template(
 def _open(obj: Mapping[str, Any], deps: Deps) -> _Tick:
     meta = obj.get("metadata") or {}
     status: Mapping[str, Any] = obj.get("status") or {}
-    raw, template_error = _with_template(deps.api, str(meta.get("namespace", "")), obj.get("spec") or {})
-    spec, spec_error, routing_spec = _parse(raw)
+    key = (str(meta.get("namespace", "")), str(meta.get("name", "")))
+    version = str(meta.get("resourceVersion", ""))
+    given = obj.get("spec") or {}
+    raw, template_error = _with_template(deps.api, key[0], given)
+    # The parse is cached per resourceVersion only for a spec without a MetricTemplate: a template
+    # can change under an unchanged canary, so that spec is parsed again at every tick.
+    cacheable = bool(version) and raw is given and not template_error
+    cached = deps.parsed.get(key) if cacheable else None
+    if cached is not None and cached[0] == version:
+        spec, spec_error, routing_spec = cached[1]
+    else:
+        spec, spec_error, routing_spec = _parse(raw)
+        if cacheable:
+            deps.parsed[key] = (version, (spec, spec_error, routing_spec))
     if template_error:  # refused like any other spec error: traffic still goes back to the baseline
         spec, spec_error = None, template_error
     action = (meta.get("annotations") or {}).get(canaries.ACTION_ANNOTATION)
@@ -230,18 +261,28 @@ def _open(obj: Mapping[str, Any], deps: Deps) -> _Tick:
     )
 
 
-def _due(status: Mapping[str, Any], interval: float, now: datetime) -> bool:
-    last = policy_state.parse_time(status.get("lastTickAt"))
-    if last is None:
+def _due(t: _Tick, spec: canary_spec.CanarySpec) -> bool:
+    """Whether a look is due: a block has become complete (``lag`` after its end) since the last one.
+
+    Looks follow the blocks rather than ``lastTickAt + interval``, so a block is judged within a tick
+    of Prometheus holding it, whatever the phase of the operator's timer.
+    """
+    last = policy_state.parse_time(t.status.get("lastTickAt"))
+    interval = spec.settings.interval_seconds
+    # A last look more than an interval in our future was written by a replica whose clock runs ahead
+    # of ours: look now rather than wait, with no look at all, for our clock to catch up.
+    if last is None or (t.now - last).total_seconds() < -interval:
         return True
-    elapsed = (now - last).total_seconds()
-    # A last analysis more than an interval in our future was written by a replica whose clock runs
-    # ahead of ours (a failover): analyse now and go on from our own clock, rather than wait for
-    # ours to catch up with no analysis at all.
-    if elapsed < -interval:
-        return True
-    # Half a second of slack: the timer fires every few seconds and must not skip a whole interval.
-    return elapsed >= interval - 0.5
+    started = t.state.started_at
+    if started is None:
+        # Half a second of slack: the timer fires every few seconds and must not skip a whole interval.
+        return (t.now - last).total_seconds() >= interval - 0.5
+    lag = spec.prometheus.lag_seconds
+
+    def complete(moment: datetime) -> int:
+        return max(0, math.floor(((moment - started).total_seconds() - lag) / interval + 1e-9))
+
+    return complete(t.now) > complete(last)
 
 
 def _detect(t: _Tick) -> TickAction:
@@ -260,7 +301,7 @@ def _detect_running(t: _Tick, spec: canary_spec.CanarySpec) -> TickAction:
         return TickAction.START
     if machine.ending_of(t.state):
         return TickAction.FINALIZE
-    if t.state.phase.analysing and _due(t.status, spec.settings.interval_seconds, t.now):
+    if t.state.phase.analysing and _due(t, spec):
         return TickAction.ANALYSIS
     return TickAction.IDLE
 
@@ -278,7 +319,11 @@ def tick(obj: Mapping[str, Any], deps: Deps) -> TickResult:
 
 
 def _idle(t: _Tick) -> TickResult:
-    _publish(t, t.status)
+    version = str((t.obj.get("metadata") or {}).get("resourceVersion", ""))
+    key = (t.namespace, t.name)
+    if not version or t.deps.exported.get(key) != version:
+        _publish(t, t.status)
+        t.deps.exported[key] = version
     return TickResult()
 
 
@@ -403,7 +448,10 @@ def _analyse(t: _Tick) -> TickResult:
         t.state, contest = _converge(t, t.spec.plan, router)
     t.extra["lastTickAt"] = policy_state.format_time(t.now)
     gated = _candidate_gate(t, t.spec, router)
-    transition = gated if gated is not None else _judge(t, t.spec)
+    try:
+        transition = gated if gated is not None else _judge(t, t.spec)
+    except _RetrySoonError:
+        return _idle(t)  # nothing happened in this tick: the next one (seconds away) takes the look
     if contest is not None:
         # Judging data whose split someone else sets: never promote or step up on it; the time limit
         # and a rollback still act.
@@ -511,7 +559,7 @@ def _fetch(t: _Tick, spec: canary_spec.CanarySpec) -> recording.Recording:
         t.now - timedelta(seconds=spec.prometheus.lag_seconds),
         tuple(metrics_protocol.StepChange(s.started_at, s.weight) for s in t.state.steps),
     )
-    return t.deps.source(t.namespace, spec).fetch(window)
+    return t.deps.source(t.namespace, spec, t.name).fetch(window)
 
 
 def _signals_condition(t: _Tick, rec: recording.Recording, settings: analysis.AnalysisSettings) -> None:
@@ -524,9 +572,20 @@ def _signals_condition(t: _Tick, rec: recording.Recording, settings: analysis.An
         t.condition(ConditionType.METRICS_AVAILABLE, True, Reason.METRICS_FRESH, message)
 
 
+class _RetrySoonError(Exception):
+    """The look cannot run in this tick but nothing has to be recorded: the next tick takes it."""
+
+
 def _judge(t: _Tick, spec: canary_spec.CanarySpec) -> machine.Transition:
     try:
         rec = _fetch(t, spec)
+    except transport.BusyError as exc:
+        # Every fetch slot of this Prometheus is taken by other canaries' looks: retry in a couple of
+        # seconds rather than record a hold, unless this tick already did something (a route restore).
+        if not t.notes and t.state == policy_state.from_status(t.status):
+            raise _RetrySoonError from exc
+        t.condition(ConditionType.METRICS_AVAILABLE, False, Reason.PROMETHEUS_UNAVAILABLE, str(exc))
+        return _hold(t, f"holding: {exc}")
     except metrics_protocol.MetricsUnavailableError as exc:
         refused = isinstance(exc, metrics_protocol.MetricsNotAllowedError)
         why = Reason.PROMETHEUS_NOT_ALLOWED if refused else Reason.PROMETHEUS_UNAVAILABLE
@@ -732,6 +791,7 @@ def _commit(t: _Tick, state: policy_state.CanaryState, *, clear_action: bool = F
         except rest.NotFoundError:
             return TickResult(action=TickAction.GONE)
         result.wrote = True
+        result.written = written
         result.status = dict(written.get("status") or {})
     else:
         result.status = dict(t.status)
@@ -739,10 +799,18 @@ def _commit(t: _Tick, state: policy_state.CanaryState, *, clear_action: bool = F
     result.notes = tuple(t.notes)
     if action_value:
         canaries.clear_action(t.deps.api, t.namespace, t.name, action_value)
+        result.written = {}  # the annotation write changed the object again: whoever caches it re-reads
     if t.owed is not None and result.wrote and t.router is not None:
         return _finish_owed(t, state, written, result)
     _publish(t, result.status)
-    if t.deps.export:
+    if state.phase.terminal:
+        # A finished canary is looked at no more: drop its blocks and its per-look series (decision
+        # counts, tick durations); its phase, weight and KPI gauges stay while the object exists.
+        t.deps.blocks.forget((t.namespace, t.name))
+        t.deps.parsed.pop((t.namespace, t.name), None)
+        if t.deps.export:
+            exposition.forget_activity(t.namespace, t.name)
+    elif t.deps.export:
         exposition.observe_reconcile(t.namespace, t.name, time.perf_counter() - t.started)
     return result
 
@@ -761,6 +829,7 @@ def _finish_owed(
     settled = _finish(t, state, ending, t.router)
     second = _commit(t, settled)
     second.notes = first.notes + second.notes
+    second.written = second.written if second.wrote else first.written
     second.wrote = True
     return second
 
@@ -796,6 +865,9 @@ def release(obj: Mapping[str, Any], deps: Deps) -> Released:
     meta = obj.get("metadata") or {}
     namespace, name = str(meta.get("namespace", "")), str(meta.get("name", ""))
     state = policy_state.from_status(obj.get("status"))
+    deps.blocks.forget((namespace, name))
+    deps.parsed.pop((namespace, name), None)
+    deps.exported.pop((namespace, name), None)
     if deps.export:
         exposition.forget(namespace, name, PHASES)
     if state.phase.terminal:

@@ -176,3 +176,38 @@ def test_a_release_waits_for_the_tick_in_flight_and_later_ticks_see_the_deletion
     entered.clear()
     canary.tick(name=NAME, namespace=NS, uid=uid, memo=memo, logger=LOG)
     assert not entered.is_set()  # a tick after the release sees the deletion and does nothing
+
+
+def test_the_timer_works_from_the_watched_body_or_its_own_newer_write_not_a_get_per_tick(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    world = World(ModelSource(arms.PYTHON, arms.RUST_WIN))
+    memo = kopf.Memo(deps=world.deps)
+    stale = copy.deepcopy(world.kube.objects[PATH])  # as the watch delivered it before our write
+    read: list[str] = []
+    real_get = world.kube.get
+    monkeypatch.setattr(world.kube, "get", lambda path: read.append(path) or real_get(path))
+    canary.tick(name=NAME, namespace=NS, memo=memo, logger=LOG, body=stale)
+    assert world.status["phase"] == "Progressing"
+    # The watch has not caught up: our own write is newer, so the start is not repeated.
+    canary.tick(name=NAME, namespace=NS, memo=memo, logger=LOG, body=stale)
+    assert world.reasons() == ["Started"]
+    assert PATH not in read  # the canary itself was never read back
+
+
+def test_a_finished_canary_has_no_timer_until_an_action_or_a_new_spec_arrives() -> None:
+    done = {"phase": "Promoted", "observedGeneration": 3}
+    assert not canary._live(status=done, meta={"generation": 3}, annotations={})
+    assert canary._live(status=done, meta={"generation": 4}, annotations={})
+    assert canary._live(
+        status=done, meta={"generation": 3}, annotations={canaries.ACTION_ANNOTATION: "abort"}
+    )
+    assert canary._live(status={"phase": "Progressing"}, meta={"generation": 3}, annotations={})
+
+
+def test_a_shard_selector_becomes_kopfs_label_filter() -> None:
+    assert canary.shard_labels("") == {}
+    assert canary.shard_labels("ferrocanary.io/shard=a, team") == {
+        "ferrocanary.io/shard": "a",
+        "team": kopf.PRESENT,
+    }

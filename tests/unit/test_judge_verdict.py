@@ -5,8 +5,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import statistics
-import time
 from pathlib import Path
 
 import numpy as np
@@ -221,20 +219,6 @@ def test_confidence_sequence_coverage_on_simulated_canaries() -> None:
         naive_out += bool((np.abs(p99.estimate - truth) > naive)[ok].any())
     assert out / batch.runs <= 0.05 + 2 * math.sqrt(0.05 * 0.95 / batch.runs)
     assert naive_out / batch.runs > 0.2
-
-
-def test_one_evaluation_of_120_blocks_by_130_buckets_is_fast() -> None:
-    """The controller evaluates every minute; the bench prints the real figure (a few ms). This bound is
-    loose because the machine is shared with builds."""
-    bounds = np.asarray(0.001 * 1.08 ** np.arange(129), dtype=np.float64)
-    rec = recordings.from_batch(sim.simulate(sim.Scenario(0.5, 20.0), 1, np.random.default_rng(7), bounds), 0)
-    verdict.evaluate(rec, SETTINGS)
-    times = []
-    for _ in range(10):
-        start = time.perf_counter()
-        verdict.evaluate(rec, SETTINGS)
-        times.append(time.perf_counter() - start)
-    assert statistics.median(times) < 0.025
 
 
 def test_while_waiting_a_kpi_that_already_passes_is_not_said_to_span_its_target() -> None:

@@ -20,86 +20,9 @@ from ferrocanary.metrics import exposition, protocol
 from ferrocanary.metrics.prometheus import PrometheusSource, per_bucket
 from ferrocanary.metrics.recording import RecordingSource
 from ferrocanary.model import recording
+from tests.fakes.prometheus import SELECTORS, T0, counter, full_arm, series, source_with, window
 from tests.support import arms
 from tests.support.http import serving
-
-T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
-SELECTORS = protocol.ArmSelectors('track="baseline"', 'track="candidate"', 'pod=~"py-.*"', 'pod=~"rs-.*"')
-
-
-def window(blocks: int, steps: tuple[protocol.StepChange, ...] = ()) -> protocol.Window:
-    return protocol.Window(T0, T0 + timedelta(seconds=10 * blocks + 3), 10.0, SELECTORS, steps)
-
-
-def series(values: dict[int, float], **labels: str) -> dict[str, Any]:
-    """A query_range series of a block aggregate (memory, pods): a value at the end of each block."""
-    return {"metric": labels, "values": [[T0.timestamp() + 10 * (k + 1), str(v)] for k, v in values.items()]}
-
-
-def counter(values: dict[int, float], **labels: str) -> dict[str, Any]:
-    """A raw counter series: its value at each given boundary k (time T0 + 10 k)."""
-    return {"metric": labels, "values": [[T0.timestamp() + 10 * k, str(v)] for k, v in values.items()]}
-
-
-def cumulative(increments: dict[int, float], start: float = 1000.0) -> dict[int, float]:
-    """Counter values at boundaries 0..n for the given per-block increments."""
-    values, running = {0: start}, start
-    for k in sorted(increments):
-        running += increments[k]
-        values[k + 1] = running
-    return values
-
-
-def signal_of(query: str) -> str:
-    for needle, signal in (
-        ('code=~"5.."', "errors"),
-        ("http_requests_total", "requests"),
-        ("http_request_duration_seconds_bucket", "latency"),
-        ("process_cpu_seconds_total", "cpu"),
-        ("process_resident_memory_bytes", "memory"),
-        ("process_start_time_seconds", "pods"),
-        ("panics_total", "panics"),
-        ("kube_pod_container", "container_faults"),
-    ):
-        if needle in query:
-            return signal
-    raise AssertionError(f"unexpected query {query}")
-
-
-class Canned:
-    """Answers query_range by the signal and arm a query asks for."""
-
-    def __init__(self, answers: dict[tuple[str, str], list[dict[str, Any]]]) -> None:
-        self.answers = answers
-        self.calls: list[tuple[str, datetime, datetime, str]] = []
-
-    def __call__(
-        self, query: str, start_time: datetime, end_time: datetime, step: str
-    ) -> list[dict[str, Any]]:
-        self.calls.append((query, start_time, end_time, step))
-        arm = "candidate" if 'track="candidate"' in query or "rs-" in query else "baseline"
-        return self.answers.get((signal_of(query), arm), [])
-
-
-def source_with(answers: dict[tuple[str, str], list[dict[str, Any]]]) -> tuple[PrometheusSource, Canned]:
-    source = PrometheusSource("http://prometheus.invalid:9090")
-    canned = Canned(answers)
-    source._client.custom_query_range = canned  # type: ignore[method-assign]
-    return source, canned
-
-
-def full_arm(arm: str, blocks: dict[int, float]) -> dict[tuple[str, str], list[dict[str, Any]]]:
-    return {
-        ("requests", arm): [counter(cumulative(blocks), code="200")],
-        ("cpu", arm): [counter(cumulative({k: v / 1000 for k, v in blocks.items()}, start=5.0))],
-        ("memory", arm): [series(dict.fromkeys(blocks, 100000000.0))],
-        ("pods", arm): [series(dict.fromkeys(blocks, 2))],
-        ("latency", arm): [
-            counter(cumulative({k: v * 0.5 for k, v in blocks.items()}, start=500), le="0.01"),
-            counter(cumulative({k: v * 0.9 for k, v in blocks.items()}, start=900), le="0.1"),
-            counter(cumulative(blocks), le="+Inf"),
-        ],
-    }
 
 
 def test_blocks_are_aligned_to_the_window_start_and_read_at_their_end() -> None:
@@ -116,8 +39,10 @@ def test_blocks_are_aligned_to_the_window_start_and_read_at_their_end() -> None:
     assert rec.latency_bucket_bounds == (0.01, 0.1)
     assert rec.blocks[1].candidate.latency_counts == pytest.approx((5.5, 4.4, 1.1))
     assert rec.blocks[0].missing == ()
-    first_counter = next(c for c in canned.calls if c[0].startswith("http_requests_total"))
-    assert first_counter[0] == 'http_requests_total{track="baseline"}'  # raw: no increase(), no extrapolation
+    first_counter = next(c for c in canned.calls if "http_requests_total" in c[0])
+    # Raw (no increase(), no extrapolation), summed per process so a reset still shows.
+    per_process = "sum by (le, namespace, pod, instance, job)"
+    assert f'{per_process} (http_requests_total{{track="baseline"}})' in first_counter[0]
     assert first_counter[1:] == (T0, T0 + timedelta(seconds=30), "10s")  # boundaries 0..3
     memory = next(c for c in canned.calls if "resident_memory" in c[0])
     assert memory[1:] == (T0 + timedelta(seconds=10), T0 + timedelta(seconds=30), "10s")  # block ends

@@ -433,4 +433,26 @@ def test_an_analysis_stamped_by_a_replica_whose_clock_ran_ahead_does_not_freeze_
     assert result.action == "analysis"
     stamped = world.status["lastTickAt"]
     assert stamped < ahead.strftime("%Y-%m-%dT%H:%M:%SZ")  # from here on, this replica's own clock
-    assert world.tick(1).action == "idle"  # and the next analysis one interval later, as usual
+    # From here on one look per completed 10 s block, as usual: not frozen, and not every tick.
+    actions = [world.tick(1).action for _ in range(30)]
+    assert actions.count(reconcile.TickAction.ANALYSIS) == 3
+
+
+def test_a_look_follows_each_block_as_it_becomes_complete_not_the_last_look_plus_an_interval() -> None:
+    world = World(ModelSource(arms.PYTHON, arms.RUST_WIN), spec(analysis={"prometheus": {"lag": "3s"}}))
+    world.tick(seconds=1.0)  # starts at T0
+    looks = []
+    for _ in range(40):  # 40 s of 1 s ticks; 10 s blocks complete at T0 + 10k + 3 s
+        before = world.status.get("lastTickAt")
+        result = world.tick(seconds=1.0)
+        if result.action is reconcile.TickAction.ANALYSIS:
+            looks.append(world.status["lastTickAt"])
+        assert before is not None
+    assert looks == [f"2025-03-01T09:00:{s}Z" for s in (13, 23, 33)]
+
+
+def test_a_last_look_stamped_by_a_clock_far_ahead_does_not_stop_the_looks() -> None:
+    world = World(ModelSource(arms.PYTHON, arms.RUST_WIN))
+    world.tick(seconds=30.0)
+    world.kube.objects[PATH]["status"]["lastTickAt"] = "2025-03-01T10:00:00Z"  # an hour ahead
+    assert world.tick().action is reconcile.TickAction.ANALYSIS

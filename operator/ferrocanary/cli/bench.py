@@ -32,6 +32,23 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     judge.add_argument("--workers", type=int, help="worker processes (default: all cores)")
     judge.set_defaults(func=run_judge)
 
+    scale = benches.add_parser(
+        "scale",
+        help="many RustCanaries on the sandbox with the real operator process: its CPU, memory, "
+        "apiserver and Prometheus load, judgement lag and decisions",
+    )
+    scale.add_argument("--canaries", type=int, metavar="N", help="RustCanaries to run (default 100)")
+    scale.add_argument("--minutes", type=float, default=10.0, metavar="M", help="measuring time (default 10)")
+    scale.add_argument(
+        "--interval", type=int, metavar="S", help="each canary's analysis interval in seconds (default 60)"
+    )
+    scale.add_argument(
+        "--rps", type=float, default=1000.0, metavar="R", help="requests per second per build (default 1000)"
+    )
+    scale.add_argument("--quick", action="store_true", help="200 canaries, 30 s intervals, 6 minutes")
+    scale.add_argument("--json", action="store_true", help="print the figures as JSON on stdout")
+    scale.set_defaults(func=run_scale)
+
     workload = benches.add_parser("workload", help="load-test the reference workload (Python vs Rust build)")
     try:
         module = importlib.import_module("ferrocanary.bench.workload")
@@ -148,4 +165,37 @@ def run_judge(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
     else:
         _print_rows(payload)
+    return 0
+
+
+def run_scale(args: argparse.Namespace) -> int:
+    from ferrocanary.local import scale
+
+    quick = bool(args.quick)
+    options = scale.Options(
+        canaries=args.canaries or (200 if quick else 100),
+        minutes=6.0 if quick and args.minutes == 10.0 else args.minutes,
+        interval_seconds=args.interval or (30 if quick else 60),
+        rps=args.rps,
+    )
+
+    def say(message: str) -> None:
+        print(f"[bench scale] {message}", file=sys.stderr, flush=True)
+
+    figures = scale.run(options, progress=say)
+    if args.json:
+        print(json.dumps(figures, indent=2))
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=f"{figures['canaries']} canaries, {figures['minutes']} minutes")
+        table.add_column("figure")
+        table.add_column("value", justify="right")
+        for key, value in figures.items():
+            if not isinstance(value, dict):
+                table.add_row(key, str(value))
+        for key, value in figures["per_canary"].items():
+            table.add_row(f"per canary: {key}", str(value))
+        Console().print(table)
     return 0

@@ -4,6 +4,7 @@ ferrocanary run                          watch RustCanaries in every namespace
 ferrocanary run --namespace shop -n web  only these namespaces
 ferrocanary run --metrics-port 9102      also serve the operator's /metrics
 ferrocanary run --peering ferrocanary    several replicas, one active (kopf peering)
+ferrocanary run --shard-selector ferrocanary.io/shard=a   only canaries with this label (sharding)
 
 Uses the in-cluster service account, else $KUBECONFIG. The CLI never imports kopf itself (an
 import-linter contract): the handlers package is loaded by name and its ``run()`` called.
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 from typing import Any
 
 
@@ -57,11 +59,20 @@ def register(subparsers: Any) -> None:
         metavar="N",
         help="this replica's peering priority: the highest-priority replica acts, the others wait",
     )
+    parser.add_argument(
+        "--shard-selector",
+        default=None,
+        metavar="SEL",
+        help="only RustCanaries whose labels match (key=value,key); installations with disjoint "
+        "selectors or namespaces never handle the same canary",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log every tick")
     parser.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.shard_selector is not None:  # read when the handlers module registers them: set it first
+        os.environ["FERROCANARY_SHARD_SELECTOR"] = args.shard_selector
     handlers = importlib.import_module("ferrocanary.handlers")
     code: int = handlers.run(
         namespaces=() if args.all_namespaces else tuple(args.namespace),

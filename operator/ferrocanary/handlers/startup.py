@@ -9,6 +9,10 @@ Environment (so ``kopf run -m ferrocanary.handlers`` and ``ferrocanary run`` beh
 bearer token; set but empty: none; unset: any) and ``FERROCANARY_PROMETHEUS_ALLOW_INSECURE_TLS``
 (``false`` refuses ``insecureSkipVerify``; unset: allowed). The chart sets both.
 ``FERROCANARY_PEERING_LIFETIME``: seconds a silent peer counts as alive (peers.py; default 15).
+Scale: ``FERROCANARY_WORKERS`` (default 16) threads run ticks, so canaries waiting on a slow
+Prometheus (at most ``FERROCANARY_PROMETHEUS_CONCURRENCY`` per address, see metrics/transport.py)
+leave the rest free; ``FERROCANARY_API_QPS``/``FERROCANARY_API_BURST`` limit our own apiserver calls
+(kube/rest.py); ``FERROCANARY_SHARD_SELECTOR`` restricts this installation to matching canaries.
 """
 
 from __future__ import annotations
@@ -71,6 +75,9 @@ def configure(settings: kopf.OperatorSettings, memo: Any, logger: kopf.Logger, *
     )
     settings.posting.level = logging.WARNING
     settings.peering.lifetime = peers.lifetime(os.environ)
+    # Ticks are sync handlers run in kopf's thread pool (by default 5 threads on 1 core): enough
+    # workers that a few looks waiting on one slow Prometheus never hold up the other canaries.
+    settings.execution.max_workers = int(os.environ.get("FERROCANARY_WORKERS", "16") or 16)
     quiet = QuietTicks()
     for handler in logging.getLogger().handlers:
         if not any(isinstance(f, QuietTicks) for f in handler.filters):

@@ -6,11 +6,20 @@ HTTP errors into a few typed exceptions, and exposes the ``JsonApi`` Protocol th
 kubectl plugin and tests code against. Authentication, TLS and the server address come from the
 kubernetes client's ApiClient; a server that cannot be reached at all is ``UnreachableError``, so no
 caller needs to know the kubernetes or urllib3 exception types.
+
+Every call first takes a token from a client-side rate limit (``FERROCANARY_API_QPS``, default 20 per
+second, bursts of ``FERROCANARY_API_BURST``, default 40; 0 switches it off), so no amount of canaries
+can flood the apiserver from one operator. A 429 (the apiserver's priority and fairness turning us
+away) is retried up to ``RETRIES_429`` times after its ``Retry-After`` or an exponential backoff, each
+wait capped at ``MAX_BACKOFF`` seconds; after that it is a ``KubeError`` like any other refusal.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import threading
+import time
 from typing import Any, Literal, Protocol
 from urllib.parse import quote
 
@@ -101,12 +110,68 @@ class JsonApi(Protocol):
         ...
 
 
+RETRIES_429 = 4
+MAX_BACKOFF = 5.0
+
+
+class RateLimit:
+    """A token bucket: ``qps`` tokens a second, at most ``burst`` saved up; ``qps <= 0``: no limit."""
+
+    def __init__(self, qps: float, burst: int) -> None:
+        self.qps = qps
+        self.burst = max(1, burst)
+        self._tokens = float(self.burst)
+        self._at = time.monotonic()
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_env(cls) -> RateLimit:
+        return cls(
+            float(os.environ.get("FERROCANARY_API_QPS", "20") or 0),
+            int(os.environ.get("FERROCANARY_API_BURST", "40") or 1),
+        )
+
+    def take(self) -> None:
+        """Wait for a token (callers are worker threads: sleeping blocks only the caller)."""
+        if self.qps <= 0:
+            return
+        with self._lock:
+            now = time.monotonic()
+            self._tokens = min(self.burst, self._tokens + (now - self._at) * self.qps)
+            self._at = now
+            self._tokens -= 1.0
+            wait = -self._tokens / self.qps if self._tokens < 0 else 0.0
+        if wait > 0:
+            time.sleep(wait)
+
+
+def _backoff(attempt: int, retry_after: str | None) -> float:
+    try:
+        wanted = float(retry_after) if retry_after else 0.5 * 2**attempt
+    except ValueError:
+        wanted = 0.5 * 2**attempt
+    return min(max(wanted, 0.1), MAX_BACKOFF)
+
+
 class Rest:
     """``JsonApi`` over a kubernetes ``ApiClient`` (kubeconfig or in-cluster credentials)."""
 
-    def __init__(self, api_client: k8s.ApiClient, timeout_seconds: Timeout = 15.0) -> None:
+    def __init__(
+        self, api_client: k8s.ApiClient, timeout_seconds: Timeout = 15.0, limit: RateLimit | None = None
+    ) -> None:
         self._client = api_client
         self._timeout = timeout_seconds
+        self._limit = limit or RateLimit.from_env()
+        # urllib3's default retry sleeps whatever Retry-After a 429 or 503 names (an hour, if asked),
+        # inside the call; the capped retry in _call replaces it.
+        pools = getattr(getattr(api_client, "rest_client", None), "pool_manager", None)
+        if pools is not None:
+            pools.connection_pool_kw["retries"] = urllib3.util.Retry(3, respect_retry_after_header=False)
+            # Ticks run on up to 16 worker threads (FERROCANARY_WORKERS): a pool of 10 connections (the
+            # client's default on 2 cores) would discard and re-open TLS connections under load.
+            pools.connection_pool_kw["maxsize"] = max(int(pools.connection_pool_kw.get("maxsize") or 0), 32)
+            pools.clear()
+        self.requests = 0  # sent, for benchmarks
 
     @property
     def server(self) -> str:
@@ -120,6 +185,21 @@ class Rest:
         _, url, headers, payload, _ = self._client.param_serialize(
             method=method, resource_path=path, header_params=headers, body=body, auth_settings=["BearerToken"]
         )
+        for attempt in range(RETRIES_429 + 1):
+            status, reason, text, retry_after = self._send(method, path, url, headers, payload)
+            if status != 429 or attempt == RETRIES_429:
+                break
+            time.sleep(_backoff(attempt, retry_after))
+        if not 200 <= status < 300:
+            raise _error(status, text, path, reason)
+        return json.loads(text) if text else {}
+
+    def _send(
+        self, method: str, path: str, url: str, headers: dict[str, str], payload: Any
+    ) -> tuple[int, str, str, str | None]:
+        """One request after the rate limit: (status, reason, body, Retry-After)."""
+        self._limit.take()
+        self.requests += 1
         # The body is read lazily, so a read timeout can come from read() as well as from call_api().
         try:
             response = self._client.call_api(
@@ -131,9 +211,8 @@ class Rest:
         except ApiException as exc:  # the client's wrapping of a TLS failure (status 0): no answer either
             raise UnreachableError(path, str(exc.reason)) from exc
         text = raw.decode("utf-8") if isinstance(raw, bytes) else str(raw or "")
-        if not 200 <= int(response.status) < 300:
-            raise _error(int(response.status), text, path, str(response.reason or ""))
-        return json.loads(text) if text else {}
+        retry_after: str | None = response.getheader("Retry-After")  # type: ignore[no-untyped-call]
+        return int(response.status), str(response.reason or ""), text, retry_after
 
     def get(self, path: str) -> dict[str, Any]:
         result: dict[str, Any] = self._call("GET", path)

@@ -1,11 +1,13 @@
 """The operator's own /metrics: where every canary stands, for Grafana and alerting.
 
-Series (labels ``namespace``, ``name``, and ``kpi`` for per-KPI ones; names in queries.py):
-weight in percent, the phase as a state set (1 for the current phase, 0 for the others), each KPI's
-(and guard rail's) estimate, interval bounds and target on the candidate/baseline ratio scale, its
-reading as a state set, its ETA at 50% and 80% probability, the judge's decisions by outcome and the
-reconcile duration. Gauges are set from the RustCanary's status after every tick, so a restarted
-operator exports the same values as soon as it has seen each object once.
+Series (labels ``namespace``, ``name``, and ``kpi`` for per-KPI ones; names in queries.py): weight in
+percent, the phase as a state set (1 for the current phase, 0 for the others), each KPI's (and guard
+rail's) estimate, interval bounds and target on the candidate/baseline ratio scale, its reading as a
+state set, its ETA at 50% and 80% probability, the judge's decisions by outcome and the reconcile
+duration. The last two are dropped when a canary finishes, everything when it is deleted, so /metrics
+does not grow with the canaries an operator has ever seen. Gauges are set from the RustCanary's status
+after every tick, so a restarted operator exports the same values as soon as it has seen each object
+once.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from prometheus_client import (
 )
 
 from ferrocanary.metrics import queries
+from ferrocanary.model import decisions
 
 READINGS: tuple[str, ...] = ("Pass", "Miss", "Open", "NoData")
 
@@ -72,6 +75,7 @@ RECONCILE = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
 )
 
+_OUTCOMES = tuple(d.value for d in decisions.Decision)  # the decisions counter's ``outcome`` values
 _PER_KPI = (KPI_ESTIMATE, KPI_LOWER, KPI_UPPER, KPI_TARGET)
 _KPI_FIELDS = ("estimate", "lower", "upper", "target")
 _known_kpis: dict[tuple[str, str], set[str]] = {}
@@ -132,8 +136,16 @@ def observe_reconcile(namespace: str, name: str, seconds: float) -> None:
     RECONCILE.labels(namespace, name).observe(seconds)
 
 
+def forget_activity(namespace: str, name: str) -> None:
+    """Drop a canary's per-look series (decisions by outcome, tick durations): it finished."""
+    for outcome in _OUTCOMES:
+        _remove(DECISIONS, (namespace, name, outcome))
+    _remove(RECONCILE, (namespace, name))
+
+
 def forget(namespace: str, name: str, phases: Iterable[str]) -> None:
     """Drop every series of a deleted canary."""
+    forget_activity(namespace, name)
     _remove(WEIGHT, (namespace, name))
     for phase in phases:
         _remove(PHASE, (namespace, name, phase))

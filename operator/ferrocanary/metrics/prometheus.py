@@ -18,28 +18,29 @@ missed. Any transport or API error, and any answer that cannot be read (no ``dat
 is not a number), aborts the whole fetch with MetricsUnavailableError, so the canary holds with a
 reason instead of the tick crashing. Messages are ours: the address without credentials and the
 HTTP status, never the answer's text (a tenant must not read arbitrary URLs back through status)
-nor the bearer token, which is sent in a header only. A ``Retry-After`` is not slept on: a tick
-must report within seconds, and the next tick is the retry.
+nor the bearer token, which is sent in a header only.
+
+Each look fetches only the blocks completed since the last one (``blockstore``: the rest are kept in
+memory, rebuilt from Prometheus after a restart) with one request per signal for both arms (each
+arm's query tagged by ``label_replace`` and joined with ``or``), and counters are summed per process in PromQL
+(``sum by (le, pod, instance)``), so an answer has one series per pod and bucket rather than per
+pod, route, method and bucket while a counter reset (a restarted process) still shows as one. How
+each request is bounded (one deadline per fetch, answer size, ``Retry-After``, concurrency per
+address) is ``transport``'s.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import re
 import urllib.parse
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import requests
-from prometheus_api_client import PrometheusConnect
-from prometheus_api_client.exceptions import PrometheusApiClientException
-from urllib3.util.retry import Retry
-
 from ferrocanary.kube import resources, rest
-from ferrocanary.metrics import custom, protocol, queries
+from ferrocanary.metrics import blockstore, custom, protocol, queries, transport
 from ferrocanary.model import recording
 from ferrocanary.model import spec as canary_spec
 
@@ -52,8 +53,28 @@ def _le(value: str) -> float:
     return math.inf if value in ("+Inf", "Inf", "inf") else float(value)
 
 
+# Counters are summed over everything but the process that counts them (and the bucket): a reset
+# is per process, so differencing per-process sums reads resets and new pods exactly as per series.
+_PER_PROCESS = "le, namespace, pod, instance, job"
+# The label that tells the two arms' series apart in one answer (added by label_replace).
+_ARM = "ferrocanary_arm"
+# Each signal's query in an arm's resolved queries (the preset's, the templates', or the contract's).
+_COUNTERS: tuple[tuple[str, Callable[[queries.ArmQueries], str | None]], ...] = (
+    ("requests", lambda q: q.requests),
+    ("errors", lambda q: q.errors),
+    ("latency", lambda q: q.latency_buckets),
+    ("cpu", lambda q: q.cpu),
+    ("panics", lambda q: q.panics),
+)
+_GAUGES: tuple[tuple[str, Callable[[queries.ArmQueries], str]], ...] = (
+    ("memory", lambda q: q.memory),
+    ("pods", lambda q: q.pods),
+    ("container_faults", lambda q: q.container_faults),
+)
+
+
 class PrometheusSource:
-    """``MetricsSource`` over the Prometheus HTTP API (prometheus-api-client)."""
+    """``MetricsSource`` over the Prometheus HTTP API, fetching each block once (see the module doc)."""
 
     def __init__(
         self,
@@ -62,45 +83,29 @@ class PrometheusSource:
         token: str | None = None,
         timeout_seconds: float = 10.0,
         verify_tls: bool = True,
+        store: blockstore.BlockStore | None = None,
+        owner: blockstore.Owner = ("", ""),
     ) -> None:
         self.address = address.rstrip("/")
         self._where = _without_credentials(self.address)
         headers = {"Authorization": f"Bearer {token}"} if token else None
-        # One quick retry only: a tick must report "Prometheus down" within seconds, not minutes.
-        retry = Retry(
-            total=1, backoff_factor=0.2, status_forcelist=(502, 503, 504), respect_retry_after_header=False
+        self._client = transport.RangeClient(
+            self.address, self._where, headers=headers, verify_tls=verify_tls, timeout=timeout_seconds
         )
-        self._client = PrometheusConnect(
-            url=self.address,
-            headers=headers,
-            disable_ssl=not verify_tls,
-            retry=retry,
-            timeout=timeout_seconds,
-        )
+        # Without a shared store (a one-off fetch, a test) every fetch starts from the first block.
+        self._store = store
+        self._owner = owner
 
     def __repr__(self) -> str:  # never show the headers (the token)
         return f"PrometheusSource({self._where!r})"
 
     def _query(self, query: str, window: protocol.Window, first: datetime, last: datetime) -> list[Series]:
-        try:
-            result = self._client.custom_query_range(
-                query, start_time=first, end_time=last, step=f"{window.interval_seconds:g}s"
-            )
-        except PrometheusApiClientException as exc:
-            raise protocol.MetricsUnavailableError(
-                f"Prometheus at {self._where} refused a query{_status_of(exc)}"
-            ) from None
-        except requests.exceptions.JSONDecodeError:
-            raise protocol.MetricsUnavailableError(
-                f"Prometheus at {self._where} sent an answer that could not be read (not JSON)"
-            ) from None
-        except requests.exceptions.RequestException as exc:
-            raise protocol.MetricsUnavailableError(
-                f"Prometheus at {self._where} unreachable: {type(exc).__name__}"
-            ) from None
+        result: Any = self._client.custom_query_range(
+            query, start_time=first, end_time=last, step=f"{window.interval_seconds:g}s"
+        )
         if not isinstance(result, list):
             raise protocol.MetricsUnavailableError(f"Prometheus at {self._where} answered without a result")
-        return result
+        return list(result)
 
     def _points(self, series: Series, window: protocol.Window) -> dict[int, float]:
         """Values by boundary index k (time ``start + k*I``), finite ones only."""
@@ -113,15 +118,40 @@ class PrometheusSource:
                 )
         return points
 
-    def _counter(self, query: str, window: protocol.Window, count: int) -> dict[int, dict[str, float]]:
-        """Per block, the increase of each ``le`` (or "" without one), summed over the raw series."""
-        step = timedelta(seconds=window.interval_seconds)
+    def _both(
+        self, queries_by_arm: Mapping[str, str], window: protocol.Window, first: datetime, last: datetime
+    ) -> dict[str, list[Series]]:
+        """One request for both arms: each arm's query tagged with its arm, joined with ``or``."""
+        parts = [f'label_replace({q}, "{_ARM}", "{arm}", "", "")' for arm, q in queries_by_arm.items()]
+        split: dict[str, list[Series]] = {arm: [] for arm in queries_by_arm}
+        for series in self._query(" or ".join(parts), window, first, last):
+            arm = str(series.get("metric", {}).get(_ARM, ""))
+            if arm not in split:
+                raise ValueError("a series without the arm it was asked for")
+            split[arm].append(series)
+        return split
+
+    def _counter(
+        self,
+        answer: list[Series],
+        window: protocol.Window,
+        span: tuple[int, int],
+        last_seen: dict[blockstore.SeriesKey, float],
+    ) -> dict[int, dict[str, float]]:
+        """Blocks ``first..count-1``: the increase of each ``le`` (or "" without one), summed over series.
+
+        ``last_seen`` holds each series' latest value at a boundary up to ``first`` (from earlier
+        fetches) and is brought up to ``count``.
+        """
+        first, count = span
         result: dict[int, dict[str, float]] = {}
-        for series in self._query(query, window, window.start, window.start + count * step):
-            le = str(series.get("metric", {}).get("le", ""))
+        for series in answer:
+            labels = series.get("metric", {})
+            key = blockstore.series_key(labels)
+            le = str(labels.get("le", ""))
             points = self._points(series, window)
-            last: float | None = None  # the latest value seen at an earlier boundary
-            for k in range(count):
+            last = last_seen.get(key)  # the latest value seen at an earlier boundary
+            for k in range(first, count):
                 if k in points:
                     last = points[k]
                 if k + 1 not in points:
@@ -132,15 +162,21 @@ class PrometheusSource:
                 increase = after if last is None or after < last else after - last
                 block = result.setdefault(k, {})
                 block[le] = block.get(le, 0.0) + increase
+            if count in points:
+                last = points[count]
+            if last is not None:
+                last_seen[key] = last
         return result
 
-    def _gauge(self, query: str, window: protocol.Window, count: int) -> dict[int, float]:
-        """A ``..._over_time`` aggregate read at each block's end."""
-        step = timedelta(seconds=window.interval_seconds)
+    def _gauge(
+        self, answer: list[Series], window: protocol.Window, span: tuple[int, int]
+    ) -> dict[int, float]:
+        """A ``..._over_time`` aggregate read at the end of blocks ``first..count-1``."""
+        first, count = span
         values: dict[int, float] = {}
-        for series in self._query(query, window, window.start + step, window.start + count * step):
+        for series in answer:
             for k, number in self._points(series, window).items():
-                if 1 <= k <= count:
+                if first + 1 <= k <= count:
                     values[k - 1] = values.get(k - 1, 0.0) + number
         return values
 
@@ -155,35 +191,91 @@ class PrometheusSource:
                 f"Prometheus at {self._where} sent an answer that could not be read ({type(exc).__name__})"
             ) from None
 
+    def _entry(self, window: protocol.Window) -> blockstore.Entry:
+        if self._store is None:
+            return blockstore.Entry()
+        # The resolved queries are part of the key: a changed template or preset fetches afresh.
+        resolved = tuple((arm, window.arm_queries(arm)) for arm in queries.ARMS)
+        key = (self.address, window.start, window.interval_seconds, window.selectors, resolved)
+        return self._store.entry(key, self._owner)
+
+    def _fetch_new(
+        self, window: protocol.Window, first: int, count: int, held: blockstore.Entry
+    ) -> blockstore.Entry:
+        """Blocks ``first..count-1`` from Prometheus (the store merges them only if all succeeded).
+
+        One request per signal for both arms: 8 per look, whatever the canary's age.
+        """
+        fresh = blockstore.Entry(count=count)
+        step = timedelta(seconds=window.interval_seconds)
+        boundaries = (window.start + first * step, window.start + count * step)
+        block_ends = (window.start + (first + 1) * step, window.start + count * step)
+        resolved = {arm: window.arm_queries(arm) for arm in queries.ARMS}
+        for name, pick in _COUNTERS:
+            asked = {
+                arm: f"sum by ({_PER_PROCESS}) ({query})"
+                for arm, q in resolved.items()
+                if (query := pick(q)) is not None
+            }
+            if not asked:
+                continue  # no such counter in this preset (panics outside the contract)
+            for arm, answer in self._both(asked, window, *boundaries).items():
+                last_seen = dict(held.last.get((arm, name), {}))
+                fresh.counters[(arm, name)] = self._counter(answer, window, (first, count), last_seen)
+                fresh.last[(arm, name)] = last_seen
+        for name, pick_gauge in _GAUGES:
+            asked = {arm: pick_gauge(q) for arm, q in resolved.items()}
+            for arm, answer in self._both(asked, window, *block_ends).items():
+                fresh.gauges[(arm, name)] = self._gauge(answer, window, (first, count))
+        return fresh
+
+    def _whole_counter(self, window: protocol.Window, count: int) -> custom.Counter:
+        """A custom KPI's counter query read over the whole window: increases by block and ``le``."""
+        step = timedelta(seconds=window.interval_seconds)
+
+        def read(query: str) -> dict[int, dict[str, float]]:
+            answer = self._query(query, window, window.start, window.start + count * step)
+            return self._counter(answer, window, (0, count), {})
+
+        return read
+
     def _fetch(self, window: protocol.Window) -> recording.Recording:
         starts = window.block_starts()
         count = len(starts)
         if count == 0:
             return recording.Recording(window.interval_seconds, (), ())
+        held = self._entry(window)
+        first = min(held.count, count)
+        with transport.slot(self._where):
+            self._client.start()
+            if first < count:
+                held.merge(self._fetch_new(window, first, count, held))
+            # Custom KPIs' counters are read whole at each look (not kept between looks).
+            own_counter = self._whole_counter(window, count)
 
-        def total(blocks: dict[int, dict[str, float]]) -> dict[int, float]:
-            return {k: sum(v.values()) for k, v in blocks.items()}
+        def total(signal: blockstore.Signal) -> dict[int, float]:
+            return {k: sum(v.values()) for k, v in held.blocks(signal, count).items()}
 
         arms: dict[str, dict[str, Any]] = {}
         for arm in queries.ARMS:
             q = window.arm_queries(arm)  # the preset's or the templates' queries (spec.analysis.metrics)
-            latency = self._counter(q.latency_buckets, window, count)
             unit = q.latency_unit_seconds  # le in seconds, whatever unit the histogram counts in
+            latency = held.blocks((arm, "latency"), count)
             arms[arm] = {
-                "requests": total(self._counter(q.requests, window, count)),
-                "errors": total(self._counter(q.errors, window, count)),
+                "requests": total((arm, "requests")),
+                "errors": total((arm, "errors")),
                 "latency": {k: {_le(le) * unit: n for le, n in v.items()} for k, v in latency.items()},
-                "cpu": total(self._counter(q.cpu, window, count)),
-                "memory": self._gauge(q.memory, window, count),
-                "pods": self._gauge(q.pods, window, count),
-                "panics": total(self._counter(q.panics, window, count)) if q.panics else {},
-                "container_faults": self._gauge(q.container_faults, window, count),
+                "cpu": total((arm, "cpu")),
+                "memory": held.gauges.get((arm, "memory"), {}),
+                "pods": held.gauges.get((arm, "pods"), {}),
+                "panics": total((arm, "panics")) if q.panics else {},
+                "container_faults": held.gauges.get((arm, "container_faults"), {}),
             }
         bounds = sorted(
             {le for arm in arms.values() for block in arm["latency"].values() for le in block} - {math.inf}
         )
         blocks = tuple(_block(k, start, window, arms, tuple(bounds)) for k, start in enumerate(starts))
-        own = custom.recordings(window, lambda q: self._counter(q, window, count), arms, starts, _block)
+        own = custom.recordings(window, own_counter, arms, starts, _block)
         return recording.Recording(window.interval_seconds, tuple(bounds), blocks, custom=own)
 
 
@@ -199,12 +291,6 @@ def _without_credentials(address: str) -> str:
     if port is not None:
         netloc = f"{netloc}:{port}"
     return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
-
-
-def _status_of(exc: PrometheusApiClientException) -> str:
-    """The HTTP status of a refused query, in our words (the answer's body is not repeated)."""
-    match = re.search(r"HTTP Status Code (\d{3})", str(exc))
-    return f" (HTTP {match.group(1)})" if match else ""
 
 
 def per_bucket(cumulative: Mapping[float, float], bounds: Sequence[float]) -> tuple[float, ...]:
@@ -306,6 +392,9 @@ def from_spec(
     namespace: str,
     prom: canary_spec.PrometheusSpec,
     policy: TokenPolicy | None = None,
+    *,
+    store: blockstore.BlockStore | None = None,
+    owner: blockstore.Owner = ("", ""),
 ) -> PrometheusSource:
     """The source ``spec.analysis.prometheus`` describes; the token is read from its Secret each time,
     and only when the platform's policy allows the address to receive it."""
@@ -324,5 +413,10 @@ def from_spec(
                 f"{namespace}/{secret} key {key}: {type(exc).__name__}"
             ) from None
     return PrometheusSource(
-        prom.address, token=token, timeout_seconds=prom.timeout_seconds, verify_tls=prom.verify_tls
+        prom.address,
+        token=token,
+        timeout_seconds=prom.timeout_seconds,
+        verify_tls=prom.verify_tls,
+        store=store,
+        owner=owner,
     )

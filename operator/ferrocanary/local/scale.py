@@ -1,0 +1,472 @@
+"""``ferrocanary bench scale``: many RustCanaries on the sandbox, the real operator process, measured.
+
+What runs: the sandbox (real etcd, kube-apiserver, controllers, kwok nodes, Prometheus); two
+Deployments per canary on kwok nodes (their pods are Running but run nothing); one synthetic exporter
+process (``bench.synthetic``) that exports every arm's metrics-contract series (140 latency buckets)
+under the real pod names, scraped by the sandbox's Prometheus every 5 s; the operator as
+``ferrocanary run`` in its own process; and N analysis-only RustCanaries (``trafficRouting.none`` at
+50%), half of whose Rust builds clearly win (they should be Promoted) and half clearly regress (they
+should be RolledBack).
+
+What is measured, from outside the operator, over the run after every canary was created:
+its CPU (``/proc``, sampled every 5 s: mean and p99 in cores) and peak resident memory; the
+apiserver's own request counters for RustCanaries and Events (the benchmark's own LISTs subtracted);
+Prometheus' own counters of ``query_range`` requests and bytes answered; the judgement lag (for
+every block, from the moment Prometheus holds it, its end, to the look that judged it, ``lastTickAt``);
+and the share of canaries that ended as their data call for.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ferrocanary.bench import servers
+from ferrocanary.kube import canaries, client, rest
+from ferrocanary.local import processes
+from ferrocanary.local.launch import FAKE_NODE_ANNOTATION
+from ferrocanary.local.sandbox import Sandbox
+from ferrocanary.local.toolchain import repo_root
+
+SAMPLE_SECONDS = 5.0
+POLL_SECONDS = 10.0
+SCRAPE = "5s"
+LAG_SECONDS = 10
+PODS_PER_NODE = 100
+PER_NAMESPACE = 100
+MIN_BLOCKS = 6  # the judge's default is 20; 6 lets a canary decide within a 10-minute run at 60 s
+Progress = Callable[[str], None]
+
+# The Python build, a Rust build that wins every KPI, and one that regresses p99 latency.
+PYTHON = {"median_seconds": 0.020, "cpu_per_request": 0.004, "memory_bytes": 180e6}
+RUST_WIN = {"median_seconds": 0.007, "cpu_per_request": 0.0012, "memory_bytes": 60e6}
+RUST_SLOW = {"median_seconds": 0.060, "cpu_per_request": 0.0012, "memory_bytes": 60e6}
+EXPECTED = {"win": "Promoted", "slow": "RolledBack"}
+
+
+@dataclass(frozen=True)
+class Options:
+    canaries: int
+    minutes: float
+    interval_seconds: int = 60
+    rps: float = 1000.0  # requests per second per build
+
+
+@dataclass
+class _Run:
+    """Processes started and counters read, kept so everything is stopped by pid at the end."""
+
+    sandbox: Sandbox
+    options: Options
+    progress: Progress
+    namespaces: list[str] = field(default_factory=list)
+    kinds: dict[tuple[str, str], str] = field(default_factory=dict)
+    exporter: subprocess.Popen[bytes] | None = None
+    operator: subprocess.Popen[bytes] | None = None
+    lists: int = 0
+
+
+def _quiet(_: str) -> None:
+    return
+
+
+def run(options: Options, sandbox: Sandbox | None = None, progress: Progress = _quiet) -> dict[str, Any]:
+    """Run the benchmark and return its figures; on its own sandbox unless one is given (kept up)."""
+    own = sandbox is None
+    box = sandbox or Sandbox(f"bench-scale-{os.getpid()}")
+    if own:
+        progress("starting the sandbox")
+        box.up(progress)
+    state = _Run(box, options, progress)
+    try:
+        return _measure(state)
+    finally:
+        for proc in (state.operator, state.exporter):
+            if proc is not None:
+                servers.stop_process(proc)
+        _remove_scrape_job(box)
+        if own:
+            box.down()
+        else:
+            for namespace in state.namespaces:
+                box.kubectl("delete", "namespace", namespace, "--wait=false", check=False)
+
+
+def _measure(state: _Run) -> dict[str, Any]:
+    box, options = state.sandbox, state.options
+    api = rest.Rest(client.api_client(str(box.kubeconfig)), limit=rest.RateLimit(0, 1))
+    box.kubectl(
+        "apply", "--server-side", "-f", str(repo_root() / "crds" / "rustcanaries.ferrocanary.io.yaml")
+    )
+    _nodes(box, math.ceil(2 * options.canaries / PODS_PER_NODE))
+    pods = _deployments(state)
+    port = processes.free_port()
+    _start_exporter(state, pods, port)
+    _add_scrape_job(box, port)
+    metrics_port = processes.free_port()
+    _start_operator(state, metrics_port)
+    _wait_for_series(box, len(pods))
+    _create_canaries(state)
+    state.progress(f"measuring for {options.minutes:g} minutes")
+    began = time.monotonic()
+    api_before, prom_before = _apiserver_requests(box), _prometheus_counters(box)
+    figures = _watch(state, api, began)
+    elapsed = time.monotonic() - began
+    api_after, prom_after = _apiserver_requests(box), _prometheus_counters(box)
+    # The benchmark's own LISTs (one per poll) and the metrics reads are not the operator's.
+    api_rate = max(0.0, api_after - api_before - state.lists) / elapsed
+    queries = (prom_after[0] - prom_before[0]) / elapsed
+    answered = (prom_after[1] - prom_before[1]) / elapsed
+    n = options.canaries
+    result = {
+        "canaries": n,
+        "minutes": round(elapsed / 60, 2),
+        "interval_seconds": options.interval_seconds,
+        "operator_cpu_cores_mean": figures["cpu_mean"],
+        "operator_cpu_cores_p99": figures["cpu_p99"],
+        "operator_rss_mb_max": figures["rss_max"],
+        "api_requests_per_second": round(api_rate, 3),
+        "prometheus_queries_per_second": round(queries, 3),
+        "prometheus_bytes_per_second": round(answered, 1),
+        "judgement_lag_p99_seconds": figures["lag_p99"],
+        "judgement_lag_median_seconds": figures["lag_median"],
+        "blocks_judged": figures["blocks"],
+        "decisions_correct": figures["correct"],
+        "finished": figures["finished"],
+        "per_canary": {
+            "operator_cpu_millicores_mean": round(1000 * figures["cpu_mean"] / n, 3),
+            "operator_rss_mb": round(figures["rss_max"] / n, 3),
+            "api_requests_per_second": round(api_rate / n, 4),
+            "prometheus_queries_per_second": round(queries / n, 4),
+            "prometheus_bytes_per_second": round(answered / n, 1),
+        },
+    }
+    return result
+
+
+# --- setting up -----------------------------------------------------------------------------------
+
+
+def _nodes(box: Sandbox, count: int) -> None:
+    items = [
+        {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {
+                "name": f"kwok-scale-{i}",
+                "annotations": {FAKE_NODE_ANNOTATION: "fake", "node.alpha.kubernetes.io/ttl": "0"},
+                "labels": {"type": "kwok", "kubernetes.io/hostname": f"kwok-scale-{i}"},
+            },
+            "status": {
+                "allocatable": {"cpu": "32", "memory": "256Gi", "pods": "110"},
+                "capacity": {"cpu": "32", "memory": "256Gi", "pods": "110"},
+            },
+        }
+        for i in range(count)
+    ]
+    box.kubectl(
+        "apply", "-f", "-", input_text=json.dumps({"apiVersion": "v1", "kind": "List", "items": items})
+    )
+
+
+def _deployment(namespace: str, name: str, app: str, build: str) -> dict[str, Any]:
+    labels = {"app": app, "build": build}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "containers": [{"name": "scorer", "image": f"registry.invalid/scorer-{build}:1"}],
+                    "tolerations": [{"key": "kwok.x-k8s.io/node", "operator": "Exists"}],
+                },
+            },
+        },
+    }
+
+
+def _deployments(state: _Run) -> dict[tuple[str, str, str], str]:
+    """Two Deployments per canary on the kwok nodes; returns each arm's pod name once Running."""
+    box, n = state.sandbox, state.options.canaries
+    run_id = uuid.uuid4().hex[:6]
+    state.progress(f"creating {2 * n} Deployments on kwok nodes")
+    for first in range(0, n, PER_NAMESPACE):
+        namespace = f"scale-{run_id}-{first // PER_NAMESPACE}"
+        state.namespaces.append(namespace)
+        box.kubectl("create", "namespace", namespace)
+        items = []
+        for i in range(first, min(n, first + PER_NAMESPACE)):
+            name = f"c{i:04d}"
+            state.kinds[(namespace, name)] = "win" if i % 2 == 0 else "slow"
+            items.append(_deployment(namespace, f"{name}-python", name, "python"))
+            items.append(_deployment(namespace, f"{name}-rust", name, "rust"))
+        box.kubectl(
+            "apply", "-f", "-", input_text=json.dumps({"apiVersion": "v1", "kind": "List", "items": items})
+        )
+    deadline = time.monotonic() + 300 + 0.5 * n
+    while True:
+        pods = _running_pods(box, state.namespaces)
+        if len(pods) >= 2 * n:
+            return pods
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"only {len(pods)} of {2 * n} pods Running on the kwok nodes")
+        time.sleep(3)
+
+
+def _running_pods(box: Sandbox, namespaces: Iterable[str]) -> dict[tuple[str, str, str], str]:
+    found: dict[tuple[str, str, str], str] = {}
+    wanted = set(namespaces)
+    listed = json.loads(box.kubectl("get", "pods", "-A", "-o", "json"))
+    for pod in listed.get("items", []):
+        meta = pod["metadata"]
+        labels = meta.get("labels") or {}
+        if meta["namespace"] in wanted and (pod.get("status") or {}).get("phase") == "Running":
+            found[(meta["namespace"], labels.get("app", ""), labels.get("build", ""))] = meta["name"]
+    return found
+
+
+def _start_exporter(state: _Run, pods: dict[tuple[str, str, str], str], port: int) -> None:
+    arms = []
+    for (namespace, app, build), pod in sorted(pods.items()):
+        kind = state.kinds.get((namespace, app))
+        if kind is None:
+            continue
+        model = PYTHON if build == "python" else (RUST_WIN if kind == "win" else RUST_SLOW)
+        track = "baseline" if build == "python" else "candidate"
+        arms.append({"namespace": namespace, "pod": pod, "track": track, "rps": state.options.rps, **model})
+    config = state.sandbox.dir / "scale-arms.json"
+    config.write_text(json.dumps(arms))
+    log = (state.sandbox.logs_dir / "scale-exporter.log").open("ab")
+    state.exporter = subprocess.Popen(
+        [sys.executable, "-m", "ferrocanary.bench.synthetic", str(config), str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
+    log.close()
+
+
+def _prometheus_config(box: Sandbox) -> Path:
+    return box.dir / "prometheus" / "prometheus.yml"
+
+
+def _reload_prometheus(box: Sandbox) -> None:
+    state = box.load_state()
+    if state is not None and "prometheus" in state.components:
+        os.kill(state.components["prometheus"].pid, signal.SIGHUP)
+
+
+def _add_scrape_job(box: Sandbox, port: int) -> None:
+    """A job of its own with a 5 s scrape interval (the sandbox's default 1 s is for the demo's arms)."""
+    path = _prometheus_config(box)
+    config = yaml.safe_load(path.read_text())
+    jobs = [j for j in config["scrape_configs"] if j["job_name"] != "scale"]
+    jobs.append(
+        {
+            "job_name": "scale",
+            "scrape_interval": SCRAPE,
+            "scrape_timeout": SCRAPE,
+            "honor_labels": True,
+            "static_configs": [{"targets": [f"127.0.0.1:{port}"]}],
+        }
+    )
+    config["scrape_configs"] = jobs
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    _reload_prometheus(box)
+
+
+def _remove_scrape_job(box: Sandbox) -> None:
+    path = _prometheus_config(box)
+    if not path.is_file():
+        return
+    config = yaml.safe_load(path.read_text())
+    config["scrape_configs"] = [j for j in config["scrape_configs"] if j["job_name"] != "scale"]
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    _reload_prometheus(box)
+
+
+def _wait_for_series(box: Sandbox, arms: int) -> None:
+    query = 'count(process_cpu_seconds_total{job="scale"})'
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            answer = servers.get_json(f"{box.prometheus_url}/api/v1/query?query={query.replace(' ', '%20')}")
+            result = answer["data"]["result"]
+            if result and int(float(result[0]["value"][1])) >= arms:
+                return
+        except (OSError, KeyError, ValueError):
+            pass
+        time.sleep(2)
+    raise RuntimeError("Prometheus did not scrape the synthetic arms within 2 minutes")
+
+
+def _start_operator(state: _Run, metrics_port: int) -> None:
+    env = {**os.environ, "KUBECONFIG": str(state.sandbox.kubeconfig), "PYTHONUNBUFFERED": "1"}
+    log = (state.sandbox.logs_dir / "scale-operator.log").open("ab")
+    state.operator = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "ferrocanary"),
+            "run",
+            "-A",
+            f"--metrics-port={metrics_port}",
+            "--metrics-address=127.0.0.1",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env=env,
+    )
+    log.close()
+
+
+def spec_object(box: Sandbox, namespace: str, name: str, interval: int) -> dict[str, Any]:
+    """An analysis-only RustCanary reading the sandbox's Prometheus, deciding within a few blocks."""
+    return {
+        "apiVersion": canaries.API_VERSION,
+        "kind": canaries.KIND,
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "baseline": {"deployment": f"{name}-python"},
+            "candidate": {"deployment": f"{name}-rust"},
+            "trafficRouting": {"none": {"candidateWeight": 50}},
+            "steps": {"weights": [50], "minDwell": f"{2 * interval}s"},
+            "analysis": {
+                "interval": f"{interval}s",
+                "warmup": "0s",
+                "maxDuration": "2h",
+                "minBlocks": MIN_BLOCKS,
+                "prometheus": {"address": box.prometheus_url, "lag": f"{LAG_SECONDS}s", "timeout": "10s"},
+            },
+        },
+    }
+
+
+def _create_canaries(state: _Run) -> None:
+    state.progress(f"creating {state.options.canaries} RustCanaries")
+    by_namespace: dict[str, list[dict[str, Any]]] = {}
+    for namespace, name in state.kinds:
+        by_namespace.setdefault(namespace, []).append(
+            spec_object(state.sandbox, namespace, name, state.options.interval_seconds)
+        )
+    for items in by_namespace.values():
+        doc = {"apiVersion": "v1", "kind": "List", "items": items}
+        state.sandbox.kubectl("apply", "-f", "-", input_text=json.dumps(doc))
+
+
+# --- measuring ------------------------------------------------------------------------------------
+
+
+def _parse_time(text: str | None) -> datetime | None:
+    return None if not text else datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1)]
+
+
+def _watch(state: _Run, api: rest.Rest, began: float) -> dict[str, Any]:
+    """Sample the operator and poll the canaries until the time is up."""
+    assert state.operator is not None
+    pid, interval = state.operator.pid, state.options.interval_seconds
+    cpu: list[float] = []
+    rss = 0.0
+    lags: list[float] = []
+    judged: dict[tuple[str, str], int] = {}
+    phases: dict[tuple[str, str], str] = {}
+    last_cpu, last_at, next_poll = servers.cpu_seconds(pid), time.monotonic(), 0.0
+    while time.monotonic() - began < state.options.minutes * 60:
+        time.sleep(SAMPLE_SECONDS)
+        if state.operator.poll() is not None:
+            raise RuntimeError(f"the operator exited ({state.operator.returncode}): see scale-operator.log")
+        now_cpu, now = servers.cpu_seconds(pid), time.monotonic()
+        cpu.append((now_cpu - last_cpu) / (now - last_at))
+        last_cpu, last_at = now_cpu, now
+        rss = max(rss, servers.memory_bytes(pid, "VmRSS") / 2**20)
+        if now >= next_poll:
+            next_poll = now + POLL_SECONDS
+            state.lists += 1
+            for obj in canaries.list_objects(api, None):
+                _observe(obj, interval, judged, phases, lags)
+    correct = sum(1 for key, kind in state.kinds.items() if phases.get(key) == EXPECTED[kind])
+    finished = sum(1 for p in phases.values() if p in ("Promoted", "RolledBack", "Inconclusive", "Invalid"))
+    return {
+        "cpu_mean": round(sum(cpu) / max(1, len(cpu)), 4),
+        "cpu_p99": round(_percentile(cpu, 0.99), 4),
+        "rss_max": round(rss, 1),
+        "lag_p99": round(_percentile(lags, 0.99), 2),
+        "lag_median": round(_percentile(lags, 0.5), 2),
+        "blocks": len(lags),
+        "correct": round(correct / max(1, len(state.kinds)), 4),
+        "finished": finished,
+    }
+
+
+def _observe(
+    obj: dict[str, Any],
+    interval: int,
+    judged: dict[tuple[str, str], int],
+    phases: dict[tuple[str, str], str],
+    lags: list[float],
+) -> None:
+    """Record, for every block a new look covered, the time from its end to that look."""
+    meta, status = obj.get("metadata") or {}, obj.get("status") or {}
+    key = (str(meta.get("namespace")), str(meta.get("name")))
+    phases[key] = str(status.get("phase", ""))
+    started, looked = _parse_time(status.get("startedAt")), _parse_time(status.get("lastTickAt"))
+    if started is None or looked is None or not status.get("decision"):
+        return
+    complete = math.floor(((looked - started).total_seconds() - LAG_SECONDS) / interval)
+    for k in range(judged.get(key, 0), complete):
+        end = started + timedelta(seconds=(k + 1) * interval)
+        lags.append((looked - end).total_seconds())
+    judged[key] = max(judged.get(key, 0), complete)
+
+
+def _apiserver_requests(box: Sandbox) -> float:
+    """Requests the apiserver has served for RustCanaries and Events (its own counter)."""
+    total = 0.0
+    for line in box.kubectl("get", "--raw", "/metrics").splitlines():
+        if line.startswith("apiserver_request_total{") and (
+            'resource="rustcanaries"' in line or 'resource="events"' in line
+        ):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def _text(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return str(response.read().decode())
+
+
+def _prometheus_counters(box: Sandbox) -> tuple[float, float]:
+    """(query_range requests served, bytes answered to them), from Prometheus' own /metrics."""
+    requests = answered = 0.0
+    for line in _text(f"{box.prometheus_url}/metrics").splitlines():
+        if 'handler="/api/v1/query_range"' not in line:
+            continue
+        if line.startswith("prometheus_http_requests_total{"):
+            requests += float(line.rsplit(" ", 1)[1])
+        elif line.startswith("prometheus_http_response_size_bytes_sum{"):
+            answered += float(line.rsplit(" ", 1)[1])
+    return requests, answered

@@ -1,0 +1,236 @@
+"""How the operator talks to Prometheus: one deadline per fetch, bounded answers, bounded concurrency.
+
+``RangeClient.custom_query_range`` answers ``/api/v1/query_range`` like prometheus-api-client's method
+of the same name (the seam the unit tests replace), with four limits the library cannot give:
+
+- **One deadline for a whole fetch** (``spec.analysis.prometheus.timeout``), not per socket read: the
+  answer is read in chunks and the fetch gives up when the deadline passes, however slowly a server
+  trickles bytes.
+- **Bounded answers**: more than ``MAX_ANSWER_BYTES`` or ``MAX_SERIES`` series in one answer is
+  refused (the canary holds with a reason that says to narrow its selectors), so a selector that
+  matches half the cluster cannot exhaust the operator's memory. A range longer than Prometheus'
+  11,000 points per series is cut into several requests.
+- **Retry-After, capped**: a 429 or 503 with ``Retry-After`` of at most ``RETRY_AFTER_CAP`` seconds
+  (and within the deadline) is slept on and retried once; a longer one is not slept on (a tick must
+  report within seconds) but is honoured: until it passes, fetches from this operator to that
+  address hold at once without sending anything (at most ``RETRY_AFTER_MAX`` seconds).
+- **Bounded concurrency per Prometheus**: at most ``FERROCANARY_PROMETHEUS_CONCURRENCY`` (default 4)
+  fetches run against one address at a time. A fetch that finds every slot taken waits at most
+  ``SLOT_WAIT`` seconds for one, then raises ``BusyError`` and the canary's look is retried on the
+  next tick, so one slow Prometheus ties up at most that many of the operator's workers and never
+  delays canaries reading another one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import threading
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import requests
+
+from ferrocanary.metrics import protocol
+
+MAX_ANSWER_BYTES = 32 * 1024 * 1024
+MAX_SERIES = 5000
+MAX_POINTS = 10_000  # Prometheus refuses more than 11,000 points per series in one query_range
+RETRY_AFTER_CAP = 2.0
+RETRY_AFTER_MAX = 300.0
+SLOT_WAIT = 0.5
+_CHUNK = 64 * 1024
+
+
+class BusyError(protocol.MetricsUnavailableError):
+    """Every fetch slot for this Prometheus is taken: try again on the next tick (no hold recorded)."""
+
+
+class DeadlineExceededError(protocol.MetricsUnavailableError):
+    """The fetch as a whole took longer than its deadline."""
+
+
+class Deadline:
+    """The end of one fetch on the monotonic clock."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.ends = time.monotonic() + seconds
+
+    def left(self) -> float:
+        return self.ends - time.monotonic()
+
+
+# --- per-address state shared by every fetch in the process ---------------------------------------
+
+_lock = threading.Lock()
+_slots: dict[str, threading.BoundedSemaphore] = {}
+_not_before: dict[str, float] = {}
+
+
+def concurrency() -> int:
+    return max(1, int(os.environ.get("FERROCANARY_PROMETHEUS_CONCURRENCY", "4") or 4))
+
+
+@contextlib.contextmanager
+def slot(where: str) -> Iterator[None]:
+    """One of the address's fetch slots for the ``with`` block, or ``BusyError`` at once."""
+    with _lock:
+        semaphore = _slots.setdefault(where, threading.BoundedSemaphore(concurrency()))
+        waiting = _not_before.get(where, 0.0) - time.monotonic()
+    if waiting > 0:
+        raise protocol.MetricsUnavailableError(
+            f"Prometheus at {where} asked to retry after {math.ceil(waiting)}s (Retry-After): holding"
+        )
+    # A short wait: a slot usually frees within a fraction of a second, and giving up means waiting
+    # for the next tick (seconds). Bounded, so a slow Prometheus still cannot hold a worker long.
+    if not semaphore.acquire(timeout=SLOT_WAIT):
+        raise BusyError(f"Prometheus at {where}: all {concurrency()} fetch slots busy; retrying next tick")
+    try:
+        yield
+    finally:
+        semaphore.release()
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date); None when absent or bad."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, moment.timestamp() - time.time())
+
+
+class RangeClient:
+    """``query_range`` over ``requests`` with the limits in the module docstring; one per source."""
+
+    def __init__(
+        self, address: str, where: str, *, headers: dict[str, str] | None, verify_tls: bool, timeout: float
+    ) -> None:
+        self.address = address
+        self.where = where
+        self.timeout = timeout
+        self.deadline = Deadline(timeout)
+        self.bytes_read = 0
+        self.queries = 0
+        self._session = requests.Session()
+        self._session.headers.update(headers or {})
+        self._session.verify = verify_tls
+
+    def start(self) -> None:
+        """A new fetch: a fresh deadline."""
+        self.deadline = Deadline(self.timeout)
+
+    def custom_query_range(
+        self, query: str, start_time: datetime, end_time: datetime, step: str
+    ) -> list[dict[str, Any]]:
+        """Series of ``query`` from ``start_time`` to ``end_time`` (cut into pieces of MAX_POINTS)."""
+        step_seconds = float(step.rstrip("s"))
+        span = timedelta(seconds=step_seconds * (MAX_POINTS - 1))
+        merged: dict[tuple[tuple[str, str], ...], dict[str, Any]] = {}
+        first = start_time
+        while first <= end_time:
+            last = min(end_time, first + span)
+            for series in self._get(query, first, last, step):
+                key = tuple(sorted((series.get("metric") or {}).items()))
+                found = merged.setdefault(key, {"metric": series.get("metric") or {}, "values": []})
+                found["values"].extend(series["values"])
+            first = last + timedelta(seconds=step_seconds)
+        return list(merged.values())
+
+    def _get(self, query: str, first: datetime, last: datetime, step: str) -> list[dict[str, Any]]:
+        params = {"query": query, "start": first.timestamp(), "end": last.timestamp(), "step": step}
+        for attempt in (1, 2):
+            try:
+                status, wait, body = self._send(params)
+            except requests.exceptions.RequestException as exc:
+                raise protocol.MetricsUnavailableError(
+                    f"Prometheus at {self.where} unreachable: {type(exc).__name__}"
+                ) from None
+            if status == 200:
+                return self._result(body)
+            retryable = status in (429, 503) or (status in (502, 504) and wait is None)
+            pause = 0.2 if wait is None else wait
+            if attempt == 1 and retryable and pause <= min(RETRY_AFTER_CAP, self.deadline.left() - 0.5):
+                time.sleep(pause)
+                continue
+            if wait is not None and wait > RETRY_AFTER_CAP:
+                with _lock:
+                    _not_before[self.where] = time.monotonic() + min(wait, RETRY_AFTER_MAX)
+                raise protocol.MetricsUnavailableError(
+                    f"Prometheus at {self.where} is overloaded (HTTP {status}) and asked to retry after "
+                    f"{math.ceil(wait)}s; this operator holds its canaries on it until then "
+                    f"(at most {RETRY_AFTER_MAX:g}s)"
+                )
+            raise protocol.MetricsUnavailableError(
+                f"Prometheus at {self.where} refused a query (HTTP {status})"
+            )
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _send(self, params: dict[str, Any]) -> tuple[int, float | None, bytes]:
+        """One request: (HTTP status, Retry-After in seconds or None, the body read within the limits)."""
+        left = self.deadline.left()
+        if left <= 0:
+            raise DeadlineExceededError(
+                f"Prometheus at {self.where} did not answer within {self.timeout:g}s "
+                "(spec.analysis.prometheus.timeout, for the whole fetch)"
+            )
+        self.queries += 1
+        url = f"{self.address}/api/v1/query_range"
+        with self._session.get(url, params=params, timeout=(min(left, 5.0), left), stream=True) as response:
+            wait = _retry_after(response.headers.get("Retry-After"))
+            if response.status_code != 200:
+                return response.status_code, wait, b""
+            return 200, wait, self._read(response)
+
+    def _read(self, response: requests.Response) -> bytes:
+        """The whole body, within the deadline and the size limit."""
+        chunks: list[bytes] = []
+        size = 0
+        raw = response.raw
+        raw.decode_content = True
+        while True:
+            # read1: whatever has arrived (up to a chunk), so the deadline is checked as bytes trickle in.
+            chunk = raw.read1(_CHUNK)
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > MAX_ANSWER_BYTES:
+                raise protocol.MetricsUnavailableError(
+                    f"Prometheus at {self.where} answered with more than {MAX_ANSWER_BYTES // 2**20} MiB for "
+                    "one query: narrow spec.analysis.selectors"
+                )
+            if self.deadline.left() <= 0:
+                raise DeadlineExceededError(
+                    f"Prometheus at {self.where} did not answer within {self.timeout:g}s "
+                    "(spec.analysis.prometheus.timeout, for the whole fetch)"
+                )
+            chunks.append(chunk)
+        self.bytes_read += size
+        return b"".join(chunks)
+
+    def _result(self, body: bytes) -> list[dict[str, Any]]:
+        try:
+            parsed = json.loads(body)
+        except ValueError:
+            raise protocol.MetricsUnavailableError(
+                f"Prometheus at {self.where} sent an answer that could not be read (not JSON)"
+            ) from None
+        result: list[dict[str, Any]] = parsed["data"]["result"]
+        if isinstance(result, list) and len(result) > MAX_SERIES:
+            raise protocol.MetricsUnavailableError(
+                f"Prometheus at {self.where} answered with {len(result)} series for one query "
+                f"(at most {MAX_SERIES}): narrow spec.analysis.selectors"
+            )
+        return result
