@@ -15,7 +15,9 @@ from collections.abc import Iterator
 import pytest
 from kubernetes import client, config
 
+from ferrocanary.kube import rest
 from ferrocanary.local.sandbox import Sandbox
+from tests.support.canary import install_crd
 
 
 @pytest.fixture(scope="session")
@@ -38,6 +40,18 @@ def sandbox() -> Iterator[Sandbox]:
 @pytest.fixture(scope="session")
 def kube_api(sandbox: Sandbox) -> client.ApiClient:
     return config.new_client_from_config(config_file=str(sandbox.kubeconfig))
+
+
+@pytest.fixture(scope="session")
+def api(kube_api: client.ApiClient) -> rest.Rest:
+    """The operator's own API client on the sandbox (what kube/ gives the handlers)."""
+    return rest.Rest(kube_api)
+
+
+@pytest.fixture(scope="session")
+def crd(sandbox: Sandbox) -> None:
+    """The CRDs installed once per session (a module may override this, see test_hostile_specs)."""
+    install_crd(sandbox)
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 from kopf.testing import KopfRunner
-from kubernetes import client
 
 from ferrocanary.kube import rest
 from ferrocanary.local.sandbox import Sandbox
@@ -23,11 +22,6 @@ from tests.support.canary import Canary, install_crd, running
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def api(kube_api: client.ApiClient) -> rest.Rest:
-    return rest.Rest(kube_api)
 
 
 @pytest.fixture

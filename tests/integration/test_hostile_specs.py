@@ -43,7 +43,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from kopf.testing import KopfRunner
-from kubernetes import client
 
 from ferrocanary.kube import canaries, rest
 from ferrocanary.local.sandbox import Sandbox, SandboxError
@@ -87,11 +86,6 @@ def crd(sandbox: Sandbox) -> None:
             if attempt == 4:
                 raise
             time.sleep(1)
-
-
-@pytest.fixture(scope="module")
-def api(kube_api: client.ApiClient) -> rest.Rest:
-    return rest.Rest(kube_api)
 
 
 def _new_namespace(api: rest.Rest, prefix: str) -> str:

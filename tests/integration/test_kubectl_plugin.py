@@ -17,12 +17,11 @@ from typing import Any
 import pytest
 import yaml
 from kopf.testing import KopfRunner
-from kubernetes import client
 
 from ferrocanary.kube import canaries, rest
 from ferrocanary.local.sandbox import Sandbox
 from tests.support import arms
-from tests.support.canary import Canary, drop_finalizers, install_crd
+from tests.support.canary import Canary, drop_finalizers
 from tests.support.cli import kubectl_ferrocanary
 
 pytestmark = pytest.mark.integration
@@ -87,16 +86,6 @@ STATUS: dict[str, Any] = {
     ],
     "cost": {"baselineMonthly": 1234.5, "candidateMonthly": 812.25, "savingFraction": 0.342},
 }
-
-
-@pytest.fixture(scope="module")
-def crd(sandbox: Sandbox) -> None:
-    install_crd(sandbox)
-
-
-@pytest.fixture
-def api(kube_api: client.ApiClient) -> rest.Rest:
-    return rest.Rest(kube_api)
 
 
 @pytest.fixture

@@ -24,12 +24,11 @@ from typing import Any
 
 import pytest
 from kopf.testing import KopfRunner
-from kubernetes import client
 
 from ferrocanary.kube import rest
 from ferrocanary.local.sandbox import Sandbox
 from tests.support import arms
-from tests.support.canary import Canary, install_crd, running
+from tests.support.canary import Canary, running
 from tests.support.waiting import unchanged_until, wait_for
 
 pytestmark = pytest.mark.integration
@@ -43,16 +42,6 @@ def _free_port() -> int:
 
 # One /metrics server per test process (prometheus_client cannot re-bind): the same port for every run.
 METRICS_PORT = _free_port()
-
-
-@pytest.fixture(scope="session")
-def crd(sandbox: Sandbox) -> None:
-    install_crd(sandbox)
-
-
-@pytest.fixture
-def api(kube_api: client.ApiClient) -> rest.Rest:
-    return rest.Rest(kube_api)
 
 
 @pytest.fixture
@@ -238,7 +227,13 @@ def test_manual_promote_pause_resume_and_abort(
         steered.annotate("pause")
         paused = steered.wait(lambda s: s.get("phase") == "Paused", 15, "Paused")
         assert paused["lastAction"]["action"] == "pause"
-        assert "ferrocanary.io/action" not in (steered.obj["metadata"].get("annotations") or {})
+        # The handled annotation is removed right after the status write (a separate request).
+        wait_for(
+            lambda: steered.obj["metadata"].get("annotations") or {},
+            10,
+            "the pause annotation cleared",
+            until=lambda annotations: "ferrocanary.io/action" not in annotations,
+        )
         # An analysis past minDwell: a paused canary stays at its step.
         steered.wait(steered.analysed_past_dwell, 60, "an analysis past minDwell")
         assert (steered.status["phase"], steered.status["stepIndex"]) == ("Paused", 0)

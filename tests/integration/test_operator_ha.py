@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kubernetes import client
 
 from ferrocanary.kube import rest
 from ferrocanary.local import processes
@@ -34,11 +33,6 @@ pytestmark = pytest.mark.integration
 CHART_CRDS = Path(__file__).resolve().parents[2] / "charts" / "ferrocanary" / "crds" / "kopf-peering.yaml"
 PEERING = "ferrocanary"
 LIFETIME = 12  # seconds: the shortest the operator accepts, so the test fails over quickly
-
-
-@pytest.fixture
-def api(kube_api: client.ApiClient) -> rest.Rest:
-    return rest.Rest(kube_api)
 
 
 @pytest.fixture

@@ -14,24 +14,13 @@ from pathlib import Path
 
 import pytest
 from kopf.testing import KopfRunner
-from kubernetes import client
 
 from ferrocanary.kube import rest
 from ferrocanary.local.sandbox import Sandbox
 from tests.support import arms
-from tests.support.canary import Canary, install_crd, running
+from tests.support.canary import Canary, running
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def crd(sandbox: Sandbox) -> None:
-    install_crd(sandbox)
-
-
-@pytest.fixture
-def api(kube_api: client.ApiClient) -> rest.Rest:
-    return rest.Rest(kube_api)
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from kubernetes import client
 
 from ferrocanary.kube import rest
 from ferrocanary.local.sandbox import Sandbox
@@ -21,11 +20,6 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="session")
 def istio_crd(sandbox: Sandbox) -> None:
     install_istio_crd(sandbox)
-
-
-@pytest.fixture
-def api(kube_api: client.ApiClient) -> rest.Rest:
-    return rest.Rest(kube_api)
 
 
 SPEC: dict[str, Any] = {

@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from kubernetes import client
 
 from ferrocanary.kube import rest
 from ferrocanary.model import spec as canary_spec
@@ -21,11 +20,6 @@ SPEC: dict[str, Any] = {
     "candidate": {"deployment": "scorer-rust", "service": "scorer-rust"},
     "trafficRouting": {"nginx": {"ingress": "scorer"}},
 }
-
-
-@pytest.fixture
-def api(kube_api: client.ApiClient) -> rest.Rest:
-    return rest.Rest(kube_api)
 
 
 def stable_ingress(namespace: str) -> dict[str, Any]:

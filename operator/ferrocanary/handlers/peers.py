@@ -36,7 +36,7 @@ def identity(env: Mapping[str, str]) -> str:
 
 
 def auto_priority(started_s: int, name: str) -> int:
-    """A priority that is higher for an earlier start, never equal for two different names at once.
+    """A priority that is higher for an earlier start; two names started in one second tie once in a million.
 
     Negative and below 2**53 in magnitude, so it survives JSON in the peering object's status.
     """
