@@ -28,7 +28,7 @@ from kopf.testing import KopfRunner
 from ferrocanary.kube import rest
 from ferrocanary.local.sandbox import Sandbox
 from tests.support import arms
-from tests.support.canary import Canary, running
+from tests.support.canary import Canary, assert_resumed_to_the_same_promotion, running
 from tests.support.waiting import unchanged_until, wait_for
 
 pytestmark = pytest.mark.integration
@@ -297,11 +297,5 @@ def test_an_operator_killed_mid_step_resumes_to_the_same_verdict(
             ["run", "--standalone", "--namespace", namespace, "-m", "ferrocanary.handlers"], timeout=60
         ):
             status = canary.wait_terminal(300)
-            assert status["phase"] == "Promoted", status.get("verdictReason")
-            assert status["verdict"] == "Promote"  # the verdict of the uninterrupted clear win
-            assert status["startedAt"] == mid["startedAt"]  # the same canary, not a restart from scratch
-            assert [s["startedAt"] for s in status["steps"][: len(mid["steps"])]] == [
-                s["startedAt"] for s in mid["steps"]
-            ]
-            assert canary.route_weights() == {"phoenix-python": 0, "phoenix-rust": 100}
+            assert_resumed_to_the_same_promotion(canary, status, mid)
             canary.delete()

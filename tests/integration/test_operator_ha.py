@@ -25,7 +25,14 @@ from ferrocanary.kube import rest
 from ferrocanary.local import processes
 from ferrocanary.local.sandbox import Sandbox
 from tests.support import arms
-from tests.support.canary import Canary, _time, install_crd, running, wait_established
+from tests.support.canary import (
+    Canary,
+    _time,
+    assert_resumed_to_the_same_promotion,
+    install_crd,
+    running,
+    wait_established,
+)
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
@@ -127,12 +134,6 @@ def test_two_replicas_one_acts_and_the_standby_finishes_the_canary_after_a_sigki
         assert failover <= LIFETIME + interval + 6, f"failover took {failover:.0f}s"
         assert resumed["startedAt"] == mid["startedAt"]
         status = canary.wait_terminal(300)
-        assert status["phase"] == "Promoted", status.get("verdictReason")
-        assert status["verdict"] == "Promote"  # the verdict of the uninterrupted clear win
-        assert status["startedAt"] == mid["startedAt"]  # the same canary, not a restart from scratch
-        assert [s["startedAt"] for s in status["steps"][: len(mid["steps"])]] == [
-            s["startedAt"] for s in mid["steps"]
-        ]
-        assert canary.route_weights() == {"twin-python": 0, "twin-rust": 100}
+        assert_resumed_to_the_same_promotion(canary, status, mid)
         assert "Resuming operations" in (tmp_path / "op-1.log").read_text()
         print(f"two replicas: failover after SIGKILL took {failover:.1f}s (lifetime {LIFETIME}s)")

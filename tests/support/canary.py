@@ -417,3 +417,15 @@ def drop_finalizers(api: rest.JsonApi, namespace: str, name: str) -> None:
     """After a test whose operator is gone: let the namespace be deleted."""
     with contextlib.suppress(rest.KubeError):
         api.patch(canaries.path(namespace, name), {"metadata": {"finalizers": None}})
+
+
+def assert_resumed_to_the_same_promotion(canary: Canary, status: dict[str, Any], mid: dict[str, Any]) -> None:
+    """``status`` is the clear win's ending, reached by the same canary as ``mid`` (not a restart from
+    scratch): same start, the same step history, and all traffic on the candidate."""
+    assert status["phase"] == "Promoted", status.get("verdictReason")
+    assert status["verdict"] == "Promote"  # the verdict of the uninterrupted clear win
+    assert status["startedAt"] == mid["startedAt"]  # the same canary, not a restart from scratch
+    assert [s["startedAt"] for s in status["steps"][: len(mid["steps"])]] == [
+        s["startedAt"] for s in mid["steps"]
+    ]
+    assert canary.route_weights() == {f"{canary.name}-python": 0, f"{canary.name}-rust": 100}
