@@ -19,6 +19,7 @@ tick, and a status write that lost a race is simply redone.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
@@ -499,8 +500,7 @@ def _candidate_gate(
     try:
         found = health.read(t.deps.api, t.namespace, spec.candidate.deployment)
     except rest.KubeError as exc:
-        message = f"cannot read the candidate Deployment {spec.candidate.deployment}: {exc}"
-        return _not_ready(t, spec, message)
+        return _candidate_unreadable(t, spec, exc)
     if found.fault is not None:
         reason, label = _FAULT_REASONS[found.fault.kind]
         _candidate_failed_note(t, reason, found.fault.message)
@@ -513,6 +513,19 @@ def _candidate_gate(
         t.condition(ConditionType.CANDIDATE_AVAILABLE, True, Reason.CANDIDATE_READY, message)
         return None
     return _not_ready(t, spec, message)
+
+
+def _candidate_unreadable(t: _Tick, spec: canary_spec.CanarySpec, exc: rest.KubeError) -> machine.Transition:
+    deployment = spec.candidate.deployment
+    if not isinstance(exc, rest.NotFoundError):
+        return _not_ready(t, spec, f"cannot read the candidate Deployment {deployment}: {exc}")
+    if t.state.phase is Phase.PENDING:  # not created yet: its progressDeadline runs
+        return _not_ready(t, spec, f"the candidate Deployment {deployment} does not exist")
+    # Deleted mid-canary: waiting will not bring it back, and its share of the traffic (or of the
+    # replicas router's pods) serves nothing meanwhile. Back to the baseline at once.
+    why = f"the candidate Deployment {deployment} (spec.candidate.deployment) was deleted"
+    _candidate_failed_note(t, Reason.CANDIDATE_DELETED, why)
+    return machine.candidate_failed(t.state, why, t.now)
 
 
 def _candidate_failed_note(t: _Tick, reason: Reason, message: str) -> None:
@@ -699,17 +712,13 @@ def _scale_down(t: _Tick, ending: Ending) -> None:
     if spec is None:
         return
     if ending is Ending.PROMOTED and spec.scale_down_baseline and spec.baseline.deployment:
-        arm, deployment = "baseline", spec.baseline.deployment
+        deployment = spec.baseline.deployment
     elif ending is Ending.ROLLED_BACK and spec.scale_down_candidate and spec.candidate.deployment:
-        arm, deployment = "candidate", spec.candidate.deployment
+        deployment = spec.candidate.deployment
     else:
         return
-    try:
+    with contextlib.suppress(rest.NotFoundError):  # deleted: it runs no pods, which is the end state
         resources.set_replicas(t.deps.api, t.namespace, deployment, 0)
-    except rest.NotFoundError:
-        raise routing.RoutingError(
-            f"scaling down Deployment {t.namespace}/{deployment} (spec.{arm}.deployment): not found"
-        ) from None
 
 
 def _finish(

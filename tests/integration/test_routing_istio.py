@@ -84,7 +84,8 @@ def test_a_canary_walks_the_virtual_service_and_ends_as_written(api: rest.Rest, 
     assert router.finalize(Ending.PROMOTED) == protocol.Weights(0.0, 100.0)
     assert routes(api, namespace)[0] == [("scorer-python", 0), ("scorer-rust", 100)]
     assert router.finalize(Ending.ROLLED_BACK) == protocol.Weights(100.0, 0.0)
-    assert routes(api, namespace) == [[("scorer-python", 100)], [("admin", None)]]
+    # exactly as the team wrote it: a lone destination without a weight
+    assert routes(api, namespace) == [[("scorer-python", None)], [("admin", None)]]
 
 
 @pytest.mark.usefixtures("istio_crd")

@@ -456,3 +456,16 @@ def test_a_last_look_stamped_by_a_clock_far_ahead_does_not_stop_the_looks() -> N
     world.tick(seconds=30.0)
     world.kube.objects[PATH]["status"]["lastTickAt"] = "2025-03-01T10:00:00Z"  # an hour ahead
     assert world.tick().action is reconcile.TickAction.ANALYSIS
+
+
+def test_a_candidate_deleted_mid_canary_rolls_back_at_once_with_the_baseline_at_full_size() -> None:
+    world = World(ModelSource(arms.PYTHON, arms.RUST_WIN))
+    world.run(lambda s: s.get("stepIndex") == 1)
+    assert world.replicas() == (8, 2)
+    del world.kube.objects[BASE + "rs"]  # kubectl delete deploy/rs, mid-canary
+    status = world.run(terminal, max_seconds=60)  # not spec.progressDeadline's 10 minutes
+    assert status["phase"] == "RolledBack"
+    assert "was deleted" in status["verdictReason"]
+    assert "CandidateDeleted" in world.reasons()
+    # The replicas router scaled the baseline back to the whole total though the candidate is gone.
+    assert world.kube.objects[BASE + "py"]["spec"]["replicas"] == 10

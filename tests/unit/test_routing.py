@@ -196,7 +196,9 @@ def test_istio_set_weights_splits_and_finalize_ends_cleanly() -> None:
     assert router.get_weights() == protocol.Weights(75.0, 25.0)
     assert router.finalize(Ending.PROMOTED) == protocol.Weights(0.0, 100.0)
     assert router.finalize(Ending.ROLLED_BACK) == protocol.Weights(100.0, 0.0)
-    assert kube.objects[VS]["spec"]["http"][0]["route"] == [dest("scorer-py", 100)]  # detached again
+    # detached again, exactly as the team wrote it (no weight on a lone destination), record dropped
+    assert kube.objects[VS]["spec"]["http"][0]["route"] == [dest("scorer-py")]
+    assert protocol.TEAM_WEIGHTS not in kube.objects[VS]["metadata"].get("annotations", {})
 
 
 def test_istio_splits_only_the_named_routes() -> None:
@@ -227,12 +229,12 @@ def test_istio_names_what_is_wrong() -> None:
         protocol.RoutingError, match=r"virtualService\.routes\[1\]: .* no http route named 'nope'"
     ):
         istio.IstioRouter(kube, TARGET, "scorer", ["api", "nope"]).ensure()
-    kube.add(VS, virtual_service(dest("scorer-py", 80), dest("legacy", 20)))
+    kube.add(VS, virtual_service(dest("scorer-py", 80), dest("scorer-py", 20)))
     with pytest.raises(
         protocol.RoutingError, match=r"http route api .* exactly one destination to host scorer-py"
     ):
         router.set_weights(10)
-    assert kube.objects[VS]["spec"]["http"][0]["route"][1] == dest("legacy", 20)  # nothing written
+    assert kube.objects[VS]["spec"]["http"][0]["route"][1] == dest("scorer-py", 20)  # nothing written
     with pytest.raises(
         protocol.RoutingError, match=r"spec\.trafficRouting\.istio\.virtualService\.name is required"
     ):
@@ -241,6 +243,32 @@ def test_istio_names_what_is_wrong() -> None:
         protocol.RoutingError, match=r"spec\.baseline\.service .* spec\.trafficRouting\.istio"
     ):
         istio.from_spec(protocol.RouteTarget(NS, "x", "py", "rs"), {"virtualService": {"name": "s"}}, kube)
+
+
+def test_istio_splits_only_the_baselines_share_and_rollback_puts_back_the_teams_weights() -> None:
+    kube = FakeKube()
+    kube.add(VS, virtual_service(dest("scorer-py", 80), dest("legacy", 20)))
+    router = istio.IstioRouter(kube, TARGET, "scorer")
+    router.ensure()
+    route = lambda: kube.objects[VS]["spec"]["http"][0]["route"]  # noqa: E731
+    assert route() == [dest("scorer-py", 80), dest("legacy", 20), dest("scorer-rs", 0)]
+    assert router.set_weights(25) == protocol.Weights(75.0, 25.0)
+    assert route() == [dest("scorer-py", 60), dest("legacy", 20), dest("scorer-rs", 20)]  # legacy keeps 20
+    assert sum(d["weight"] for d in route()) == 100  # as Istio requires
+    assert router.set_weights(5) == protocol.Weights(95.0, 5.0)  # round(80 x 5%) = 4 of 80
+    kube.objects[VS]["spec"]["http"][0]["route"][1]["weight"] = 15  # someone edits mid-canary
+    assert router.finalize(Ending.PROMOTED) == protocol.Weights(0.0, 100.0)
+    assert route() == [dest("scorer-py", 0), dest("legacy", 15), dest("scorer-rs", 80)]
+    assert router.finalize(Ending.ROLLED_BACK) == protocol.Weights(100.0, 0.0)
+    assert route() == [dest("scorer-py", 80), dest("legacy", 20)]  # exactly what the team wrote
+    assert protocol.TEAM_WEIGHTS not in kube.objects[VS]["metadata"].get("annotations", {})
+
+
+def test_istio_refuses_to_split_a_baseline_the_team_weighted_zero() -> None:
+    kube = FakeKube()
+    kube.add(VS, virtual_service(dest("scorer-py", 0), dest("legacy", 100)))
+    with pytest.raises(protocol.RoutingError, match=r"http route api .* gives the baseline weight 0"):
+        istio.IstioRouter(kube, TARGET, "scorer").set_weights(10)
 
 
 def test_istio_hosts_match_in_every_form_of_the_service_name() -> None:
@@ -467,3 +495,15 @@ def test_registry_builds_the_one_provider_the_spec_names() -> None:
         registry.build(NS, "s", canary_spec.parse_routing({**spec, "trafficRouting": {"smi": {}}}), kube)
     with pytest.raises(protocol.RoutingError, match=r"spec\.baseline\.service"):
         registry.build(NS, "s", canary_spec.parse_routing({**spec, "baseline": {"deployment": "py"}}), kube)
+
+
+def test_replica_router_rolls_back_to_the_whole_total_when_the_candidate_was_deleted() -> None:
+    kube = FakeKube()
+    kube.add("/apis/apps/v1/namespaces/shop/deployments/py", deployment("py", 5))
+    router = replicas.ReplicaRouter(kube, TARGET, total=10)  # rs is gone
+    assert router.finalize(Ending.ROLLED_BACK) == protocol.Weights(100.0, 0.0)
+    assert kube.objects["/apis/apps/v1/namespaces/shop/deployments/py"]["spec"]["replicas"] == 10
+    with pytest.raises(
+        protocol.RoutingError, match=r"scaling rs \(spec\.candidate\.deployment\) to 5: .*not found"
+    ):
+        router.set_weights(50)  # but traffic never moves to a Deployment that is not there

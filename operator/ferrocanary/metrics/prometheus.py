@@ -35,12 +35,12 @@ import logging
 import math
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ferrocanary.kube import resources, rest
-from ferrocanary.metrics import blockstore, custom, protocol, queries, transport
+from ferrocanary.metrics import blockstore, custom, promclock, protocol, queries, transport
 from ferrocanary.model import recording
 from ferrocanary.model import spec as canary_spec
 
@@ -181,6 +181,9 @@ class PrometheusSource:
         return values
 
     def fetch(self, window: protocol.Window) -> recording.Recording:
+        behind = promclock.behind(self.address)
+        if behind:  # Prometheus' clock is behind ours: end where its ``lag`` ends, not ours (promclock)
+            window = replace(window, end=window.end - timedelta(seconds=behind))
         try:
             return self._fetch(window)
         except (KeyError, ValueError, TypeError, AttributeError, OverflowError) as exc:

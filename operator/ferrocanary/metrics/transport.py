@@ -36,7 +36,7 @@ from typing import Any
 
 import requests
 
-from ferrocanary.metrics import protocol
+from ferrocanary.metrics import promclock, protocol
 
 MAX_ANSWER_BYTES = 32 * 1024 * 1024
 MAX_SERIES = 5000
@@ -49,6 +49,10 @@ _CHUNK = 64 * 1024
 
 class BusyError(protocol.MetricsUnavailableError):
     """Every fetch slot for this Prometheus is taken: try again on the next tick (no hold recorded)."""
+
+
+class ClockBehindError(BusyError):
+    """The range asked for ends in Prometheus' future (its clock is behind ours): retry next tick."""
 
 
 class DeadlineExceededError(protocol.MetricsUnavailableError):
@@ -124,6 +128,7 @@ class RangeClient:
         self.deadline = Deadline(timeout)
         self.bytes_read = 0
         self.queries = 0
+        self._server_time: float | None = None  # Prometheus' clock, from the last answer's Date
         self._session = requests.Session()
         self._session.headers.update(headers or {})
         self._session.verify = verify_tls
@@ -159,6 +164,7 @@ class RangeClient:
                     f"Prometheus at {self.where} unreachable: {type(exc).__name__}"
                 ) from None
             if status == 200:
+                self._in_the_past(last)
                 return self._result(body)
             retryable = status in (429, 503) or (status in (502, 504) and wait is None)
             pause = 0.2 if wait is None else wait
@@ -189,10 +195,20 @@ class RangeClient:
         self.queries += 1
         url = f"{self.address}/api/v1/query_range"
         with self._session.get(url, params=params, timeout=(min(left, 5.0), left), stream=True) as response:
+            self._server_time = promclock.observe(self.address, response.headers.get("Date"), time.time())
             wait = _retry_after(response.headers.get("Retry-After"))
             if response.status_code != 200:
                 return response.status_code, wait, b""
             return 200, wait, self._read(response)
+
+    def _in_the_past(self, last: datetime) -> None:
+        """Refuse an answer whose last point is in Prometheus' future: that block is partial there."""
+        ahead = promclock.in_future(self._server_time, last.timestamp())
+        if ahead:
+            raise ClockBehindError(
+                f"Prometheus at {self.where}: the newest block ends {ahead:.0f}s after its clock (which is "
+                "behind this operator's); the next look ends its window that much earlier"
+            )
 
     def _read(self, response: requests.Response) -> bytes:
         """The whole body, within the deadline and the size limit."""

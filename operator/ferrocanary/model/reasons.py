@@ -45,6 +45,7 @@ class Reason(StrEnum):
     CANDIDATE_MEMORY_FAULT = "CandidateMemoryFault"  # OOMKilled, SIGSEGV, SIGABRT or a Rust panic
     CANDIDATE_CRASHED = "CandidateCrashed"  # any other non-zero exit, or CrashLoopBackOff
     CANDIDATE_IMAGE_PULL_FAILED = "CandidateImagePullFailed"  # ImagePullBackOff / ErrImagePull
+    CANDIDATE_DELETED = "CandidateDeleted"  # the candidate Deployment was deleted mid-canary
     # signals (MetricsAvailable)
     METRICS_FRESH = "MetricsFresh"
     SIGNALS_MISSING = "SignalsMissing"

@@ -15,7 +15,6 @@ Every write is a read-modify-replace carrying the resourceVersion, retried on a 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -26,8 +25,7 @@ from ferrocanary.routing import protocol
 PROVIDER = "gatewayAPI"
 GROUP = "gateway.networking.k8s.io"
 VERSION = "v1"
-# The weights the team wrote, per split rule (its index) and backend name; null: no weight written.
-TEAM_WEIGHTS = "ferrocanary.io/team-weights"
+TEAM_WEIGHTS = protocol.TEAM_WEIGHTS
 
 
 def route_path(namespace: str, name: str) -> str:
@@ -109,34 +107,20 @@ class GatewayApiRouter:
             if any(_is_service(ref, self._baseline, self._ns) for ref in rule.get("backendRefs", []) or [])
         ]
 
-    def _team_weights(self, route: dict[str, Any]) -> dict[str, dict[str, int | None]]:
+    def _team_weights(self, route: dict[str, Any]) -> protocol.TeamWeights:
         """The weights the team wrote, recorded on the route at the canary's first write."""
-        annotations = route.setdefault("metadata", {}).setdefault("annotations", {}) or {}
-        recorded = annotations.get(TEAM_WEIGHTS)
-        if recorded:
-            try:
-                found = json.loads(recorded)
-            except ValueError:
-                found = None  # unreadable: someone edited it; record what the route holds now
-            # Another canary's record (one promoted on this route before) is not the team's now.
-            if isinstance(found, dict) and found.get("canary") == self._canary:
-                rules: dict[str, dict[str, int | None]] = found.get("rules") or {}
-                return rules
-        team = {
-            str(i): {
-                str(r.get("name")): r.get("weight")
-                for r in rule.get("backendRefs", [])
-                if not _is_service(r, self._candidate, self._ns)
-            }
-            for i, rule in self._split_rules(route)
-        }
-        record = json.dumps({"canary": self._canary, "rules": team}, sort_keys=True)
-        route["metadata"]["annotations"] = {**annotations, TEAM_WEIGHTS: record}
-        return team
-
-    def _forget_team_weights(self, route: dict[str, Any]) -> None:
-        annotations = route.get("metadata", {}).get("annotations") or {}
-        annotations.pop(TEAM_WEIGHTS, None)
+        return protocol.team_weights(
+            route,
+            self._canary,
+            lambda: {
+                str(i): {
+                    str(r.get("name")): r.get("weight")
+                    for r in rule.get("backendRefs", [])
+                    if not _is_service(r, self._candidate, self._ns)
+                }
+                for i, rule in self._split_rules(route)
+            },
+        )
 
     def _set(self, route: dict[str, Any], baseline: int, candidate: int | None) -> None:
         """Weights on every split rule; ``candidate=None`` removes the candidate backendRef and puts
@@ -152,7 +136,7 @@ class GatewayApiRouter:
                 continue
             self._split(refs, written, baseline, candidate)
         if candidate is None:
-            self._forget_team_weights(route)
+            protocol.forget_team_weights(route)
 
     def _split(
         self, refs: list[dict[str, Any]], written: Mapping[str, int | None], baseline: int, candidate: int

@@ -1,15 +1,19 @@
 """Istio routing: weights on the route destinations of a VirtualService (networking.istio.io/v1).
 
 The team owns the VirtualService; its http routes send traffic to the baseline's Service (a destination
-whose ``host`` is ``spec.baseline.service``, short or fully qualified). The routes split are the ones
-``trafficRouting.istio.virtualService.routes`` names, or by default every http route with a baseline
-destination. ``ensure`` adds the candidate's Service as a second destination at weight 0 next to the
-baseline (same port, same host form) and refuses a route with any other destination: Istio wants the
-weights of a route to add up to 100, so ferrocanary must own the whole split of each route it moves.
-``set_weights`` writes baseline = 100 - w and candidate = w, and ``finalize`` either leaves the
-candidate at 100 (promoted) or removes the candidate destination again with the baseline at 100
-(rolled back), as ``gateway_api`` does with backendRefs. Writes are read-modify-replace with the
-resourceVersion (``protocol.replace_object``).
+whose ``host`` is ``spec.baseline.service``, short or fully qualified), maybe beside other destinations
+(a legacy build at 20, say). The routes split are the ones ``trafficRouting.istio.virtualService.routes``
+names, or by default every http route with a baseline destination.
+
+The canary splits only the baseline's share, as with the Gateway API router: before its first write
+the router records the weights the team wrote (``protocol.TEAM_WEIGHTS`` annotation), then at w % gives
+the candidate round(B x w / 100) and the baseline the rest of B (B: the baseline's recorded weight, 100
+for a lone destination without one, as Istio implies), and leaves every other destination as it is, so
+the route's weights still add up to 100 as Istio requires. Integer weights quantise the split: callers
+record the split ``set_weights`` returns. ``ensure`` adds the candidate's Service at weight 0 beside
+the baseline (same port, same host form); ``finalize`` leaves the candidate with the baseline's share
+(promoted) or removes the candidate destination and puts back exactly the weights the team wrote
+(rolled back). Writes are read-modify-replace with the resourceVersion (``protocol.replace_object``).
 
 Not supported: DestinationRule subsets (one host, two subsets). Destinations are told apart by host
 only, so each build needs its own Service, as with the Gateway API router.
@@ -17,6 +21,7 @@ only, so each build needs its own Service, as with the Gateway API router.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -62,6 +67,7 @@ class IstioRouter:
         self._vs = virtual_service
         self._routes = tuple(routes)
         self._baseline, self._candidate = protocol.two_services(target, PROVIDER)
+        self._canary = target.canary
 
     @property
     def provider(self) -> str:
@@ -77,11 +83,11 @@ class IstioRouter:
     def _is_candidate(self, destination: Mapping[str, Any]) -> bool:
         return is_host(_host(destination), self._candidate, self._ns)
 
-    def _split_routes(self, vs: Mapping[str, Any]) -> list[dict[str, Any]]:
-        """The http routes this canary splits; each must send to the baseline and nothing but the two."""
+    def _split_routes(self, vs: Mapping[str, Any]) -> list[tuple[int, dict[str, Any]]]:
+        """The http routes this canary splits (with their index); each has exactly one baseline."""
         http: list[dict[str, Any]] = list((vs.get("spec") or {}).get("http") or [])
         if self._routes:
-            by_name = {route.get("name"): route for route in http}
+            by_name = {route.get("name"): (i, route) for i, route in enumerate(http)}
             chosen = []
             for index, name in enumerate(self._routes):
                 if name not in by_name:
@@ -90,41 +96,77 @@ class IstioRouter:
                     )
                 chosen.append(by_name[name])
         else:
-            chosen = [route for route in http if any(self._is_baseline(d) for d in route.get("route") or [])]
+            chosen = [
+                (i, route)
+                for i, route in enumerate(http)
+                if any(self._is_baseline(d) for d in route.get("route") or [])
+            ]
             if not chosen:
                 raise protocol.RoutingError(
                     f"{FIELD}.name: {self._what} has no http route "
                     f"with a destination to host {self._baseline}"
                 )
-        for route in chosen:
-            name = route.get("name", f"#{http.index(route)}")
+        for index, route in chosen:
             destinations = route.get("route") or []
             baseline = [d for d in destinations if self._is_baseline(d)]
-            others = [
-                _host(d) for d in destinations if not self._is_baseline(d) and not self._is_candidate(d)
-            ]
-            if len(baseline) != 1 or others or sum(map(self._is_candidate, destinations)) > 1:
+            if len(baseline) != 1 or sum(map(self._is_candidate, destinations)) > 1:
                 raise protocol.RoutingError(
-                    f"{FIELD}: http route {name} of {self._what} must have exactly one destination to host "
-                    f"{self._baseline} and at most one to {self._candidate}; it has "
-                    f"{[_host(d) for d in destinations]}"
+                    f"{FIELD}: http route {route.get('name', f'#{index}')} of {self._what} must have exactly "
+                    f"one destination to host {self._baseline} and at most one to {self._candidate}; "
+                    f"it has {[_host(d) for d in destinations]}"
                 )
         return chosen
 
-    def _set(self, vs: dict[str, Any], baseline: int, candidate: int | None) -> None:
-        """Weights on every split route; ``candidate=None`` removes the candidate destination."""
-        for route in self._split_routes(vs):
+    def _team_weights(self, vs: dict[str, Any]) -> protocol.TeamWeights:
+        """The weights the team wrote, per split route and destination host (recorded at the first write)."""
+        return protocol.team_weights(
+            vs,
+            self._canary,
+            lambda: {
+                str(i): {
+                    str(_host(d)): d.get("weight")
+                    for d in route.get("route") or []
+                    if not self._is_candidate(d)
+                }
+                for i, route in self._split_routes(vs)
+            },
+        )
+
+    def _share(self, written: Mapping[str, int | None], base: Mapping[str, Any], alone: bool) -> int:
+        """The baseline's weight as the team wrote it: what the canary splits."""
+        recorded = written.get(str(_host(base)), base.get("weight"))
+        if recorded is None:
+            return 100 if alone else 0  # Istio: a lone destination takes it all; otherwise 0
+        return int(recorded)
+
+    def _set(self, vs: dict[str, Any], candidate: int | None) -> None:
+        """The split at ``candidate`` percent on every split route; None removes the candidate
+        destination and puts the team's weights back. Other destinations keep their weights."""
+        team = self._team_weights(vs)
+        for index, route in self._split_routes(vs):
+            written = team.get(str(index), {})
             destinations: list[dict[str, Any]] = route["route"]
-            base = next(d for d in destinations if self._is_baseline(d))
-            base["weight"] = baseline
             if candidate is None:
                 route["route"] = [d for d in destinations if not self._is_candidate(d)]
+                for destination in route["route"]:
+                    _put_back(destination, written)
                 continue
+            base = next(d for d in destinations if self._is_baseline(d))
+            alone = sum(1 for d in destinations if not self._is_candidate(d)) == 1
+            share = self._share(written, base, alone=alone)
+            if share == 0 and candidate > 0:
+                raise protocol.RoutingError(
+                    f"{FIELD}: http route {route.get('name', f'#{index}')} of {self._what} gives the "
+                    "baseline weight 0: there is no traffic of the baseline's to split"
+                )
             cand = next((d for d in destinations if self._is_candidate(d)), None)
             if cand is None:
                 cand = self._candidate_beside(base)
                 destinations.append(cand)
-            cand["weight"] = candidate
+            cand["weight"] = math.floor(share * candidate / 100 + 0.5)
+            base["weight"] = share - cand["weight"]
+        if candidate is None:
+            protocol.forget_team_weights(vs)
 
     def _candidate_beside(self, base: Mapping[str, Any]) -> dict[str, Any]:
         """The candidate's destination, in the same host form and on the same port as the baseline's."""
@@ -136,7 +178,7 @@ class IstioRouter:
         return {"destination": destination, "weight": 0}
 
     def _weights(self, vs: Mapping[str, Any]) -> protocol.Weights:
-        destinations = self._split_routes(vs)[0]["route"]
+        destinations = self._split_routes(vs)[0][1]["route"]
         # Istio lets a lone destination omit its weight: it then takes all the traffic.
         implied = 100 if len(destinations) == 1 else 0
         baseline = sum(int(d.get("weight", implied)) for d in destinations if self._is_baseline(d))
@@ -145,23 +187,25 @@ class IstioRouter:
             return protocol.Weights(0.0, 0.0)
         return protocol.Weights.of_candidate(100.0 * candidate / (baseline + candidate))
 
-    def _update(self, baseline: int | None, candidate: int | None) -> dict[str, Any]:
+    def _update(self, candidate: int | None) -> dict[str, Any]:
         path = virtual_service_path(self._ns, self._vs)
-
-        def change(vs: dict[str, Any]) -> None:
-            if baseline is None:  # ensure: add the candidate at 0 only where it is missing
-                for route in self._split_routes(vs):
-                    if not any(self._is_candidate(d) for d in route["route"]):
-                        base = next(d for d in route["route"] if self._is_baseline(d))
-                        base["weight"] = 100
-                        route["route"].append(self._candidate_beside(base))
-                return
-            self._set(vs, baseline, candidate)
-
-        return protocol.replace_object(self._api, path, self._what, change)
+        return protocol.replace_object(self._api, path, self._what, lambda vs: self._set(vs, candidate))
 
     def ensure(self) -> None:
-        self._update(None, None)
+        path = virtual_service_path(self._ns, self._vs)
+
+        def add_candidate(vs: dict[str, Any]) -> None:  # at weight 0, only where it is missing
+            missing = [r for _, r in self._split_routes(vs) if not any(map(self._is_candidate, r["route"]))]
+            if not missing:
+                return
+            self._team_weights(vs)  # recorded before the first change
+            for route in missing:
+                base = next(d for d in route["route"] if self._is_baseline(d))
+                # Its implied weight (100 alone, else 0) written out: Istio wants them all once there are two.
+                base["weight"] = self._share({}, base, alone=len(route["route"]) == 1)
+                route["route"].append(self._candidate_beside(base))
+
+        protocol.replace_object(self._api, path, self._what, add_candidate)
 
     def get_weights(self) -> protocol.Weights:
         return self._weights(
@@ -169,13 +213,20 @@ class IstioRouter:
         )
 
     def set_weights(self, candidate_percent: int) -> protocol.Weights:
-        percent = max(0, min(100, int(candidate_percent)))
-        return self._weights(self._update(100 - percent, percent))
+        return self._weights(self._update(max(0, min(100, int(candidate_percent)))))
 
     def finalize(self, ending: Ending) -> protocol.Weights:
-        if ending is Ending.PROMOTED:
-            return self._weights(self._update(0, 100))
-        return self._weights(self._update(100, None))
+        return self._weights(self._update(100 if ending is Ending.PROMOTED else None))
+
+
+def _put_back(destination: dict[str, Any], written: Mapping[str, int | None]) -> None:
+    host = str(_host(destination))
+    if host not in written:
+        return  # added by someone during the canary: theirs, left as it is
+    if written[host] is None:
+        destination.pop("weight", None)
+    else:
+        destination["weight"] = written[host]
 
 
 def from_spec(target: protocol.RouteTarget, config: Mapping[str, Any], api: rest.JsonApi) -> IstioRouter:

@@ -16,6 +16,7 @@ errors turned into ``RoutingError`` messages that name the object.
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -25,6 +26,9 @@ from ferrocanary.model import spec as canary_spec
 from ferrocanary.model.decisions import Ending
 
 _ATTEMPTS = 3
+# The weights the team wrote, per split rule/route (its index) and backend; null: no weight written.
+TEAM_WEIGHTS = "ferrocanary.io/team-weights"
+TeamWeights = dict[str, dict[str, int | None]]
 
 
 class RoutingError(Exception):
@@ -136,3 +140,33 @@ def replace_object(
         except rest.KubeError as exc:
             raise RoutingError(f"{what}: {exc}") from None
     raise AssertionError("unreachable")
+
+
+def team_weights(obj: dict[str, Any], canary: str, written_now: Callable[[], TeamWeights]) -> TeamWeights:
+    """The weights the team wrote on a routing object, recorded in its ``TEAM_WEIGHTS`` annotation.
+
+    The first call of a canary records ``written_now()`` (the object before any change of ours, in
+    the same replace), later calls read the record back, so a rollback can put back exactly what the
+    team wrote whatever the steps wrote meanwhile, after a restart of the operator too.
+    """
+    annotations = obj.setdefault("metadata", {}).setdefault("annotations", {}) or {}
+    recorded = annotations.get(TEAM_WEIGHTS)
+    if recorded:
+        try:
+            found = json.loads(recorded)
+        except ValueError:
+            found = None  # unreadable: someone edited it; record what the object holds now
+        # Another canary's record (one promoted on this object before) is not the team's now.
+        if isinstance(found, dict) and found.get("canary") == canary:
+            rules: TeamWeights = found.get("rules") or {}
+            return rules
+    team = written_now()
+    record = json.dumps({"canary": canary, "rules": team}, sort_keys=True)
+    obj["metadata"]["annotations"] = {**annotations, TEAM_WEIGHTS: record}
+    return team
+
+
+def forget_team_weights(obj: dict[str, Any]) -> None:
+    """Drop the record once the team's weights are back (a rollback)."""
+    annotations = obj.get("metadata", {}).get("annotations") or {}
+    annotations.pop(TEAM_WEIGHTS, None)

@@ -59,9 +59,25 @@ class ReplicaRouter:
         except rest.KubeError as exc:
             raise protocol.RoutingError(str(exc)) from None
 
+    def _current(self, deployment: str) -> int:
+        """Its replicas now; a deleted Deployment runs none (an arm deleted mid-canary is not an error)."""
+        try:
+            return resources.get_replicas(self._api, self._target.namespace, deployment)
+        except rest.NotFoundError:
+            return 0
+        except rest.KubeError as exc:
+            raise protocol.RoutingError(str(exc)) from None
+
     def _write(self, deployment: str, replicas: int) -> None:
         try:
             resources.set_replicas(self._api, self._target.namespace, deployment, replicas)
+        except rest.NotFoundError:
+            if replicas == 0:
+                return  # already none: a rollback after the candidate was deleted still completes
+            raise protocol.RoutingError(
+                f"scaling {deployment} ({self._field(deployment)}) to {replicas}: "
+                f"Deployment {self._target.namespace}/{deployment} not found"
+            ) from None
         except rest.KubeError as exc:
             raise protocol.RoutingError(
                 f"scaling {deployment} ({self._field(deployment)}) to {replicas}: {exc}"
@@ -80,7 +96,7 @@ class ReplicaRouter:
 
     def set_weights(self, candidate_percent: int) -> protocol.Weights:
         baseline, candidate = split(self._total, candidate_percent)
-        current_candidate = self._read(self._target.candidate_deployment)
+        current_candidate = self._current(self._target.candidate_deployment)
         grow = (self._target.candidate_deployment, candidate)
         shrink = (self._target.baseline_deployment, baseline)
         order = [grow, shrink] if candidate >= current_candidate else [shrink, grow]
