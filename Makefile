@@ -65,7 +65,7 @@ integration: setup
 # unit-fast takes "not integration and not toolchain and not slow", the last run the rest.
 test: lint imports typecheck unit-fast
 	@$(MAKE) --no-print-directory setup rust
-	$(PY) -m pytest -m "integration or toolchain or slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -m "integration or toolchain or slow" --durations=40 $(PYTEST_ARGS)
 
 # A full canary of the reference workload on the local sandbox; ends with a verdict and a report.
 demo: setup
