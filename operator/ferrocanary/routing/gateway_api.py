@@ -51,16 +51,6 @@ def _team_weight(written: Mapping[str, int | None], ref: Mapping[str, Any]) -> i
     return 1 if recorded is None else int(recorded)  # the Gateway API default weight is 1
 
 
-def _put_back(ref: dict[str, Any], written: Mapping[str, int | None]) -> None:
-    name = str(ref.get("name"))
-    if name not in written:
-        return  # added by someone during the canary: theirs, left as it is
-    if written[name] is None:
-        ref.pop("weight", None)
-    else:
-        ref["weight"] = written[name]
-
-
 class GatewayApiRouter:
     """A ``TrafficRouter`` over one HTTPRoute."""
 
@@ -132,7 +122,7 @@ class GatewayApiRouter:
             if candidate is None:
                 rule["backendRefs"] = [r for r in refs if not _is_service(r, self._candidate, self._ns)]
                 for ref in rule["backendRefs"]:
-                    _put_back(ref, written)
+                    protocol.put_back_weight(ref, str(ref.get("name")), written)
                 continue
             self._split(refs, written, baseline, candidate)
         if candidate is None:

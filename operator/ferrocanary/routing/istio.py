@@ -149,7 +149,7 @@ class IstioRouter:
             if candidate is None:
                 route["route"] = [d for d in destinations if not self._is_candidate(d)]
                 for destination in route["route"]:
-                    _put_back(destination, written)
+                    protocol.put_back_weight(destination, str(_host(destination)), written)
                 continue
             base = next(d for d in destinations if self._is_baseline(d))
             alone = sum(1 for d in destinations if not self._is_candidate(d)) == 1
@@ -217,16 +217,6 @@ class IstioRouter:
 
     def finalize(self, ending: Ending) -> protocol.Weights:
         return self._weights(self._update(100 if ending is Ending.PROMOTED else None))
-
-
-def _put_back(destination: dict[str, Any], written: Mapping[str, int | None]) -> None:
-    host = str(_host(destination))
-    if host not in written:
-        return  # added by someone during the canary: theirs, left as it is
-    if written[host] is None:
-        destination.pop("weight", None)
-    else:
-        destination["weight"] = written[host]
 
 
 def from_spec(target: protocol.RouteTarget, config: Mapping[str, Any], api: rest.JsonApi) -> IstioRouter:

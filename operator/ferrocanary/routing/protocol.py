@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -164,6 +164,16 @@ def team_weights(obj: dict[str, Any], canary: str, written_now: Callable[[], Tea
     record = json.dumps({"canary": canary, "rules": team}, sort_keys=True)
     obj["metadata"]["annotations"] = {**annotations, TEAM_WEIGHTS: record}
     return team
+
+
+def put_back_weight(backend: dict[str, Any], key: str, written: Mapping[str, int | None]) -> None:
+    """The weight the team wrote for ``backend`` (recorded under ``key``), or none if it wrote none."""
+    if key not in written:
+        return  # added by someone during the canary: theirs, left as it is
+    if written[key] is None:
+        backend.pop("weight", None)
+    else:
+        backend["weight"] = written[key]
 
 
 def forget_team_weights(obj: dict[str, Any]) -> None:
