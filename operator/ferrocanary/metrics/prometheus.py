@@ -26,7 +26,8 @@ arm's query tagged by ``label_replace`` and joined with ``or``), and counters ar
 (``sum by (le, pod, instance)``), so an answer has one series per pod and bucket rather than per
 pod, route, method and bucket while a counter reset (a restarted process) still shows as one. How
 each request is bounded (one deadline per fetch, answer size, ``Retry-After``, concurrency per
-address) is ``transport``'s.
+address) is ``transport``'s. Each look also reads OpenCost's node prices for each arm's pods at the
+window's end (``opencost``: two requests; the static prices apply where its series are absent).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ferrocanary.kube import resources, rest
-from ferrocanary.metrics import blockstore, custom, protocol, queries, transport
+from ferrocanary.metrics import blockstore, custom, opencost, protocol, queries, transport
 from ferrocanary.model import recording
 from ferrocanary.model import spec as canary_spec
 
@@ -252,6 +253,7 @@ class PrometheusSource:
                 held.merge(self._fetch_new(window, first, count, held))
             # Custom KPIs' counters are read whole at each look (not kept between looks).
             own_counter = self._whole_counter(window, count)
+            prices = self._prices(window, window.start + count * timedelta(seconds=window.interval_seconds))
 
         def total(signal: blockstore.Signal) -> dict[int, float]:
             return {k: sum(v.values()) for k, v in held.blocks(signal, count).items()}
@@ -276,7 +278,25 @@ class PrometheusSource:
         )
         blocks = tuple(_block(k, start, window, arms, tuple(bounds)) for k, start in enumerate(starts))
         own = custom.recordings(window, own_counter, arms, starts, _block)
-        return recording.Recording(window.interval_seconds, tuple(bounds), blocks, custom=own)
+        return recording.Recording(window.interval_seconds, tuple(bounds), blocks, custom=own, prices=prices)
+
+    def _prices(self, window: protocol.Window, at: datetime) -> opencost.Prices:
+        """Each arm's OpenCost prices at ``at`` (``{}`` where OpenCost's series are absent)."""
+
+        def answer(asked: Mapping[str, str]) -> dict[str, float | None]:
+            found = self._both(asked, window, at, at)
+            return {arm: _last(series) for arm, series in found.items()}
+
+        selectors = window.selectors
+        return opencost.read(
+            answer, {"baseline": selectors.baseline_pods, "candidate": selectors.candidate_pods}
+        )
+
+
+def _last(series: list[Series]) -> float | None:
+    """The newest value of a one-series answer (None: no series)."""
+    values = series[0].get("values", []) if series else []
+    return float(values[-1][1]) if values else None
 
 
 def _without_credentials(address: str) -> str:

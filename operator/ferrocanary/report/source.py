@@ -15,7 +15,7 @@ from typing import Any
 
 from ferrocanary.kube import rest
 from ferrocanary.metrics import prometheus, protocol
-from ferrocanary.model import recording
+from ferrocanary.model import analysis, recording
 from ferrocanary.model import spec as canary_spec
 from ferrocanary.policy import state as policy_state
 from ferrocanary.report import render, trajectory
@@ -49,7 +49,7 @@ def write_report(
 def render_report(obj: Mapping[str, Any], rec: recording.Recording, out: Path) -> Path:
     """report.md and its plots for a canary whose blocks are already at hand."""
     status: Mapping[str, Any] = obj.get("status") or {}
-    settings = canary_spec.parse(obj.get("spec")).settings
+    settings = analysis.with_prices(canary_spec.parse(obj.get("spec")).settings, rec.prices)
     looks, decided = trajectory.trajectory(rec, settings)
     state = policy_state.from_status(status)
     data = render.ReportInput(
