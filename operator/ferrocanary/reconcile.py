@@ -38,7 +38,7 @@ from ferrocanary.model import metrics as metrics_spec
 from ferrocanary.model import spec as canary_spec
 from ferrocanary.model.decisions import Ending
 from ferrocanary.model.reasons import ConditionType, Reason
-from ferrocanary.policy import custom_kpis, machine, report
+from ferrocanary.policy import custom_kpis, figures, machine, report
 from ferrocanary.policy import state as policy_state
 from ferrocanary.policy.state import Phase
 from ferrocanary.routing import protocol as routing
@@ -616,7 +616,9 @@ def _judge(t: _Tick, spec: canary_spec.CanarySpec) -> machine.Transition:
         log.exception("judge failed on %s/%s", t.namespace, t.name)
         return _hold(t, f"holding: the judge failed: {type(exc).__name__}: {exc}")
     judgement = presets.with_bucket_advice(judgement, spec)  # Istio's/ingress-nginx's default buckets
-    t.extra.update(report.judgement_status(judgement, analysis.with_prices(spec.settings, rec.prices)))
+    priced = analysis.with_prices(spec.settings, rec.prices)
+    t.extra.update(report.judgement_status(judgement, priced))
+    t.extra["arms"] = figures.arm_figures(rec, priced)  # what the judge read, whatever the preset
     _count(t, judgement.decision)
     return machine.judge(
         t.state,

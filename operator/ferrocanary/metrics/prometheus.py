@@ -26,8 +26,9 @@ arm's query tagged by ``label_replace`` and joined with ``or``), and counters ar
 (``sum by (le, pod, instance)``), so an answer has one series per pod and bucket rather than per
 pod, route, method and bucket while a counter reset (a restarted process) still shows as one. How
 each request is bounded (one deadline per fetch, answer size, ``Retry-After``, concurrency per
-address) is ``transport``'s. Each look also reads OpenCost's node prices for each arm's pods at the
-window's end (``opencost``: two requests; the static prices apply where its series are absent).
+address) is ``transport``'s. A look that fetches new blocks also reads OpenCost's node prices for
+each arm's pods at the newest block's end (``opencost``: two requests; the static prices apply where
+its series are absent).
 """
 
 from __future__ import annotations
@@ -205,7 +206,8 @@ class PrometheusSource:
     ) -> blockstore.Entry:
         """Blocks ``first..count-1`` from Prometheus (the store merges them only if all succeeded).
 
-        One request per signal for both arms: 8 per look, whatever the canary's age.
+        One request per signal for both arms, and two for the OpenCost prices: 10 per look, whatever the
+        canary's age.
         """
         fresh = blockstore.Entry(count=count)
         step = timedelta(seconds=window.interval_seconds)
@@ -228,6 +230,7 @@ class PrometheusSource:
             asked = {arm: pick_gauge(q) for arm, q in resolved.items()}
             for arm, answer in self._both(asked, window, *block_ends).items():
                 fresh.gauges[(arm, name)] = self._gauge(answer, window, (first, count))
+        fresh.prices = self._prices(window, boundaries[1])
         return fresh
 
     def _whole_counter(self, window: protocol.Window, count: int) -> custom.Counter:
@@ -253,7 +256,6 @@ class PrometheusSource:
                 held.merge(self._fetch_new(window, first, count, held))
             # Custom KPIs' counters are read whole at each look (not kept between looks).
             own_counter = self._whole_counter(window, count)
-            prices = self._prices(window, window.start + count * timedelta(seconds=window.interval_seconds))
 
         def total(signal: blockstore.Signal) -> dict[int, float]:
             return {k: sum(v.values()) for k, v in held.blocks(signal, count).items()}
@@ -278,7 +280,9 @@ class PrometheusSource:
         )
         blocks = tuple(_block(k, start, window, arms, tuple(bounds)) for k, start in enumerate(starts))
         own = custom.recordings(window, own_counter, arms, starts, _block)
-        return recording.Recording(window.interval_seconds, tuple(bounds), blocks, custom=own, prices=prices)
+        return recording.Recording(
+            window.interval_seconds, tuple(bounds), blocks, custom=own, prices=held.prices
+        )
 
     def _prices(self, window: protocol.Window, at: datetime) -> opencost.Prices:
         """Each arm's OpenCost prices at ``at`` (``{}`` where OpenCost's series are absent)."""
