@@ -7,7 +7,8 @@ build 20m), so the kernel's accounting, read by cAdvisor, says the Rust build sp
 the CPU. Requests and latency are played by the contract exporter (support/exporter.py) under the
 real pods' names, the traffic split fixed at 50/50 (``trafficRouting.none``), with the same CPU per
 request in both builds' process collector: only cAdvisor's series can show the Rust build's
-advantage, so a promotion with a throughput-per-CPU near 4x is read from cAdvisor or not at all.
+advantage, so a promotion with a throughput-per-CPU near 4x is read from cAdvisor or not at all;
+``status.arms`` shows each build's CPU in cores as the judge read it, the quotas.
 
 Run it under ``flock /tmp/ferrocanary-realnode.lock`` (one real node per machine). About 20 s to
 start the node, then about a minute for the canary.
@@ -162,6 +163,11 @@ def test_a_candidate_burning_a_quarter_of_the_cpu_on_cadvisor_is_promoted(
         # process CPU would say 1x)
         assert 1.5 < throughput["lower"] <= throughput["estimate"] <= throughput["upper"]
         assert 3.0 < throughput["estimate"] < 5.0
+        # each build's CPU as the judge read it off the newest block: the kernel's quota, in cores
+        judged = status["arms"]
+        assert judged["baseline"]["cpuCores"] == pytest.approx(BASELINE_MILLICORES / 1000, rel=0.35)
+        assert judged["candidate"]["cpuCores"] == pytest.approx(CANDIDATE_MILLICORES / 1000, rel=0.35)
+        assert status["pricing"]["source"] == "static"  # no OpenCost on this node
     finally:
         canary.delete()
         canary.stop()
