@@ -330,7 +330,29 @@ def test_kubectl_ferrocanary_queries_resolves_a_canary_and_its_template_in_the_c
     assert result["queries"]["candidate"]["requests"].startswith("istio_requests_total{")
     assert f'destination_workload_namespace="{namespace}"' in result["queries"]["candidate"]["requests"]
     assert set(result["customKpis"]) == {"upstream-calls-per-request"}
-    sandbox.kubectl("delete", "-n", namespace, "metrictemplate", "mesh-defaults")
+    # the same template as the platform ships it in its own namespace, referenced by namespace
+    shared = f"{namespace}-platform"
+    sandbox.kubectl("create", "namespace", shared)
+    try:
+        example = root / "crds" / "examples" / "metric-template.yaml"
+        template = next(d for d in yaml.safe_load_all(example.read_text()) if d["kind"] == "MetricTemplate")
+        template["metadata"]["namespace"] = shared
+        sandbox.kubectl("apply", "-f", "-", input_text=json.dumps(template))
+        ref = {
+            "spec": {"analysis": {"metrics": {"templateRef": {"name": "mesh-defaults", "namespace": shared}}}}
+        }
+        sandbox.kubectl(
+            "patch", "-n", namespace, "rustcanary", "scorer-templated", "--type=merge", "-p", json.dumps(ref)
+        )
+        sandbox.kubectl("delete", "-n", namespace, "metrictemplate", "mesh-defaults")
+        shown = kubectl_ferrocanary(sandbox, "queries", "scorer-templated", "-n", namespace, "--json")
+        assert shown.returncode == 0, shown.stderr
+        # filled in for the canary's own namespace, wherever the template lives
+        requests = json.loads(shown.stdout)["queries"]["candidate"]["requests"]
+        assert f'destination_workload_namespace="{namespace}"' in requests
+        sandbox.kubectl("delete", "-n", shared, "metrictemplate", "mesh-defaults")
+    finally:
+        sandbox.kubectl("delete", "namespace", shared, "--wait=false", check=False)
     missing = kubectl_ferrocanary(sandbox, "queries", "scorer-templated", "-n", namespace)
     assert missing.returncode == 1
     assert "mesh-defaults" in missing.stderr
