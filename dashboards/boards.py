@@ -207,6 +207,8 @@ def canary_verdicts() -> dm.Dashboard:
         )
     )
 
+    builder = _as_judged(builder)
+
     builder = builder.with_row(gd.Row("Judge and operator"))
     builder = builder.with_panel(
         p.graph("Judge decisions", "Decisions per second by outcome (one per analysis tick).", "ops")
@@ -219,6 +221,38 @@ def canary_verdicts() -> dm.Dashboard:
         )
     )
     return p.laid_out(builder.build())
+
+
+def _as_judged(builder: gd.Dashboard) -> gd.Dashboard:
+    """Each build's figures as the judge read them (the operator's ferrocanary_arm_* series): the same
+    panels whatever the preset the canary reads (Istio's, ingress-nginx's, cAdvisor's series)."""
+    builder = builder.with_row(gd.Row("Each build as the judge read it (any preset)"))
+    arm = f'{CANARY},arm=~"baseline|candidate"'
+    legend = "{{name}} {{arm}}"
+    latency = p.graph("Latency as judged", "p50 and p99 of each build over the newest block.", "s")
+    for quantile in ("0.5", "0.99"):
+        latency = latency.with_target(
+            p.query(
+                q.canary_series(q.ARM_LATENCY, f'{arm},quantile="{quantile}"'),
+                f"{legend} p{quantile}",
+                f"Q{quantile}",
+            )
+        )
+    builder = builder.with_panel(latency)
+    for field, title, unit, width in (
+        ("errorRatio", "Error ratio as judged", "percentunit", 12),
+        ("requestsPerSecond", "Requests per second as judged", "reqps", 6),
+        ("cpuCores", "CPU as judged", "none", 6),
+        ("memoryBytes", "Memory as judged", "bytes", 6),
+        ("costPerRequest", "Cost per request as judged", "currencyUSD", 6),
+    ):
+        metric, text = q.ARM_FIGURES[field]
+        builder = builder.with_panel(
+            p.graph(title, f"{text} Over the newest block the judge read.", unit, width).with_target(
+                p.query(q.canary_series(metric, arm), legend, "A")
+            )
+        )
+    return builder
 
 
 def python_vs_rust() -> dm.Dashboard:

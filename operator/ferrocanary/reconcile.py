@@ -39,7 +39,7 @@ from ferrocanary.model import metrics as metrics_spec
 from ferrocanary.model import spec as canary_spec
 from ferrocanary.model.decisions import Ending
 from ferrocanary.model.reasons import ConditionType, Reason
-from ferrocanary.policy import custom_kpis, machine, report
+from ferrocanary.policy import custom_kpis, figures, machine, report
 from ferrocanary.policy import state as policy_state
 from ferrocanary.policy.state import Phase
 from ferrocanary.routing import protocol as routing
@@ -90,6 +90,8 @@ class Deps:
     clock: Callable[[], datetime] = _now
     export: bool = True
     token_policy: prometheus_source.TokenPolicy = field(default_factory=prometheus_source.TokenPolicy)
+    # The platform's namespace of MetricTemplates every canary may reference (templateRef.namespace).
+    shared_templates_namespace: str = ""
     # Blocks already fetched, per canary (a cache: status stays the only state that matters).
     blocks: blockstore.BlockStore = field(default_factory=blockstore.BlockStore)
     # Idle ticks (every few seconds per running canary) re-use the spec parsed for the same object
@@ -194,31 +196,41 @@ def _parse(
 
 
 def _with_template(
-    api: rest.JsonApi, namespace: str, raw: Mapping[str, Any]
+    api: rest.JsonApi, namespace: str, raw: Mapping[str, Any], shared: str = ""
 ) -> tuple[Mapping[str, Any], str]:
     """The spec with its MetricTemplate merged in, or why it cannot be (a template that is not there).
 
+    The template is in the canary's namespace, or (``templateRef.namespace``) in ``shared``, the
+    platform's namespace of templates every canary may use (chart value ``metricTemplates.namespace``);
+    any other namespace is refused, so a tenant never reads another tenant's templates.
     Any other API error (the API server unavailable) propagates: the tick fails before writing anything
     and is retried.
     """
     analysis_spec = raw.get("analysis")
+    analysis_spec = analysis_spec if isinstance(analysis_spec, Mapping) else {}
     try:
-        name = metrics_spec.template_name(analysis_spec if isinstance(analysis_spec, Mapping) else {})
+        name = metrics_spec.template_name(analysis_spec)
+        where = metrics_spec.template_namespace(analysis_spec, namespace)
     except ValueError as exc:
         return raw, str(exc)
     if name is None:
         return raw, ""
+    if where not in (namespace, shared):
+        return raw, (
+            f"spec.analysis.metrics.templateRef.namespace: {where} is neither the canary's namespace nor "
+            f"the platform's shared templates namespace ({shared or 'none configured'})"
+        )
     try:
-        template = canaries.read_metric_template(api, namespace, name)
+        template = canaries.read_metric_template(api, where, name)
     except rest.NotFoundError:
-        return raw, f"spec.analysis.metrics.templateRef.name: MetricTemplate {namespace}/{name} not found"
+        return raw, f"spec.analysis.metrics.templateRef.name: MetricTemplate {where}/{name} not found"
     except rest.KubeError as exc:
         if exc.status not in (401, 403):
             raise
         # The operator may not read it (a chart older than MetricTemplate): say so where users look.
         return raw, (
             f"spec.analysis.metrics.templateRef.name: the operator may not read MetricTemplate "
-            f"{namespace}/{name} (HTTP {exc.status}; its RBAC needs get on metrictemplates)"
+            f"{where}/{name} (HTTP {exc.status}; its RBAC needs get on metrictemplates)"
         )
     spec = template.get("spec")
     return metrics_spec.spec_with_template(raw, spec if isinstance(spec, Mapping) else {}), ""
@@ -230,7 +242,7 @@ def _open(obj: Mapping[str, Any], deps: Deps) -> _Tick:
     key = (str(meta.get("namespace", "")), str(meta.get("name", "")))
     version = str(meta.get("resourceVersion", ""))
     given = obj.get("spec") or {}
-    raw, template_error = _with_template(deps.api, key[0], given)
+    raw, template_error = _with_template(deps.api, key[0], given, deps.shared_templates_namespace)
     # The parse is cached per resourceVersion only for a spec without a MetricTemplate: a template
     # can change under an unchanged canary, so that spec is parsed again at every tick.
     cacheable = bool(version) and raw is given and not template_error
@@ -617,7 +629,9 @@ def _judge(t: _Tick, spec: canary_spec.CanarySpec) -> machine.Transition:
         log.exception("judge failed on %s/%s", t.namespace, t.name)
         return _hold(t, f"holding: the judge failed: {type(exc).__name__}: {exc}")
     judgement = presets.with_bucket_advice(judgement, spec)  # Istio's/ingress-nginx's default buckets
-    t.extra.update(report.judgement_status(judgement, spec.settings))
+    priced = analysis.with_prices(spec.settings, rec.prices)
+    t.extra.update(report.judgement_status(judgement, priced))
+    t.extra["arms"] = figures.arm_figures(rec, priced)  # what the judge read, whatever the preset
     _count(t, judgement.decision)
     return machine.judge(
         t.state,

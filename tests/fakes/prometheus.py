@@ -51,6 +51,8 @@ def signal_of(query: str) -> str:
         ("process_start_time_seconds", "pods"),
         ("panics_total", "panics"),
         ("kube_pod_container", "container_faults"),
+        ("node_cpu_hourly_cost", "cpu_price"),  # OpenCost's prices (none canned: the static prices)
+        ("node_ram_hourly_cost", "memory_price"),
     ):
         if needle in query:
             return signal

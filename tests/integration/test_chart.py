@@ -22,7 +22,7 @@ import yaml
 from ferrocanary.cli import main as cli_main
 from ferrocanary.local.sandbox import Sandbox
 from ferrocanary.local.toolchain import cache_dir
-from tests.support.canary import install_istio_crd
+from tests.support.canary import TEMPLATE_CRD, install_istio_crd, wait_established
 
 pytestmark = pytest.mark.integration
 
@@ -392,6 +392,62 @@ def test_every_rendering_passes_the_api_servers_dry_run(
         assert "clusterkopfpeering.kopf.dev" in kinds
     # The NetworkPolicy is on unless switched off, and the API server accepts every form of it.
     assert ("networkpolicy.networking.k8s.io" in kinds) is (name != "no-network-policy")
+
+
+SHARED_TEMPLATES = {
+    "istio-mesh": {"preset": "istio"},
+    "db-calls": {
+        "kpis": [
+            {
+                "name": "db-calls-per-request",
+                "type": "ratio",
+                "numerator": 'db_queries_total{namespace="{{namespace}}",pod=~"{{pods}}"}',
+                "denominator": 'http_requests_total{namespace="{{namespace}}",pod=~"{{pods}}"}',
+                "target": 0.8,
+            }
+        ]
+    },
+}
+
+
+def test_the_platforms_shared_metrictemplates_render_with_their_read_grant(
+    sandbox: Sandbox, helm_tmp: Path, namespaces: dict[str, str], cluster_kinds: None
+) -> None:
+    shared = namespaces["ns2"]  # outside the watched namespaces: the chart grants get there
+    values = helm_tmp / "shared.json"
+    values.write_text(
+        json.dumps(
+            {
+                "watchNamespaces": [namespaces["ns1"]],
+                "metricTemplates": {"namespace": shared, "templates": SHARED_TEMPLATES},
+            }
+        )
+    )
+    rendered = _helm(
+        sandbox, helm_tmp, "template", "fc", str(CHART), "-n", namespaces["rel"], "-f", str(values)
+    )
+    docs = [d for d in yaml.safe_load_all(rendered.stdout) if d]
+    templates = {d["metadata"]["name"]: d for d in _kind(docs, "MetricTemplate")}
+    assert {name: t["spec"] for name, t in templates.items()} == SHARED_TEMPLATES  # placeholders kept
+    assert {t["metadata"]["namespace"] for t in templates.values()} == {shared}
+    grants = [r for r in _kind(docs, "Role") if r["metadata"]["namespace"] == shared]
+    assert [g["rules"] for g in grants] == [
+        [{"apiGroups": ["ferrocanary.io"], "resources": ["metrictemplates"], "verbs": ["get"]}]
+    ]
+    (deployment,) = _kind(docs, "Deployment")
+    env = {e["name"]: e.get("value") for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["FERROCANARY_SHARED_TEMPLATES_NAMESPACE"] == shared
+    # the API server takes the templates as the MetricTemplate CRD's schema and CEL rules say
+    sandbox.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(TEMPLATE_CRD))
+    wait_established(sandbox, "metrictemplates.ferrocanary.io")
+    applied = _dry_run(sandbox, helm_tmp, rendered.stdout)
+    assert "metrictemplate.ferrocanary.io/istio-mesh" in applied.stdout
+    # by default: none rendered, and the release namespace is the shared one
+    default = _template(sandbox, helm_tmp, _values("defaults", helm_tmp))
+    assert not _kind(default, "MetricTemplate")
+    (deployment,) = _kind(default, "Deployment")
+    env = {e["name"]: e.get("value") for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["FERROCANARY_SHARED_TEMPLATES_NAMESPACE"] == "fc"
 
 
 def test_the_workload_chart_and_its_rustcanary_pass_the_dry_run(

@@ -9,6 +9,7 @@ with the canary's resolved queries. Each resolved query also passes `promtool ch
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import subprocess
@@ -29,7 +30,7 @@ from ferrocanary.local.sandbox import Sandbox
 from ferrocanary.local.toolchain import Toolchain
 from ferrocanary.metrics import protocol
 from ferrocanary.metrics.prometheus import PrometheusSource
-from ferrocanary.model import recording
+from ferrocanary.model import analysis, recording
 from ferrocanary.model import spec as canary_spec
 from tests.support.canary import install_crd
 from tests.support.cli import kubectl_ferrocanary
@@ -118,6 +119,39 @@ def cadvisor() -> str:
     return "\n".join(lines) + "\n"
 
 
+# OpenCost's node prices (per vCPU-hour and per GiB-hour, labelled as OpenCost labels them) and
+# kube-state-metrics' kube_pod_info placing each pod: the Python build on an on-demand x86 node, the
+# Rust build on a cheaper arm64 one, another team's pod (a decoy) on a third.
+NODES = {
+    "ip-10-0-1-17": ("m6i.xlarge", "amd64", 0.048, 0.0064),
+    "ip-10-0-2-33": ("m7g.xlarge", "arm64", 0.0408, 0.0054),
+    "ip-10-0-3-50": ("c6i.large", "amd64", 0.1, 0.01),
+}
+POD_NODE = {"baseline": "ip-10-0-1-17", "candidate": "ip-10-0-2-33"}
+
+
+def opencost() -> str:
+    lines = ["# TYPE node_cpu_hourly_cost gauge", "# TYPE node_ram_hourly_cost gauge"]
+    for node, (instance_type, arch, cpu_hour, ram_hour) in NODES.items():
+        labels = (
+            f'instance="{node}",node="{node}",instance_type="{instance_type}",region="eu-west-1",'
+            f'provider_id="aws:///eu-west-1a/i-0{node[-2:]}",arch="{arch}"'
+        )
+        lines += [
+            f"node_cpu_hourly_cost{{{labels}}} {cpu_hour}",
+            f"node_ram_hourly_cost{{{labels}}} {ram_hour}",
+        ]
+    lines.append("# TYPE kube_pod_info gauge")
+    placed = [(NS, POD[arm], POD_NODE[arm]) for arm in POD] + [("other", POD["candidate"], "ip-10-0-3-50")]
+    for namespace, pod, node in placed:
+        lines.append(
+            f'kube_pod_info{{namespace="{namespace}",pod="{pod}",uid="{abs(hash((namespace, pod)))}",'
+            f'host_ip="10.0.0.1",pod_ip="10.244.0.7",node="{node}",created_by_kind="ReplicaSet",'
+            f'created_by_name="{pod.rsplit("-", 1)[0]}",priority_class="",host_network="false"}} 1'
+        )
+    return "\n".join(lines) + "\n"
+
+
 EXPOSITIONS: dict[str, Callable[[], str]] = {
     "istio": istio,
     "ingress-nginx": ingress_nginx,
@@ -143,13 +177,14 @@ def _handler(body: Callable[[], str]) -> type[BaseHTTPRequestHandler]:
 
 @pytest.fixture(scope="module")
 def scraped(sandbox: Sandbox) -> Iterator[None]:
-    """Prometheus scrapes the three systems' series (no target labels that could clash with theirs)."""
+    """Prometheus scrapes the systems' series (no target labels that could clash with theirs)."""
     with (
         serving(_handler(istio)) as a,
         serving(_handler(ingress_nginx)) as b,
         serving(_handler(cadvisor)) as c,
+        serving(_handler(opencost)) as d,
     ):
-        jobs = {"presets-istio": a, "presets-nginx": b, "presets-cadvisor": c}
+        jobs = {"presets-istio": a, "presets-nginx": b, "presets-cadvisor": c, "presets-opencost": d}
         for job, target in jobs.items():
             sandbox.add_scrape_target(job, [target])
         try:
@@ -166,19 +201,21 @@ def _spec(preset: str) -> canary_spec.CanarySpec:
     return canary_spec.parse({**arms, "analysis": {"interval": "10s", "metrics": {"preset": preset}}})
 
 
-def _fetch(sandbox: Sandbox, preset: str, blocks: int = 3, interval: float = 3.0) -> recording.Recording:
+def _window(spec: canary_spec.CanarySpec, blocks: int = 3, interval: float = 3.0) -> protocol.Window:
     """``blocks`` blocks of ``interval`` seconds, ending at least two scrapes ago."""
-    spec = _spec(preset)
     end = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=3)
     start = end - timedelta(seconds=blocks * interval)
-    window = protocol.Window(
+    return protocol.Window(
         start,
         end,
         interval,
         protocol.ArmSelectors.of(NS, spec),
         resolved=protocol.resolved_queries(NS, spec),
     )
-    return PrometheusSource(sandbox.prometheus_url).fetch(window)
+
+
+def _fetch(sandbox: Sandbox, preset: str) -> recording.Recording:
+    return PrometheusSource(sandbox.prometheus_url).fetch(_window(_spec(preset)))
 
 
 def _wait_scraped(sandbox: Sandbox, jobs: tuple[str, ...]) -> None:
@@ -238,6 +275,26 @@ def test_cadvisor_reads_containers_cpu_and_memory_once(sandbox: Sandbox) -> None
         assert (block.baseline.pods, block.candidate.pods) == (1, 1)
 
 
+@pytest.mark.usefixtures("scraped")
+def test_opencost_prices_each_build_by_the_nodes_its_pods_run_on(sandbox: Sandbox) -> None:
+    rec = _fetch(sandbox, "cadvisor")
+    # the other team's pod of the same name on the dearest node is not this canary's
+    assert rec.prices == {
+        "baseline": {"cpuHour": pytest.approx(0.048), "memoryGiBHour": pytest.approx(0.0064)},
+        "candidate": {"cpuHour": pytest.approx(0.0408), "memoryGiBHour": pytest.approx(0.0054)},
+    }
+    pricing = analysis.with_prices(_spec("cadvisor").settings, rec.prices).pricing
+    assert pricing.source == "opencost"
+    assert pricing.of("candidate") == pytest.approx((0.0408, 0.0054))
+    # pods OpenCost's series do not place: the spec's static prices stay
+    unpriced = PrometheusSource(sandbox.prometheus_url).fetch(
+        dataclasses.replace(
+            _window(_spec("cadvisor")), selectors=protocol.ArmSelectors.of("elsewhere", _spec("cadvisor"))
+        )
+    )
+    assert unpriced.prices == {}
+
+
 @pytest.mark.toolchain
 @pytest.mark.parametrize("preset", ["istio", "ingress-nginx", "cadvisor"])
 def test_every_resolved_query_of_the_examples_passes_promtool(preset: str, tmp_path: Path) -> None:
@@ -273,7 +330,29 @@ def test_kubectl_ferrocanary_queries_resolves_a_canary_and_its_template_in_the_c
     assert result["queries"]["candidate"]["requests"].startswith("istio_requests_total{")
     assert f'destination_workload_namespace="{namespace}"' in result["queries"]["candidate"]["requests"]
     assert set(result["customKpis"]) == {"upstream-calls-per-request"}
-    sandbox.kubectl("delete", "-n", namespace, "metrictemplate", "mesh-defaults")
+    # the same template as the platform ships it in its own namespace, referenced by namespace
+    shared = f"{namespace}-platform"
+    sandbox.kubectl("create", "namespace", shared)
+    try:
+        example = root / "crds" / "examples" / "metric-template.yaml"
+        template = next(d for d in yaml.safe_load_all(example.read_text()) if d["kind"] == "MetricTemplate")
+        template["metadata"]["namespace"] = shared
+        sandbox.kubectl("apply", "-f", "-", input_text=json.dumps(template))
+        ref = {
+            "spec": {"analysis": {"metrics": {"templateRef": {"name": "mesh-defaults", "namespace": shared}}}}
+        }
+        sandbox.kubectl(
+            "patch", "-n", namespace, "rustcanary", "scorer-templated", "--type=merge", "-p", json.dumps(ref)
+        )
+        sandbox.kubectl("delete", "-n", namespace, "metrictemplate", "mesh-defaults")
+        shown = kubectl_ferrocanary(sandbox, "queries", "scorer-templated", "-n", namespace, "--json")
+        assert shown.returncode == 0, shown.stderr
+        # filled in for the canary's own namespace, wherever the template lives
+        requests = json.loads(shown.stdout)["queries"]["candidate"]["requests"]
+        assert f'destination_workload_namespace="{namespace}"' in requests
+        sandbox.kubectl("delete", "-n", shared, "metrictemplate", "mesh-defaults")
+    finally:
+        sandbox.kubectl("delete", "namespace", shared, "--wait=false", check=False)
     missing = kubectl_ferrocanary(sandbox, "queries", "scorer-templated", "-n", namespace)
     assert missing.returncode == 1
     assert "mesh-defaults" in missing.stderr

@@ -116,7 +116,7 @@ class Canary:
     api: rest.JsonApi
     namespace: str
     name: str
-    router: str  # "gatewayAPI" or "replicas"
+    router: str  # "gatewayAPI", "replicas", or "none" (analysis only: a fixed split, none_weight)
     candidate: arms.ArmModel
     rps: float = 2000.0
     spec_overrides: dict[str, Any] = field(default_factory=dict)
@@ -125,6 +125,9 @@ class Canary:
     dialect: str = "contract"
     coarse: bool = False
     db_calls_per_request: dict[str, float] = field(default_factory=dict)  # arm -> db_queries_total rate
+    # real pods (on a real node) whose names the exporter's series carry, instead of made-up ones
+    pod_names: dict[str, str] = field(default_factory=dict)
+    none_weight: float = 50.0  # router "none": the candidate's fixed share of traffic in percent
     exporter_pid: int = 0
     ports: dict[str, int] = field(default_factory=dict)
 
@@ -154,10 +157,11 @@ class Canary:
                 http_route(ns, self.name, self.baseline_deploy),
             )
 
-    def start_exporter(self, workdir: Path) -> None:
-        ready = workdir / f"{self.name}-ready.json"
-        ready.unlink(missing_ok=True)
-        split = (
+    def _split(self) -> dict[str, Any]:
+        """How the exporter splits traffic: as the routing object in the cluster says, or fixed."""
+        if self.router == "none":
+            return {"kind": "fixed", "weight": self.none_weight}
+        return (
             {
                 "kind": "httproute",
                 "namespace": self.namespace,
@@ -173,6 +177,11 @@ class Canary:
                 "candidate": self.candidate_deploy,
             }
         )
+
+    def start_exporter(self, workdir: Path) -> None:
+        ready = workdir / f"{self.name}-ready.json"
+        ready.unlink(missing_ok=True)
+        split = self._split()
         config = {
             "rps": self.rps,
             "seed": abs(hash(self.name)) % 10_000,
@@ -231,6 +240,8 @@ class Canary:
         raise RuntimeError(f"Prometheus does not scrape the exporter of {self.name}")
 
     def _pod(self, track: str) -> str:
+        if track in self.pod_names:
+            return self.pod_names[track]
         return f"{self.baseline_deploy if track == 'baseline' else self.candidate_deploy}-5f7d8c9b4-x2k4q"
 
     def _job(self, track: str) -> str:
@@ -251,6 +262,8 @@ class Canary:
             "service": {"name": self.name, "port": 8080},
             "trafficRouting": {"gatewayAPI": {"httpRoute": self.name}}
             if gateway
+            else {"none": {"candidateWeight": self.none_weight}}
+            if self.router == "none"
             else {"replicas": {"total": 10}},
             "steps": {"weights": [10, 30, 50], "minDwell": "20s"},
             "analysis": {

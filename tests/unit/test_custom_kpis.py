@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,7 @@ from ferrocanary.model import recording
 from ferrocanary.model import spec as canary_spec
 from ferrocanary.model.decisions import Decision, Judgement, Reading
 from ferrocanary.policy import custom_kpis
+from ferrocanary.report import source
 
 FINE = np.asarray(0.002 * 1.1 ** np.arange(75), dtype=np.float64)
 ARMS = {"baseline": {"deployment": "py"}, "candidate": {"deployment": "rs"}}
@@ -152,3 +154,19 @@ def test_the_custom_queries_are_resolved_per_arm() -> None:
     assert queries["baseline"]["denominator"].startswith(
         'http_requests_total{namespace="shop",track="baseline"'
     )
+
+
+def test_the_report_lists_a_custom_kpi_like_the_built_in_ones(tmp_path: Path) -> None:
+    main = _main()
+    rec = dataclasses.replace(
+        main, custom={DB_CALLS["name"]: _ratio(main, {"baseline": 2.0, "candidate": 1.0}, 3)}
+    )
+    obj = {
+        "metadata": {"name": "scorer", "namespace": "shop"},
+        "spec": {**ARMS, "analysis": {"metrics": {"kpis": [DB_CALLS]}}},
+        "status": {"phase": "Promoted"},
+    }
+    report = source.render_report(obj, rec, tmp_path).read_text()
+    row = next(line for line in report.splitlines() if line.startswith("| db-calls-per-request |"))
+    assert "<= 0.8" in row
+    assert "| Pass |" in row

@@ -7,6 +7,7 @@ there, or whose PromQL escapes its arm, refuses the canary naming the field.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +81,46 @@ def test_a_missing_template_refuses_the_canary_naming_the_field() -> None:
         "spec.analysis.metrics.templateRef.name: MetricTemplate shop/mesh not found"
         in world.status["verdictReason"]
     )
+    assert world.replicas() == (10, 0)
+
+
+SHARED = "platform-metrics"
+
+
+def _shared_world(namespace: str) -> tuple[World, Recorder]:
+    """A canary referencing the MetricTemplate ``mesh`` of ``namespace``; the platform's shared one
+    (in SHARED, as the chart renders it) holds the istio preset."""
+    world, source = _world({"templateRef": {"name": "mesh", "namespace": namespace}}, None)
+    world.kube.add(
+        f"/apis/{canaries.GROUP}/{canaries.VERSION}/namespaces/{SHARED}/metrictemplates/mesh",
+        {
+            "kind": "MetricTemplate",
+            "metadata": {"name": "mesh", "namespace": SHARED},
+            "spec": {"preset": "istio"},
+        },
+    )
+    world.deps = dataclasses.replace(world.deps, shared_templates_namespace=SHARED)
+    return world, source
+
+
+def test_a_canary_uses_the_platforms_shared_template_by_namespace() -> None:
+    world, source = _shared_world(SHARED)
+    for _ in range(6):
+        world.tick()
+    assert world.status["phase"] == "Progressing", world.status.get("verdictReason")
+    # resolved for the canary's own namespace and arms, whoever wrote the template
+    requests = source.windows[-1].arm_queries("candidate").requests
+    assert requests.startswith("istio_requests_total{")
+    assert f'destination_workload_namespace="{NS}"' in requests
+
+
+def test_a_template_in_any_other_namespace_refuses_the_canary_naming_the_field() -> None:
+    world, _ = _shared_world("another-team")
+    world.tick()
+    assert world.status["phase"] == "Invalid"
+    reason = world.status["verdictReason"]
+    assert "spec.analysis.metrics.templateRef.namespace: another-team is neither" in reason
+    assert SHARED in reason
     assert world.replicas() == (10, 0)
 
 

@@ -155,6 +155,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"ferrocanary analyze: {args.canary or args.recording}: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    settings = analysis.with_prices(settings, rec.prices)  # OpenCost's, when the recording carries them
     if rec.interval_seconds != settings.interval_seconds and args.canary:
         print(
             f"ferrocanary analyze: note: the recording's interval ({rec.interval_seconds:g}s) differs from "

@@ -77,6 +77,22 @@ def resolve(
         "readRaw": ["requests", "errors", "latency", "cpu", "panics"],
         "queries": {arm: q.by_signal() for arm, q in resolved.items()},
         "customKpis": {name: q.by_arm() for name, q in protocol.custom_queries(str(where), spec).items()},
+        "pricing": _pricing(str(where), spec),
+    }
+
+
+def _pricing(namespace: str, spec: Any) -> dict[str, Any]:
+    """OpenCost's price queries per arm, and the static prices used when they have no answer."""
+    from ferrocanary.metrics import opencost, protocol
+
+    selectors = protocol.ArmSelectors.of(namespace, spec)
+    pods = {"baseline": selectors.baseline_pods, "candidate": selectors.candidate_pods}
+    static = spec.settings.pricing
+    return {
+        "opencost": {
+            opencost.SERIES[signal][1]: by_arm for signal, by_arm in opencost.arm_queries(pods).items()
+        },
+        "static": {"cpuHour": static.cpu_hour, "memoryGiBHour": static.memory_gib_hour},
     }
 
 
@@ -117,16 +133,39 @@ def show(result: Mapping[str, Any], *, as_json: bool) -> None:
     for signal in result["queries"]["baseline"]:
         for arm, by_signal in result["queries"].items():
             table.add_row(signal, arm, tables.cell(by_signal.get(signal, "")))
-    for name, by_arm in result["customKpis"].items():
-        for arm, by_part in by_arm.items():
-            for part, query in by_part.items():
-                table.add_row(tables.cell(f"{name} ({part})"), arm, tables.cell(query))
+    for label, arm, query in _extra_rows(result):
+        table.add_row(tables.cell(label), arm, tables.cell(query))
     tables.show(table)
     print("requests, errors, latency, cpu and panics are read raw at block boundaries and differenced.")
+    print(_pricing_note(result["pricing"]["static"]))
     if result["latencyUnitSeconds"] != 1.0:
         print(f"latency buckets (le) are converted to seconds (x{result['latencyUnitSeconds']:g}).")
     if result["bucketAdvice"]:
         print(f"note: {result['bucketAdvice']}.")
+
+
+def _extra_rows(result: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """(label, arm, query) of each custom KPI's queries and each OpenCost price query."""
+    rows = [
+        (f"{name} ({part})", arm, query)
+        for name, by_arm in result["customKpis"].items()
+        for arm, by_part in by_arm.items()
+        for part, query in by_part.items()
+    ]
+    rows += [
+        (f"price ({key})", arm, query)
+        for key, by_arm in result["pricing"]["opencost"].items()
+        for arm, query in by_arm.items()
+    ]
+    return rows
+
+
+def _pricing_note(static: Mapping[str, float]) -> str:
+    return (
+        "cost: each build priced from OpenCost (the price rows) when both builds have an answer, else at "
+        f"${static['cpuHour']:g} per vCPU-hour and ${static['memoryGiBHour']:g} per GiB-hour "
+        "(spec.analysis.pricing)."
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -13,6 +13,8 @@ Scale: ``FERROCANARY_WORKERS`` (default 16) threads run ticks, so canaries waiti
 Prometheus (at most ``FERROCANARY_PROMETHEUS_CONCURRENCY`` per address, see metrics/transport.py)
 leave the rest free; ``FERROCANARY_API_QPS``/``FERROCANARY_API_BURST`` limit our own apiserver calls
 (kube/rest.py); ``FERROCANARY_SHARD_SELECTOR`` restricts this installation to matching canaries.
+``FERROCANARY_SHARED_TEMPLATES_NAMESPACE``: the namespace whose MetricTemplates any RustCanary may
+reference (``templateRef.namespace``; unset: only a canary's own namespace).
 """
 
 from __future__ import annotations
@@ -82,7 +84,11 @@ def configure(settings: kopf.OperatorSettings, memo: Any, logger: kopf.Logger, *
     for handler in logging.getLogger().handlers:
         if not any(isinstance(f, QuietTicks) for f in handler.filters):
             handler.addFilter(quiet)
-    memo["deps"] = reconcile.Deps(api=client.connect(), token_policy=token_policy(os.environ))
+    memo["deps"] = reconcile.Deps(
+        api=client.connect(),
+        token_policy=token_policy(os.environ),
+        shared_templates_namespace=os.environ.get("FERROCANARY_SHARED_TEMPLATES_NAMESPACE", ""),
+    )
     port = int(os.environ.get("FERROCANARY_METRICS_PORT", "0") or 0)
     address = os.environ.get("FERROCANARY_METRICS_ADDRESS", "0.0.0.0")
     if port > 0 and (address, port) not in _serving:  # one server per process, also across restarts in tests

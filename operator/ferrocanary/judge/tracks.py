@@ -151,6 +151,13 @@ def kpi_blocks(data: blocks.BlockData, warm: Bool, kind: KpiKind) -> Bool:
     return ~warm & ~data.lacks("requests", "cpu", "memory")
 
 
+def block_cost(arm: blocks.Arm, prices: tuple[float, float], interval: float) -> Float:
+    """Each block's cost of ``arm`` in $ at (per vCPU-hour, per GiB-hour) ``prices`` (each build may
+    have its own: OpenCost prices the nodes its pods run on)."""
+    cpu_hour, memory_gib_hour = prices
+    return np.asarray(arm.cpu * cpu_hour / 3600.0 + arm.memory * (interval * memory_gib_hour / 3600.0 / GIB))
+
+
 def _ratio_of_sums(ctx: Context, kind: KpiKind) -> _Statistic:
     """Requests per CPU-second or cost per request, both arms on one time profile: block j of arm a
     is weighted by omega_j / R_aj (quantiles.profile_weights on the requests), so each arm's ratio is
@@ -163,10 +170,8 @@ def _ratio_of_sums(ctx: Context, kind: KpiKind) -> _Statistic:
             cand.requests[mask] * w_c, cand.cpu[mask] * w_c, base.requests[mask] * w_b, base.cpu[mask] * w_b
         )
     else:
-        pricing = ctx.settings.pricing
-        per_mem = data.interval * pricing.memory_gib_hour / 3600.0 / GIB
-        cost_c = cand.cpu * pricing.cpu_hour / 3600.0 + cand.memory * per_mem
-        cost_b = base.cpu * pricing.cpu_hour / 3600.0 + base.memory * per_mem
+        cost_c = block_cost(cand, ctx.settings.pricing.of("candidate"), data.interval)
+        cost_b = block_cost(base, ctx.settings.pricing.of("baseline"), data.interval)
         rt = ratios.track(
             cost_c[mask] * w_c, cand.requests[mask] * w_c, cost_b[mask] * w_b, base.requests[mask] * w_b
         )

@@ -197,14 +197,13 @@ def _cost(data: blocks.BlockData, settings: AnalysisSettings, j: int) -> CostPro
     if not ok.any():
         return None
     pricing = settings.pricing
-    per_mem = data.interval * pricing.memory_gib_hour / 3600.0 / tracks.GIB
 
-    def per_request(arm: blocks.Arm) -> float:
-        cost = arm.cpu[: j + 1] * pricing.cpu_hour / 3600.0 + arm.memory[: j + 1] * per_mem
+    def per_request(arm: blocks.Arm, name: str) -> float:
+        cost = tracks.block_cost(arm, pricing.of(name), data.interval)[: j + 1]
         requests = float(arm.requests[: j + 1][ok].sum())
         return float(cost[ok].sum()) / requests if requests > 0 else math.nan
 
-    kappa_b, kappa_c = per_request(data.baseline), per_request(data.candidate)
+    kappa_b, kappa_c = per_request(data.baseline, "baseline"), per_request(data.candidate, "candidate")
     if not (math.isfinite(kappa_b) and math.isfinite(kappa_c)) or kappa_b <= 0:
         return None
     monthly = pricing.monthly_requests

@@ -191,6 +191,9 @@ def kubelet(n: NodeInputs) -> Launch:
         # cAdvisor (inside the kubelet) asks containerd which cgroup is which container, at this
         # socket; without it, its series stop at the pod and carry no `container` label.
         f"--containerd={n.socket}",
+        # cAdvisor samples each container every 10 s by default (its series carry the sample's own
+        # timestamp): a canary judging 5-second blocks on the sandbox needs every block's CPU.
+        "--housekeeping-interval=1s",
     ]
     return Launch("kubelet", argv, f"http://127.0.0.1:{n.base.ports['kubelet-healthz']}/healthz", 120.0)
 

@@ -48,6 +48,8 @@ class Entry:
     gauges: dict[Signal, dict[int, float]] = field(default_factory=dict)
     # Every counter series' latest value at a boundary <= count (continues the differencing).
     last: dict[Signal, dict[SeriesKey, float]] = field(default_factory=dict)
+    # Each arm's OpenCost prices at the end of the newest block (metrics/opencost.py; {}: none).
+    prices: dict[str, dict[str, float]] = field(default_factory=dict)
     _les: dict[Signal, list[str]] = field(default_factory=dict)
     _packed: dict[Signal, dict[int, array[float]]] = field(default_factory=dict)
 
@@ -69,6 +71,7 @@ class Entry:
         for signal, gauge in fresh.gauges.items():
             self.gauges.setdefault(signal, {}).update(gauge)
         self.last.update(fresh.last)
+        self.prices = fresh.prices
         self.count = fresh.count
 
     def blocks(self, signal: Signal, count: int) -> dict[int, dict[str, float]]:

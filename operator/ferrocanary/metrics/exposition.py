@@ -75,6 +75,18 @@ RECONCILE = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
 )
 
+_ARM = (*_CANARY, "arm")
+ARM_FIGURES = {
+    field: Gauge(metric, text, _ARM, registry=REGISTRY)
+    for field, (metric, text) in queries.ARM_FIGURES.items()
+}
+ARM_LATENCY = Gauge(
+    queries.ARM_LATENCY,
+    "The build's latency quantile over the newest block.",
+    (*_ARM, "quantile"),
+    registry=REGISTRY,
+)
+
 _OUTCOMES = tuple(d.value for d in decisions.Decision)  # the decisions counter's ``outcome`` values
 _PER_KPI = (KPI_ESTIMATE, KPI_LOWER, KPI_UPPER, KPI_TARGET)
 _KPI_FIELDS = ("estimate", "lower", "upper", "target")
@@ -116,6 +128,17 @@ def publish(namespace: str, name: str, status: Mapping[str, Any], phases: Iterab
     for gone in _known_kpis.get(canary, set()) - seen:
         _forget_kpi(namespace, name, gone)
     _known_kpis[canary] = seen
+    _publish_arms(namespace, name, status.get("arms") or {})
+
+
+def _publish_arms(namespace: str, name: str, arms: Mapping[str, Any]) -> None:
+    """Each build's figures (status.arms): a figure the newest block lacks is removed, not zeroed."""
+    for arm in ("baseline", "candidate"):
+        figures = arms.get(arm) or {}
+        for field, gauge in ARM_FIGURES.items():
+            _set_or_clear(gauge, (namespace, name, arm), figures.get(field))
+        for field, quantile in queries.ARM_QUANTILES.items():
+            _set_or_clear(ARM_LATENCY, (namespace, name, arm, quantile), figures.get(field))
 
 
 def _forget_kpi(namespace: str, name: str, kpi: str) -> None:
@@ -151,6 +174,7 @@ def forget(namespace: str, name: str, phases: Iterable[str]) -> None:
         _remove(PHASE, (namespace, name, phase))
     for kpi in _known_kpis.pop((namespace, name), set()):
         _forget_kpi(namespace, name, kpi)
+    _publish_arms(namespace, name, {})  # every figure removed
 
 
 def serve(port: int, address: str = "0.0.0.0") -> None:

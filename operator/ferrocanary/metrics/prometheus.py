@@ -26,7 +26,9 @@ arm's query tagged by ``label_replace`` and joined with ``or``), and counters ar
 (``sum by (le, pod, instance)``), so an answer has one series per pod and bucket rather than per
 pod, route, method and bucket while a counter reset (a restarted process) still shows as one. How
 each request is bounded (one deadline per fetch, answer size, ``Retry-After``, concurrency per
-address) is ``transport``'s.
+address) is ``transport``'s. A look that fetches new blocks also reads OpenCost's node prices for
+each arm's pods at the newest block's end (``opencost``: two requests; the static prices apply where
+its series are absent).
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ferrocanary.kube import resources, rest
-from ferrocanary.metrics import blockstore, custom, promclock, protocol, queries, transport
+from ferrocanary.metrics import blockstore, custom, opencost, promclock, protocol, queries, transport
 from ferrocanary.model import recording
 from ferrocanary.model import spec as canary_spec
 
@@ -207,7 +209,8 @@ class PrometheusSource:
     ) -> blockstore.Entry:
         """Blocks ``first..count-1`` from Prometheus (the store merges them only if all succeeded).
 
-        One request per signal for both arms: 8 per look, whatever the canary's age.
+        One request per signal for both arms, and two for the OpenCost prices: 10 per look, whatever the
+        canary's age.
         """
         fresh = blockstore.Entry(count=count)
         step = timedelta(seconds=window.interval_seconds)
@@ -230,6 +233,7 @@ class PrometheusSource:
             asked = {arm: pick_gauge(q) for arm, q in resolved.items()}
             for arm, answer in self._both(asked, window, *block_ends).items():
                 fresh.gauges[(arm, name)] = self._gauge(answer, window, (first, count))
+        fresh.prices = self._prices(window, boundaries[1])
         return fresh
 
     def _whole_counter(self, window: protocol.Window, count: int) -> custom.Counter:
@@ -279,7 +283,27 @@ class PrometheusSource:
         )
         blocks = tuple(_block(k, start, window, arms, tuple(bounds)) for k, start in enumerate(starts))
         own = custom.recordings(window, own_counter, arms, starts, _block)
-        return recording.Recording(window.interval_seconds, tuple(bounds), blocks, custom=own)
+        return recording.Recording(
+            window.interval_seconds, tuple(bounds), blocks, custom=own, prices=held.prices
+        )
+
+    def _prices(self, window: protocol.Window, at: datetime) -> opencost.Prices:
+        """Each arm's OpenCost prices at ``at`` (``{}`` where OpenCost's series are absent)."""
+
+        def answer(asked: Mapping[str, str]) -> dict[str, float | None]:
+            found = self._both(asked, window, at, at)
+            return {arm: _last(series) for arm, series in found.items()}
+
+        selectors = window.selectors
+        return opencost.read(
+            answer, {"baseline": selectors.baseline_pods, "candidate": selectors.candidate_pods}
+        )
+
+
+def _last(series: list[Series]) -> float | None:
+    """The newest value of a one-series answer (None: no series)."""
+    values = series[0].get("values", []) if series else []
+    return float(values[-1][1]) if values else None
 
 
 def _without_credentials(address: str) -> str:

@@ -221,6 +221,17 @@ KPI_DECISION = "ferrocanary_kpi_decision"
 KPI_ETA = "ferrocanary_kpi_eta_seconds"
 DECISIONS = "ferrocanary_decisions_total"
 RECONCILE_DURATION = "ferrocanary_reconcile_duration_seconds"
+# Each build's figures over the newest judged block (status.arms), whatever the preset: labelled
+# ``arm`` (baseline, candidate); the latency one also ``quantile`` (0.5, 0.99).
+ARM_FIGURES: dict[str, tuple[str, str]] = {
+    "requestsPerSecond": ("ferrocanary_arm_requests_per_second", "Requests per second the build served."),
+    "errorRatio": ("ferrocanary_arm_error_ratio", "Share of the build's requests answered 5xx."),
+    "cpuCores": ("ferrocanary_arm_cpu_cores", "CPU the build's pods used, in cores."),
+    "memoryBytes": ("ferrocanary_arm_memory_bytes", "Memory the build's pods used, summed."),
+    "costPerRequest": ("ferrocanary_arm_cost_per_request_dollars", "The build's cost per request in $."),
+}
+ARM_LATENCY = "ferrocanary_arm_latency_seconds"
+ARM_QUANTILES: dict[str, str] = {"p50Seconds": "0.5", "p99Seconds": "0.99"}
 
 
 def canary_series(metric: str, canary_selector: str) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, TypeVar
 
@@ -134,6 +134,26 @@ class Pricing:
     cpu_hour: float = 0.04048  # $ per vCPU-hour
     memory_gib_hour: float = 0.004445  # $ per GiB-hour
     monthly_requests: float | None = None  # None: project from the observed total request rate
+    # Where the prices come from: "static" (the two fields above, the spec's or the defaults) or
+    # "opencost" (each build's own, from the OpenCost prices of the nodes its pods run on, in ``arms``).
+    source: str = "static"
+    arms: tuple[tuple[str, float, float], ...] = ()  # (arm, $ per vCPU-hour, $ per GiB-hour)
+
+    def of(self, arm: str) -> tuple[float, float]:
+        """``arm``'s ($ per vCPU-hour, $ per GiB-hour)."""
+        for name, cpu_hour, memory_gib_hour in self.arms:
+            if name == arm:
+                return cpu_hour, memory_gib_hour
+        return self.cpu_hour, self.memory_gib_hour
+
+
+def with_prices(settings: AnalysisSettings, prices: Mapping[str, Mapping[str, float]]) -> AnalysisSettings:
+    """The settings with each build priced from OpenCost when ``prices`` (a recording's: arm ->
+    ``cpuHour``, ``memoryGiBHour``) holds both builds, else as they are (the static ``pricing``)."""
+    if not all(arm in prices for arm in ("baseline", "candidate")):
+        return settings
+    arms = tuple((arm, float(p["cpuHour"]), float(p["memoryGiBHour"])) for arm, p in sorted(prices.items()))
+    return replace(settings, pricing=replace(settings.pricing, source="opencost", arms=arms))
 
 
 DEFAULT_KPIS: tuple[KpiTarget, ...] = (

@@ -135,6 +135,24 @@ def template_name(analysis_spec: Mapping[str, Any]) -> str | None:
     return name
 
 
+_NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+
+
+def template_namespace(analysis_spec: Mapping[str, Any], own: str) -> str:
+    """The namespace of the MetricTemplate ``templateRef`` names: its ``namespace``, else ``own`` (the
+    canary's). Whether the operator may read templates there is the operator's to say (reconcile)."""
+    raw = analysis_spec.get("metrics")
+    ref = raw.get("templateRef") if isinstance(raw, Mapping) else None
+    where = ref.get("namespace") if isinstance(ref, Mapping) else None
+    if where is None or where == "":
+        return own
+    if not isinstance(where, str) or len(where) > 63 or not _NAMESPACE.fullmatch(where):
+        raise ValueError(
+            f"spec.analysis.metrics.templateRef.namespace: must be a namespace's name, got {where!r}"
+        )
+    return where
+
+
 def with_template(analysis_spec: Mapping[str, Any], template: Mapping[str, Any]) -> dict[str, Any]:
     """``spec.analysis`` with the MetricTemplate's spec under its own metrics: its fields win, templates
     signal by signal, its KPIs after the template's."""

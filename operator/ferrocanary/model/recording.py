@@ -77,6 +77,9 @@ class Recording:
     # KPI alone (ratio: numerator as cpu_seconds, denominator as requests; quantile: its histogram as
     # latency). Not written to the JSON form: a replay judges the built-in KPIs.
     custom: Mapping[str, Recording] = field(default_factory=dict)
+    # Each build's prices from OpenCost (optional JSON key "prices": arm -> {"cpuHour": $ per
+    # vCPU-hour, "memoryGiBHour": $ per GiB-hour}) at the window's end; empty: the spec's static prices.
+    prices: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
 
 
 def _number(value: Any, block: int | None, field: str, *, minimum: float | None = 0.0) -> float:
@@ -191,7 +194,22 @@ def from_dict(data: Mapping[str, Any]) -> Recording:
             raise RecordingError(i, "start", f"blocks must be in time order; not after block {i - 1}")
     raw_analysis = top.get("analysis")
     settings = None if raw_analysis is None else dict(_mapping(raw_analysis, None, "analysis"))
-    return Recording(interval, bounds, blocks, settings)
+    return Recording(interval, bounds, blocks, settings, prices=_prices(top.get("prices")))
+
+
+def _prices(raw: Any) -> dict[str, dict[str, float]]:
+    if raw is None:
+        return {}
+    prices: dict[str, dict[str, float]] = {}
+    for arm in ("baseline", "candidate"):
+        entry = _mapping(_require(_mapping(raw, None, "prices"), arm, None, "prices."), None, f"prices.{arm}")
+        prices[arm] = {}
+        for key in ("cpuHour", "memoryGiBHour"):
+            value = _require(entry, key, None, f"prices.{arm}.")
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < math.inf:
+                raise RecordingError(None, f"prices.{arm}.{key}", f"expected a price >= 0, got {value!r}")
+            prices[arm][key] = float(value)
+    return prices
 
 
 def _num(value: float) -> float | int:
@@ -237,6 +255,8 @@ def to_dict(rec: Recording) -> dict[str, Any]:
     }
     if rec.analysis is not None:
         data["analysis"] = dict(rec.analysis)
+    if rec.prices:
+        data["prices"] = {arm: dict(p) for arm, p in rec.prices.items()}
     data["blocks"] = blocks
     return data
 

@@ -58,7 +58,7 @@ def evaluate(
     evaluate_one: Evaluate, rec: recording.Recording, spec: canary_spec.CanarySpec
 ) -> decisions.Judgement:
     """The judgement of the built-in KPIs, with each custom KPI's judged alongside and combined."""
-    main = evaluate_one(rec, spec.settings)
+    main = evaluate_one(rec, analysis.with_prices(spec.settings, rec.prices))
     if not spec.metrics.kpis:
         return main
     judged = [main]

@@ -51,6 +51,17 @@ def p99_ratio(judgement: decisions.Judgement, settings: analysis.AnalysisSetting
     return None
 
 
+def pricing_status(pricing: analysis.Pricing) -> dict[str, Any]:
+    """Which prices the cost KPI used: ``static`` (the spec's) or ``opencost`` (each build's nodes')."""
+    return {
+        "source": pricing.source,
+        **{
+            arm: {"cpuHour": pricing.of(arm)[0], "memoryGiBHour": pricing.of(arm)[1]}
+            for arm in ("baseline", "candidate")
+        },
+    }
+
+
 def judgement_status(judgement: decisions.Judgement, settings: analysis.AnalysisSettings) -> dict[str, Any]:
     cost = judgement.cost
     return {
@@ -66,6 +77,7 @@ def judgement_status(judgement: decisions.Judgement, settings: analysis.Analysis
             "candidateMonthly": _number(cost.candidate_monthly),
             "savingFraction": _number(cost.saving_fraction),
         },
+        "pricing": pricing_status(settings.pricing),
         "faultRateUpperBound": _number(judgement.fault_rate_upper_bound),
         "p99Ratio": p99_ratio(judgement, settings),
     }

@@ -206,6 +206,21 @@ def plot_latency(data: ReportInput, path: Path) -> None:
     plt.close(fig)
 
 
+def pricing_sentence(pricing: analysis.Pricing) -> str:
+    """Which prices the cost figures use, and what they are."""
+
+    def prices(arm: str) -> str:
+        cpu_hour, memory_gib_hour = pricing.of(arm)
+        return f"${cpu_hour:.4g} per vCPU-hour and ${memory_gib_hour:.4g} per GiB-hour"
+
+    if pricing.source == "opencost":
+        return (
+            f"Priced from OpenCost's node prices where each build's pods ran: Python {prices('baseline')}, "
+            f"Rust {prices('candidate')}."
+        )
+    return f"Priced at the static prices (spec.analysis.pricing): {prices('baseline')}."
+
+
 def plot_cost(data: ReportInput, path: Path) -> bool:
     cost = data.looks[-1].cost if data.looks else None
     if cost is None or not (math.isfinite(cost.baseline_monthly) and math.isfinite(cost.candidate_monthly)):
@@ -280,7 +295,8 @@ def markdown(data: ReportInput, images: dict[str, str]) -> str:
             lines += [
                 "",
                 f"Projected monthly cost at 100% of the traffic: Python ${c.baseline_monthly:,.2f}, "
-                f"Rust ${c.candidate_monthly:,.2f}, saving {c.saving_fraction:.0%}.",
+                f"Rust ${c.candidate_monthly:,.2f}, saving {c.saving_fraction:.0%}. "
+                + pricing_sentence(data.settings.pricing),
             ]
     captions = {
         "weight": "Traffic on the Rust build",

@@ -13,10 +13,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from ferrocanary.judge import verdict
 from ferrocanary.kube import rest
 from ferrocanary.metrics import prometheus, protocol
-from ferrocanary.model import recording
+from ferrocanary.model import analysis, decisions, recording
 from ferrocanary.model import spec as canary_spec
+from ferrocanary.policy import custom_kpis
 from ferrocanary.policy import state as policy_state
 from ferrocanary.report import render, trajectory
 
@@ -46,11 +48,31 @@ def write_report(
     return render_report(obj, rec, out), rec
 
 
+def with_custom_kpis(
+    looks: list[decisions.Judgement],
+    rec: recording.Recording,
+    spec: canary_spec.CanarySpec,
+    settings: analysis.AnalysisSettings,
+) -> list[decisions.Judgement]:
+    """The last look with each custom KPI's result, judged on its own counters as the operator judges
+    it, so the report's KPI table lists the custom KPIs like the built-in ones."""
+    if not looks or not spec.metrics.kpis:
+        return looks
+    extra: list[decisions.KpiResult] = []
+    for kpi in spec.metrics.kpis:
+        own = rec.custom.get(kpi.name)
+        if own is not None and own.blocks:
+            extra.extend(verdict.evaluate(own, custom_kpis.settings_for(settings, kpi)).kpis)
+    return [*looks[:-1], dataclasses.replace(looks[-1], kpis=(*looks[-1].kpis, *extra))]
+
+
 def render_report(obj: Mapping[str, Any], rec: recording.Recording, out: Path) -> Path:
     """report.md and its plots for a canary whose blocks are already at hand."""
     status: Mapping[str, Any] = obj.get("status") or {}
-    settings = canary_spec.parse(obj.get("spec")).settings
+    spec = canary_spec.parse(obj.get("spec"))
+    settings = analysis.with_prices(spec.settings, rec.prices)
     looks, decided = trajectory.trajectory(rec, settings)
+    looks = with_custom_kpis(looks, rec, spec, settings)
     state = policy_state.from_status(status)
     data = render.ReportInput(
         name=str(obj["metadata"]["name"]),

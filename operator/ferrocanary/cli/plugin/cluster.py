@@ -67,15 +67,17 @@ class Cluster:
         with self._errors(name):
             return self.api.get(canaries.path(self.namespace, name))
 
-    def metric_template(self, name: str) -> dict[str, Any]:
-        """The MetricTemplate ``name`` in this namespace (as a RustCanary's templateRef names it)."""
+    def metric_template(self, name: str, namespace: str | None = None) -> dict[str, Any]:
+        """The MetricTemplate ``name`` in ``namespace`` (default: this one), as a RustCanary's
+        templateRef names it."""
+        where = namespace or self.namespace
         with self._errors(name):
             try:
-                return canaries.read_metric_template(self.api, self.namespace, name)
+                return canaries.read_metric_template(self.api, where, name)
             except rest.NotFoundError:
                 pass
         raise PluginError(
-            f'metrictemplate "{name}" not found in namespace "{self.namespace}" (the canary\'s '
+            f'metrictemplate "{name}" not found in namespace "{where}" (the canary\'s '
             "spec.analysis.metrics.templateRef names it; its CRD is crds/metrictemplates.ferrocanary.io.yaml)"
         )
 

@@ -83,7 +83,8 @@ def cmd_queries(args: argparse.Namespace, cluster: Cluster) -> int:
     templates = {}
     ref = ((obj.get("spec") or {}).get("analysis") or {}).get("metrics", {}).get("templateRef")
     if isinstance(ref, dict) and isinstance(ref.get("name"), str):
-        templates[ref["name"]] = cluster.metric_template(ref["name"])
+        where = ref.get("namespace") if isinstance(ref.get("namespace"), str) else None
+        templates[ref["name"]] = cluster.metric_template(ref["name"], where)
     try:
         result = resolve_queries(obj, cluster.namespace, templates)
     except ValueError as exc:
