@@ -44,6 +44,14 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="print each component (version, directory, cached, seconds) as JSON on stdout",
     )
+    build.add_argument(
+        "--nodes",
+        choices=("kwok", "real"),
+        default="real",
+        help="real (the default): every component, a real node's too (what `make setup` builds). "
+        "kwok: only what a sandbox of kwok's fake nodes runs (skips the kubelet, containerd, "
+        "kube-state-metrics, Prometheus with Kubernetes discovery, the Debian base, buildah)",
+    )
     build.set_defaults(func=_build)
 
     images = actions.add_parser(
@@ -87,22 +95,23 @@ def _name(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", default="default", help="sandbox name (default: %(default)s)")
 
 
-def ensure_toolchain(toolchain: Toolchain, every: bool = False) -> list[BuildRecord]:
-    """Build whatever is missing, showing each component as it goes; return what was done.
+def ensure_toolchain(toolchain: Toolchain, every: bool = False, nodes: str = "real") -> list[BuildRecord]:
+    """Build whatever ``nodes`` needs that is missing, showing each component as it goes; return
+    what was done.
 
     With nothing missing this is silent (``up`` on a built machine) unless ``every`` asks for
     the list of cached components (``build``, which the user runs to see exactly that).
     """
-    if not every and not toolchain.missing():
+    if not every and not toolchain.missing(nodes):
         return []
     with reporter_for(_err) as reporter:
-        return toolchain.ensure(reporter)
+        return toolchain.ensure(reporter, nodes=nodes)
 
 
 def _build(args: argparse.Namespace) -> int:
     try:
         toolchain = Toolchain()
-        records = ensure_toolchain(toolchain, every=True)
+        records = ensure_toolchain(toolchain, every=True, nodes=args.nodes)
     except ToolchainError as exc:
         _err.print(f"[red]build failed:[/red] {exc}")
         return 1
@@ -157,7 +166,7 @@ def _up(args: argparse.Namespace) -> int:
         if sandbox.is_up():
             _err.print(f"sandbox {args.name!r} is already up; nothing to do")
             return 0
-        ensure_toolchain(sandbox.toolchain)
+        ensure_toolchain(sandbox.toolchain, nodes=args.nodes)
         with _err.status("starting the sandbox") as spinner:
             sandbox.up(lambda message: _progress(spinner, message), ports=ports)
     except (SandboxError, ToolchainError, processes.ComponentError) as exc:

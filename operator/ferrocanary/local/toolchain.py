@@ -369,25 +369,35 @@ class Toolchain:
         c = self.component(component)
         return c.directory / (file or c.files[0])
 
-    def missing(self) -> list[Component]:
-        return [c for c in self.components if not c.is_built()]
+    def needed(self, nodes: str = "real") -> tuple[Component, ...]:
+        """What a sandbox with ``nodes`` runs: everything for a real node, less for kwok's fakes."""
+        if nodes == "real":
+            return self.components
+        node_only = {c.name for c in self._node_components()}
+        return tuple(c for c in self.components if c.name not in node_only)
+
+    def missing(self, nodes: str = "real") -> list[Component]:
+        """The components ``nodes`` needs that are not built yet (``real``: every component)."""
+        return [c for c in self.needed(nodes) if not c.is_built()]
 
     @staticmethod
     def log_path(component: Component) -> Path:
         return cache_dir() / "logs" / f"{component.name}-{component.version}.log"
 
     def ensure(
-        self, reporter: BuildReporter, clock: Callable[[], float] = time.monotonic
+        self, reporter: BuildReporter, clock: Callable[[], float] = time.monotonic, nodes: str = "real"
     ) -> list[BuildRecord]:
-        """Build every missing component in order, telling ``reporter`` about each one (cached too).
+        """Build every missing component ``nodes`` needs in order, telling ``reporter`` about each
+        one (cached too).
 
         A failure is reported, then raised: the components after it are not attempted, as before.
         """
-        missing = self.missing()
-        reporter.plan(self.components, missing)
+        needed = self.needed(nodes)
+        missing = self.missing(nodes)
+        reporter.plan(needed, missing)
         to_build = {c.name for c in missing}
         records = []
-        for component in self.components:
+        for component in needed:
             if component.name not in to_build:
                 reporter.cached(component)
                 records.append(BuildRecord(component.name, component.version, True, 0.0, component.directory))
