@@ -17,6 +17,7 @@ add iptables chains) and an open-file limit no higher than the one it has (root 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import resource
@@ -263,6 +264,19 @@ class ImageBuilder:
         partial.rename(archive)
         shutil.rmtree(context, ignore_errors=True)
 
+    def _prune(self, recipe: Recipe, kept: Path, log: Path) -> None:
+        """Drop this recipe's older builds (archive and buildah's copy): one per recipe stays cached."""
+        prefix = self.archive(f"{recipe.repository}:{recipe.tag_prefix}-").name.removesuffix(".oci.tar")
+        env = self._env()
+        for old in self.directory.glob(f"{prefix}*.oci.tar"):
+            if old != kept:
+                tag = old.name.removesuffix(".oci.tar").split("_", 1)[1]
+                old.unlink(missing_ok=True)
+                with contextlib.suppress(ImageBuildError):
+                    self._buildah(["rmi", f"{recipe.repository}:{tag}"], log, env)
+        with contextlib.suppress(ImageBuildError):  # the stages' intermediate images
+            self._buildah(["rmi", "--prune"], log, env)
+
     def ensure(
         self,
         names: Sequence[str] = PROJECT_IMAGES,
@@ -289,5 +303,6 @@ class ImageBuilder:
             self._build(recipe, reference, log)
             seconds = clock() - started
             progress(f"built {reference} in {seconds:.0f}s")
+            self._prune(recipe, archive, log)
             done.append(Built(recipe.name, reference, archive, False, seconds))
         return [b for b in done if b.name in wanted]
