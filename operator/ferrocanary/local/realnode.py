@@ -80,9 +80,11 @@ def start(sandbox: Sandbox, state: SandboxState, inputs: Inputs, progress: Progr
                 ctr(n, "images", "import", str(archive))
             for built in project_images:
                 # buildah's archives name the image by its tag only (OCI's ref.name); the
-                # repository comes from --base-name.
+                # repository comes from --base-name. Not unpacked here: the CRI unpacks an image
+                # when a container first uses it, so a node (or a test) that runs none of them
+                # skips that half of the import.
                 repository = built.reference.rsplit(":", 1)[0]
-                ctr(n, "images", "import", f"--base-name={repository}", str(built.archive))
+                ctr(n, "images", "import", "--no-unpack", f"--base-name={repository}", str(built.archive))
     progress(f"waiting for Node {node.NODE_NAME} to be Ready")
     _wait_ready(sandbox)
 
