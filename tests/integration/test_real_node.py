@@ -1,15 +1,18 @@
 """A real node (``local up --nodes real``): pods run in containers, and ``down`` leaves nothing behind.
 
-One sandbox with a real node for the whole module (about 20 s to start): containerd, runc, the CNI
-bridge, the kubelet, kube-proxy in iptables mode, kube-state-metrics, and Prometheus discovering
-the kubelet's cAdvisor and the pods through the apiserver. What a user of a cluster would notice is
-checked: the Node is Ready on containerd and lists the images imported into it; a pod's output
-comes back through ``kubectl logs`` and ``exec``; a container over its memory limit is ended by the
-kernel and reported ``OOMKilled``, by the kubelet and by kube-state-metrics in Prometheus;
-cAdvisor's series reach Prometheus, and so does an annotated pod's own, found through the
-apiserver; a ClusterIP Service reaches its pod; ``up`` after a crash cleans up first and comes
-back. The last test takes the sandbox down and looks for any process, mount, bridge, network
-namespace, cgroup, iptables chain or kernel setting left changed.
+One sandbox with a real node for the whole module (about 20 s to start once the project's images are
+built and cached): containerd, runc, the CNI bridge, the kubelet, kube-proxy in iptables mode,
+kube-state-metrics, and Prometheus discovering the kubelet's cAdvisor and the pods through the
+apiserver. What a user of a cluster would notice is checked: the Node is Ready on containerd and
+lists the images imported into it; a pod's output comes back through ``kubectl logs`` and ``exec``; a
+container over its memory limit is ended by the kernel and reported ``OOMKilled``, by the kubelet and
+by kube-state-metrics in Prometheus; cAdvisor's series reach Prometheus, and so does an annotated
+pod's own, found through the apiserver; a ClusterIP Service reaches its pod; the textscore images
+built from the project's Dockerfiles serve as pods (the Rust build with its compiled extension); the
+operator's image, installed by the chart with its ServiceAccount, becomes Ready and handles a
+RustCanary with nothing but the chart's RBAC; ``up`` after a crash cleans up first and comes back.
+The last test takes the sandbox down and looks for any process, mount, bridge, network namespace,
+cgroup, iptables chain or kernel setting left changed.
 """
 
 from __future__ import annotations
@@ -17,19 +20,22 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import time
 import urllib.parse
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from ferrocanary.local import host, images, node
+from ferrocanary.local import host, imagebuild, images, node, processes
 from ferrocanary.local.sandbox import Sandbox
 from ferrocanary.local.toolchain import cache_dir
 
+ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(os.geteuid() != 0, reason="a real node needs root"),
@@ -93,6 +99,138 @@ def test_the_node_is_ready_on_containerd_with_its_images(real: Sandbox) -> None:
     assert status["nodeInfo"]["containerRuntimeVersion"].startswith("containerd://1.6")
     names = {n for image in status["images"] for n in image["names"]}
     assert {images.PAUSE_IMAGE, BUSYBOX, node.debian_base_image(real.toolchain)} <= names
+    # The operator's and both textscore builds' images, built from the Dockerfiles and imported.
+    assert set(_project_images(real).values()) <= names
+
+
+def _project_images(real: Sandbox) -> dict[str, str]:
+    """name -> reference of the images ``up`` built (cached by then: this only hashes their inputs)."""
+    return {b.name: b.reference for b in imagebuild.ImageBuilder(real.toolchain).ensure()}
+
+
+def _textscore_pod(name: str, image: str, build: str) -> dict[str, Any]:
+    """As workloads/k8s runs it: non-root, read-only root filesystem, probed on /healthz."""
+    probe = {"httpGet": {"path": "/healthz", "port": 8080}, "periodSeconds": 2}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name},
+        "spec": {
+            "terminationGracePeriodSeconds": 1,
+            "securityContext": {"runAsNonRoot": True, "runAsUser": 10001, "runAsGroup": 10001},
+            "containers": [
+                {
+                    "name": "textscore",
+                    "image": image,
+                    "imagePullPolicy": "Never",
+                    "env": [{"name": "TEXTSCORE_BUILD", "value": build}],
+                    "readinessProbe": probe,
+                    "securityContext": {"readOnlyRootFilesystem": True, "allowPrivilegeEscalation": False},
+                    "resources": {"limits": {"memory": "256Mi"}},
+                }
+            ],
+        },
+    }
+
+
+def _post(url: str, body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    request = urllib.request.Request(
+        url, json.dumps(body).encode(), {"Content-Type": "application/json"}, method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return str(response.headers.get("X-Build")), dict(json.load(response))
+
+
+def test_the_textscore_images_from_the_dockerfiles_serve_both_builds(real: Sandbox) -> None:
+    built = _project_images(real)
+    for build in ("python", "rust"):
+        name = f"textscore-{build}"
+        real.kubectl("apply", "-f", "-", input_text=json.dumps(_textscore_pod(name, built[name], build)))
+    try:
+        for build in ("python", "rust"):
+            name = f"textscore-{build}"
+            real.kubectl("wait", "--for=condition=Ready", f"pod/{name}", "--timeout=90s")
+            ip = _get(real, "pod", name)["status"]["podIP"]
+            served_by, answer = _post(f"http://{ip}:8080/v1/score", {"texts": ["a fast and honest canary"]})
+            assert served_by == build
+            assert answer
+        # The Rust build's hot path is the extension maturin compiled inside the image's build.
+        native = "import pathlib, textscore_native as n; print(*pathlib.Path(n.__file__).parent.glob('*.so'))"
+        where = real.kubectl("exec", "textscore-rust", "--", "python", "-c", native)
+        assert "/opt/venv/lib/python3.11/site-packages/textscore_native/" in where
+        assert where.strip().endswith(".so")
+    finally:
+        real.kubectl("delete", "pod", "textscore-python", "textscore-rust", "--now", check=False)
+
+
+def _helm(real: Sandbox, home: Path, *args: str) -> str:
+    env = {**os.environ, **real.env()}
+    env.update({f"HELM_{k}_HOME": str(home / k.lower()) for k in ("CACHE", "CONFIG", "DATA")})
+    proc = subprocess.run(
+        [str(real.bin_dir / "helm"), *args], env=env, capture_output=True, text=True, timeout=240, check=False
+    )
+    assert proc.returncode == 0, f"helm {' '.join(args)}: {proc.stderr}"
+    return proc.stdout
+
+
+def test_the_operator_runs_in_cluster_from_its_image_with_the_charts_rbac(
+    real: Sandbox, tmp_path: Path
+) -> None:
+    repository, _, tag = _project_images(real)["operator"].rpartition(":")
+    state = real.load_state()
+    assert state is not None
+    release, watched = "ferrocanary", f"shop-{uuid.uuid4().hex[:6]}"
+    real.kubectl("create", "namespace", "ferrocanary-system")
+    real.kubectl("create", "namespace", watched)
+    settings = {
+        "image.repository": repository,
+        "image.tag": tag,
+        "image.pullPolicy": "Never",
+        # The sandbox's apiserver and Prometheus listen on this machine's loopback only.
+        "hostNetwork": "true",
+        "apiServer.host": "127.0.0.1",
+        "apiServer.port": str(state.ports["apiserver"]),
+        "metrics.address": "127.0.0.1",
+        "metrics.port": str(processes.free_port()),
+        "prometheus.address": real.prometheus_url,
+        "watchNamespaces[0]": watched,
+        "dashboards.enabled": "false",
+    }
+    flags = [a for key, value in settings.items() for a in ("--set", f"{key}={value}")]
+    _helm(real, tmp_path, "install", release, str(ROOT / "charts" / "ferrocanary"),
+          "-n", "ferrocanary-system", *flags, "--wait", "--timeout", "180s")  # fmt: skip
+    try:
+        pods = json.loads(real.kubectl("-n", "ferrocanary-system", "get", "pods", "-o", "json"))["items"]
+        (pod,) = pods
+        assert pod["spec"]["serviceAccountName"] == "ferrocanary"
+        assert pod["spec"]["containers"][0]["image"] == f"{repository}:{tag}"
+        ready = next(c for c in pod["status"]["conditions"] if c["type"] == "Ready")
+        assert ready["status"] == "True"
+        # One canary, handled by the pod: its status is written with the ServiceAccount's rights.
+        canary = {
+            "apiVersion": "ferrocanary.io/v1alpha1",
+            "kind": "RustCanary",
+            "metadata": {"name": "scorer", "namespace": watched},
+            "spec": {
+                "baseline": {"deployment": "scorer-python"},
+                "candidate": {"deployment": "scorer-rust"},
+                "trafficRouting": {"none": {}},
+                "analysis": {},
+            },
+        }
+        real.kubectl("apply", "-f", "-", input_text=json.dumps(canary))
+
+        def phase() -> str:
+            got = json.loads(real.kubectl("-n", watched, "get", "rustcanary", "scorer", "-o", "json"))
+            return str((got.get("status") or {}).get("phase") or "")
+
+        assert _until(phase, 90, "the in-cluster operator's status on the canary")
+        log = real.kubectl("-n", "ferrocanary-system", "logs", pod["metadata"]["name"])
+        assert "analysis started" in log
+        assert "Forbidden" not in log
+    finally:
+        real.kubectl("-n", watched, "delete", "rustcanary", "scorer", "--wait=false", check=False)
+        _helm(real, tmp_path, "uninstall", release, "-n", "ferrocanary-system", "--wait")
 
 
 def test_the_debian_base_image_runs(real: Sandbox) -> None:

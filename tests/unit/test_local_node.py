@@ -88,3 +88,15 @@ def test_an_image_archive_is_an_oci_layout_that_names_its_reference(tmp_path: Pa
     assert members["bin/busybox"].mode == 0o755
     assert members["bin/sh"].issym()
     assert members["bin/sh"].linkname == "busybox"
+
+
+def test_a_kwok_sandbox_needs_none_of_a_real_nodes_components() -> None:
+    toolchain = Toolchain()
+    kwok = {c.name for c in toolchain.needed("kwok")}
+    real = {c.name for c in toolchain.needed("real")}
+    node_only = {"kubelet", "containerd", "runc", "kube-state-metrics", "prometheus-k8s-sd", "buildah"}
+    assert node_only <= real
+    assert not node_only & kwok
+    assert {"kubernetes", "etcd", "kwok", "prometheus", "helm"} <= kwok
+    # `local build` (make setup) still builds every one: CI has the real node's parts once, cached.
+    assert {c.name for c in toolchain.components} == real

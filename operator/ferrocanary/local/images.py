@@ -87,6 +87,9 @@ def write_archive(spec: ImageSpec, path: Path) -> str:
         "os": "linux",
         "config": {"Entrypoint": list(spec.entrypoint), "Cmd": list(spec.cmd), "Env": list(spec.env)},
         "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
+        # One entry per layer: an image built FROM this one (buildah) counts its history's
+        # non-empty entries against its layers and refuses to commit when they differ.
+        "history": [{"created_by": f"ferrocanary.local.images: {spec.reference}"}],
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     with tarfile.open(path, "w") as tar:

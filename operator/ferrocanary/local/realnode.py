@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ferrocanary.local import host, node
+from ferrocanary.local import host, imagebuild, node
 from ferrocanary.local.launch import Inputs
 from ferrocanary.local.toolchain import cache_dir
 
@@ -54,6 +54,12 @@ def preflight(sandbox: Sandbox) -> None:
 
 
 def start(sandbox: Sandbox, state: SandboxState, inputs: Inputs, progress: ProgressCallback) -> None:
+    # The project's images first (cached by a hash of their inputs; a first build takes minutes):
+    # a failed build then leaves nothing on this machine to undo.
+    try:
+        project_images = imagebuild.ImageBuilder(sandbox.toolchain).ensure(progress=progress)
+    except (imagebuild.ImageBuildError, OSError, subprocess.SubprocessError) as exc:
+        raise _error(f"the project's images did not build: {exc}") from exc
     host_state = host.plan(sandbox.name)
     state.host = dataclasses.asdict(host_state)
     sandbox._save(state)  # before touching the machine: a crash from now on is undone
@@ -72,6 +78,13 @@ def start(sandbox: Sandbox, state: SandboxState, inputs: Inputs, progress: Progr
             progress("importing the node's images")
             for archive in node.image_archives(n):
                 ctr(n, "images", "import", str(archive))
+            for built in project_images:
+                # buildah's archives name the image by its tag only (OCI's ref.name); the
+                # repository comes from --base-name. Not unpacked here: the CRI unpacks an image
+                # when a container first uses it, so a node (or a test) that runs none of them
+                # skips that half of the import.
+                repository = built.reference.rsplit(":", 1)[0]
+                ctr(n, "images", "import", "--no-unpack", f"--base-name={repository}", str(built.archive))
     progress(f"waiting for Node {node.NODE_NAME} to be Ready")
     _wait_ready(sandbox)
 

@@ -64,6 +64,17 @@ lib="$root/usr/lib/x86_64-linux-gnu"
 export LD_LIBRARY_PATH="$lib" XTABLES_LIBDIR="$lib/xtables"
 exec -a "$(basename "$0")" "$root/usr/sbin/xtables-nft-multi" "$@"
 """
+# buildah's libraries that a machine without containers tooling lacks (libseccomp2, libselinux1,
+# libudev1 and libgpg-error0 are part of every Debian); checked with ldd on the extracted binary.
+BUILDAH_LIBRARIES = ("libgpgme11", "libassuan0", "libdevmapper1.02.1")
+_BUILDAH_WRAPPER = """#!/bin/bash
+# Debian's buildah extracted by ferrocanary's toolchain (not installed): its libraries live beside it.
+# RUN steps use an OCI runtime (runc), not buildah's chroot isolation, whose re-exec clears this
+# environment and so would not find the libraries.
+root="$(dirname "$(readlink -f "$0")")/root"
+export LD_LIBRARY_PATH="$root/usr/lib/x86_64-linux-gnu:$root/lib/x86_64-linux-gnu"
+exec "$root/usr/bin/buildah" "$@"
+"""
 
 
 class ToolchainError(RuntimeError):
@@ -107,6 +118,7 @@ class Versions:
     prometheus_k8s_sd: str
     mmdebstrap_deb: str
     debian_base_suite: str
+    buildah_deb: str
 
     @property
     def kubernetes_minor(self) -> str:
@@ -140,6 +152,7 @@ def read_versions(root: Path | None = None) -> Versions:
             prometheus_k8s_sd=values["PROMETHEUS_K8S_SD_VERSION"],
             mmdebstrap_deb=values["MMDEBSTRAP_DEB_VERSION"],
             debian_base_suite=values["DEBIAN_BASE_SUITE"],
+            buildah_deb=values["BUILDAH_DEB_VERSION"],
         )
     except KeyError as missing:
         raise ToolchainError(f"{path}: {missing.args[0]} is not set") from None
@@ -320,12 +333,20 @@ class Toolchain:
                 "mmdebstrap of a minimal Debian, written as an OCI image (the base of the project's images)",
                 self._build_debian_base,
             ),
+            Component(
+                "buildah",
+                _deb_version_dir(v.buildah_deb),
+                ("buildah",),
+                "Debian's buildah and its libraries, extracted (builds the project's images)",
+                self._build_buildah,
+            ),
         )
 
     def debian_base_tag(self) -> str:
         """The base image's tag: its suite and a hash of what makes it (never ``latest``)."""
         v = self.versions
-        recipe = f"{v.debian_base_suite} minbase mmdebstrap={v.mmdebstrap_deb}".encode()
+        # "history": the image's config records its one layer (images built on it need that).
+        recipe = f"{v.debian_base_suite} minbase mmdebstrap={v.mmdebstrap_deb} history".encode()
         return f"{v.debian_base_suite}-{hashlib.sha256(recipe).hexdigest()[:12]}"
 
     @staticmethod
@@ -348,25 +369,35 @@ class Toolchain:
         c = self.component(component)
         return c.directory / (file or c.files[0])
 
-    def missing(self) -> list[Component]:
-        return [c for c in self.components if not c.is_built()]
+    def needed(self, nodes: str = "real") -> tuple[Component, ...]:
+        """What a sandbox with ``nodes`` runs: everything for a real node, less for kwok's fakes."""
+        if nodes == "real":
+            return self.components
+        node_only = {c.name for c in self._node_components()}
+        return tuple(c for c in self.components if c.name not in node_only)
+
+    def missing(self, nodes: str = "real") -> list[Component]:
+        """The components ``nodes`` needs that are not built yet (``real``: every component)."""
+        return [c for c in self.needed(nodes) if not c.is_built()]
 
     @staticmethod
     def log_path(component: Component) -> Path:
         return cache_dir() / "logs" / f"{component.name}-{component.version}.log"
 
     def ensure(
-        self, reporter: BuildReporter, clock: Callable[[], float] = time.monotonic
+        self, reporter: BuildReporter, clock: Callable[[], float] = time.monotonic, nodes: str = "real"
     ) -> list[BuildRecord]:
-        """Build every missing component in order, telling ``reporter`` about each one (cached too).
+        """Build every missing component ``nodes`` needs in order, telling ``reporter`` about each
+        one (cached too).
 
         A failure is reported, then raised: the components after it are not attempted, as before.
         """
-        missing = self.missing()
-        reporter.plan(self.components, missing)
+        needed = self.needed(nodes)
+        missing = self.missing(nodes)
+        reporter.plan(needed, missing)
         to_build = {c.name for c in missing}
         records = []
-        for component in self.components:
+        for component in needed:
             if component.name not in to_build:
                 reporter.cached(component)
                 records.append(BuildRecord(component.name, component.version, True, 0.0, component.directory))
@@ -723,3 +754,20 @@ class Toolchain:
         images.write_archive(spec, target / DEBIAN_BASE_ARCHIVE)
         rootfs.unlink()
         (target / "mmdebstrap").unlink()
+
+    def _build_buildah(self, target: Path, log: Path) -> None:
+        """buildah and the libraries it links, extracted into ``root/``, behind one wrapper."""
+        self._extract_deb("buildah", self.versions.buildah_deb, {"usr": "root/usr"}, target, log)
+        download = target / "libraries"
+        download.mkdir()
+        self._run(
+            "buildah", ["apt-get", "download", *BUILDAH_LIBRARIES], log, cwd=download, env=dict(os.environ)
+        )
+        for deb in sorted(download.glob("*.deb")):
+            self._run(
+                "buildah", ["dpkg-deb", "-x", str(deb), str(target / "root")], log, env=dict(os.environ)
+            )
+        shutil.rmtree(download)
+        wrapper = target / "buildah"
+        wrapper.write_text(_BUILDAH_WRAPPER)
+        wrapper.chmod(0o755)
