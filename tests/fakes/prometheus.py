@@ -1,7 +1,7 @@
 """Canned Prometheus query_range answers for unit tests of the Prometheus source.
 
 ``Canned`` answers by the signal and arm a query asks for (both arms in one query are told apart by
-the ``ferrocanary_arm`` tag the source adds); the helpers build counter and gauge series on 10 s
+the ``ferrocanary_part`` tag, arm.signal, the source adds); the helpers build counter and gauge series on 10 s
 blocks from ``T0``.
 """
 
@@ -70,13 +70,13 @@ class Canned:
         self, query: str, start_time: datetime, end_time: datetime, step: str
     ) -> list[dict[str, Any]]:
         self.calls.append((query, start_time, end_time, step))
-        # Both arms in one query: each part tagged with its arm (label_replace ... or ...).
-        tagged = re.findall(r'label_replace\((.+?), "ferrocanary_arm", "(\w+)", "", ""\)', query)
+        # Every signal of both arms in one query: each part tagged (label_replace ... or ...).
+        tagged = re.findall(r'label_replace\((.+?), "ferrocanary_part", "([\w.]+)", "", ""\)', query)
         answer: list[dict[str, Any]] = []
         for part, tag in tagged or [(query, "")]:
             arm = "candidate" if 'track="candidate"' in part or "rs-" in part else "baseline"
             for series in self.answers.get((signal_of(part), arm), []):
-                labels = {**series["metric"], "ferrocanary_arm": tag} if tag else series["metric"]
+                labels = {**series["metric"], "ferrocanary_part": tag} if tag else series["metric"]
                 answer.append({**series, "metric": labels})
         return answer
 

@@ -89,10 +89,14 @@ class Looks:
         return int(hits[0]) if hits.size else None
 
 
-def compute(data: blocks.BlockData, settings: AnalysisSettings) -> Looks:
-    """All looks of one analysis."""
+def compute(data: blocks.BlockData, settings: AnalysisSettings, *, since: int = 0) -> Looks:
+    """All looks of one analysis; with ``since``, only looks ``since`` onward are exact.
+
+    A look's row depends on blocks 0..j alone, so the controller, which acts on its latest look,
+    passes ``since`` = that look and skips the quadratic part of recomputing every past one; looks
+    before ``since`` then lack the quantile KPIs' statistics (read as no data, never a claim)."""
     n = data.n_blocks
-    ctx = tracks.Context.of(data, settings)
+    ctx = tracks.Context.of(data, settings, since=since)
     kpis = tuple(tracks.kpi_track(ctx, k) for k in settings.kpis)
     guards = tuple(tracks.guard_track(ctx, g) for g in settings.guards)
     faults, pod_hours = tracks.fault_totals(data)

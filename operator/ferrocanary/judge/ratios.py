@@ -40,8 +40,23 @@ def _quadratic(weights: Float, gram: Float) -> Float:
     return np.asarray(np.einsum("ua,uab,ub->u", weights, gram, weights), dtype=np.float64)
 
 
-def track(num_c: Float, den_c: Float, num_b: Float, den_b: Float) -> RatioOfSums:
-    """The log ratio of (sum num / sum den), candidate over baseline, for every prefix of the blocks."""
+def _gram(x: Float, lag: int, first: int) -> Float:
+    """sum_(i <= m) x_i x_(i-lag)' for the prefixes m = first.. (rows summed in order, as a cumsum)."""
+    blocks = x.shape[0]
+    lagged = np.zeros((blocks, 4, 4))
+    lagged[lag:] = x[lag:, :, None] * x[: blocks - lag, None, :]
+    if first == 0:
+        return np.asarray(np.cumsum(lagged, axis=0), dtype=np.float64)
+    head = np.cumsum(lagged[: first + 1], axis=0)[-1]  # cumsum, not sum: the same order, bit for bit
+    return np.asarray(np.cumsum(np.concatenate((head[None], lagged[first + 1 :])), axis=0), dtype=np.float64)
+
+
+def track(num_c: Float, den_c: Float, num_b: Float, den_b: Float, *, first: int = 0) -> RatioOfSums:
+    """The log ratio of (sum num / sum den), candidate over baseline, for every prefix of the blocks.
+
+    The variance is computed for prefixes ``first`` onward only (earlier ones get an infinite
+    variance): the controller reads its latest look alone, and each prefix depends on its blocks only.
+    """
     x = np.stack((num_c, den_c, num_b, den_b), axis=1)
     blocks = x.shape[0]
     sums = np.cumsum(x, axis=0)
@@ -51,13 +66,12 @@ def track(num_c: Float, den_c: Float, num_b: Float, den_b: Float) -> RatioOfSums
     weights = np.where(np.isfinite(weights), weights, 0.0)
     j = np.arange(1, blocks + 1, dtype=np.float64)
 
+    first = min(max(first, 0), max(blocks - 2, 0))  # two rows at least: see quantiles.ratio_track
     gammas = np.zeros((hac.max_lag(blocks) + 1, blocks))
     for lag in range(gammas.shape[0]):
-        lagged = np.zeros((blocks, 4, 4))
-        lagged[lag:] = x[lag:, :, None] * x[: blocks - lag, None, :]
-        gammas[lag] = _quadratic(weights, np.cumsum(lagged, axis=0))
+        gammas[lag, first:] = _quadratic(weights[first:], _gram(x, lag, first))
     gammas[0] = np.maximum(gammas[0], 0.0)
-    variance = hac.combine(gammas, j)
+    variance = np.concatenate((np.full(first, np.inf), hac.combine(gammas[:, first:], j[first:])))
     with np.errstate(divide="ignore", invalid="ignore"):
         autocorrelation = (
             np.where(gammas[0] > 0, gammas[1] / gammas[0], 0.0) if blocks > 1 else np.zeros(blocks)

@@ -95,9 +95,10 @@ class Context:
     latency_used: Int
     pooled_c: quantiles.Pooled
     pooled_b: quantiles.Pooled
+    since: int = 0  # the first look whose statistics are needed (verdict.evaluate: only the last)
 
     @classmethod
-    def of(cls, data: blocks.BlockData, settings: AnalysisSettings) -> Context:
+    def of(cls, data: blocks.BlockData, settings: AnalysisSettings, *, since: int = 0) -> Context:
         warm = blocks.warm(data, settings.warmup_seconds)
         latency = ~warm & ~data.lacks("requests", "latency")
         counts_c, counts_b = data.candidate.counts[latency], data.baseline.counts[latency]
@@ -115,7 +116,12 @@ class Context:
             latency_used=count(latency),
             pooled_c=quantiles.Pooled.of(counts_c, w_c),
             pooled_b=quantiles.Pooled.of(counts_b, w_b),
+            since=since,
         )
+
+    def first_prefix(self, used: Int) -> int:
+        """The first prefix look ``since`` reads of a statistic whose looks see ``used`` blocks."""
+        return int(used[self.since]) - 1 if 0 <= self.since < used.shape[0] else 0
 
 
 @dataclass(frozen=True)
@@ -131,8 +137,8 @@ class _Statistic:
 
 
 def _quantile(ctx: Context, p: float) -> _Statistic:
-    qt = quantiles.ratio_track(ctx.pooled_c, ctx.pooled_b, p, ctx.edges)
     used = ctx.latency_used
+    qt = quantiles.ratio_track(ctx.pooled_c, ctx.pooled_b, p, ctx.edges, first=ctx.first_prefix(used))
     tail = expand(qt.tail, used, 0.0)
     return _Statistic(
         d=expand(qt.log_ratio, used, np.nan),
@@ -165,17 +171,26 @@ def _ratio_of_sums(ctx: Context, kind: KpiKind) -> _Statistic:
     data, base, cand = ctx.data, ctx.data.baseline, ctx.data.candidate
     mask = kpi_blocks(data, ctx.warm, kind)
     w_c, w_b = quantiles.profile_weights(cand.requests[mask], base.requests[mask])
+    used = count(mask)
+    first = ctx.first_prefix(used)
     if kind is KpiKind.THROUGHPUT_PER_CPU:
         rt = ratios.track(
-            cand.requests[mask] * w_c, cand.cpu[mask] * w_c, base.requests[mask] * w_b, base.cpu[mask] * w_b
+            cand.requests[mask] * w_c,
+            cand.cpu[mask] * w_c,
+            base.requests[mask] * w_b,
+            base.cpu[mask] * w_b,
+            first=first,
         )
     else:
         cost_c = block_cost(cand, ctx.settings.pricing.of("candidate"), data.interval)
         cost_b = block_cost(base, ctx.settings.pricing.of("baseline"), data.interval)
         rt = ratios.track(
-            cost_c[mask] * w_c, cand.requests[mask] * w_c, cost_b[mask] * w_b, base.requests[mask] * w_b
+            cost_c[mask] * w_c,
+            cand.requests[mask] * w_c,
+            cost_b[mask] * w_b,
+            base.requests[mask] * w_b,
+            first=first,
         )
-    used = count(mask)
     return _Statistic(
         d=expand(rt.log_ratio, used, np.nan),
         var=expand(rt.variance, used, np.inf),

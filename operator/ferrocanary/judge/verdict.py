@@ -38,7 +38,7 @@ _READING = {
 def evaluate(rec: recording.Recording, settings: AnalysisSettings) -> Judgement:
     """One look at all blocks of ``rec``: the decision the controller acts on now."""
     data = blocks.from_recording(rec)
-    table = looks.compute(data, settings)
+    table = looks.compute(data, settings, since=data.n_blocks - 1)  # only the latest look is read
     return judgement_at(data, table, settings, data.n_blocks - 1)
 
 
