@@ -14,7 +14,7 @@ from enum import IntEnum
 import numpy as np
 from numpy.typing import NDArray
 
-from ferrocanary.judge import blocks, confseq, counts, quantiles, ratios
+from ferrocanary.judge import blocks, confseq, counts, hac, quantiles, ratios
 from ferrocanary.model.analysis import AnalysisSettings, Direction, GuardKind, GuardRail, KpiKind, KpiTarget
 
 Float = NDArray[np.float64]
@@ -59,6 +59,8 @@ class Track:
     pass_log_e: Float = field(default_factory=lambda: np.zeros(0))  # e-process guards: non-inferiority
     pass_threshold: float = math.inf  # e-process guards: log(1/alpha) of the non-inferiority test
     floor: float = math.nan  # error-rate guard: the absolute non-inferiority floor (a rate)
+    rho_pass: Float = field(default_factory=lambda: np.zeros(0))  # interval tracks: the mixture's rho
+    rho_miss: Float = field(default_factory=lambda: np.zeros(0))  # per look (PASS and MISS claims)
 
     @property
     def is_guard(self) -> bool:
@@ -181,6 +183,13 @@ def _ratio_of_sums(ctx: Context, kind: KpiKind) -> _Statistic:
     )
 
 
+def _df(stat: _Statistic) -> Float | None:
+    """The statistic's degrees of freedom, or None when they are the HAC ones of its block count (the
+    common case, which the multiplier reads from a cached table)."""
+    some = stat.used > 0
+    return None if np.array_equal(stat.df[some], hac.degrees_of_freedom(stat.used[some])) else stat.df
+
+
 def _interval_track(
     ctx: Context,
     stat: _Statistic,
@@ -202,8 +211,20 @@ def _interval_track(
     guard = math.isfinite(promote_below)
     a_miss = ctx.alpha_guard if guard else ctx.alpha_miss
     interval = ctx.settings.interval_seconds
-    half_pass = confseq.calibrated(stat.used, stat.df, interval, horizon, ctx.alpha) * sd
-    half_miss = confseq.calibrated(stat.used, stat.df, interval, horizon, a_miss) * sd
+    # Each claim is one-sided, with its mixture fixed at the first look that may decide and the
+    # information 1/V as the clock (confseq).
+    with np.errstate(divide="ignore"):
+        info = 1.0 / stat.var
+    eligible = stat.enough & np.isfinite(stat.d) & np.isfinite(stat.var)
+    rho_pass = confseq.rho_track(
+        info, stat.used, eligible, interval=interval, horizon=horizon, alpha=ctx.alpha
+    )
+    rho_miss = confseq.rho_track(info, stat.used, eligible, interval=interval, horizon=horizon, alpha=a_miss)
+    m_pass = confseq.calibrated_info(info, rho_pass, stat.used, _df(stat), ctx.alpha)
+    m_miss = confseq.calibrated_info(info, rho_miss, stat.used, _df(stat), a_miss)
+    with np.errstate(invalid="ignore"):  # zero variance: no information clock, and no width either
+        half_pass = np.where(sd > 0, m_pass * sd, 0.0)
+        half_miss = np.where(sd > 0, m_miss * sd, 0.0)
     log_t = math.log(target)
     log_pass = math.log(promote_below) if guard else log_t
     lower, upper = stat.d - half_pass, stat.d + half_pass
@@ -231,6 +252,8 @@ def _interval_track(
         miss_lower=miss_lower,
         miss_upper=miss_upper,
         promote_below=promote_below,
+        rho_pass=rho_pass,
+        rho_miss=rho_miss,
     )
 
 
@@ -288,7 +311,9 @@ def _non_inferior_log_e(
     passes after about ln(6/alpha)/floor requests; p_c <= floor implies p_c <= p_b + floor). The mean
     of the two e-processes is one e-process for the intersection, so a look at 1/alpha spends alpha."""
     (ec, eb), (rc, rb) = errors, requests
-    ratio = counts.log_e_path(eb, ec, rb, rc, 1.0 / guard.promote_below, phi=phi)
+    # The mixture is centred on equal rates (multiplier promote_below over r0 = 1 / promote_below):
+    # a healthy candidate sits there, and weights fixed in advance cost nothing in validity.
+    ratio = counts.log_e_path(eb, ec, rb, rc, 1.0 / guard.promote_below, phi=phi, centre=guard.promote_below)
     floor = counts.log_e_rate_below(ec, rc, guard.floor, phi=counts.rate_dispersion(ec, rc, guard.floor))
     return counts.running_max(np.logaddexp(ratio, floor) - math.log(2.0))
 
@@ -302,7 +327,7 @@ def _errors(ctx: Context, guard: GuardRail) -> Track:
     mask = ~ctx.warm & ~data.lacks("requests", "errors")
     used = count(mask)
     ec, eb, rc, rb = cand.errors[mask], base.errors[mask], cand.requests[mask], base.requests[mask]
-    phi = counts.dispersion(ec, eb, rc, rb)  # errors come in bursts: temper by a predictable dispersion
+    phi = counts.burst_dispersion(ec, eb, rc, rb)  # errors come in bursts: temper by a predictable dispersion
     log_e = expand(counts.log_e_process(ec, eb, rc, rb, guard.max_ratio, phi=phi), used, 0.0)
     pass_log_e = expand(_non_inferior_log_e((ec, eb), (rc, rb), guard, phi), used, 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
