@@ -86,7 +86,7 @@ def test_one_sided_boundary_is_where_the_half_normal_mixture_reaches_one_over_al
 def test_calibrated_info_tables_match_the_exact_functions() -> None:
     used = np.arange(0, 130)
     info = np.linspace(0.0, 300.0, 130) ** 1.3
-    rho = confseq.rho_track(info, used, used >= 20, interval=60.0, horizon=1800.0, alpha=0.05)
+    rho = confseq.rho_track(info, 40.0 * used, used, used >= 20, interval=60.0, horizon=1800.0, alpha=0.05)
     fast = confseq.calibrated_info(info, rho, used, None, 0.05)
     with np.errstate(divide="ignore", invalid="ignore"):
         exact = confseq.student(confseq.one_sided(info / rho, 0.05), hac.degrees_of_freedom(used))
@@ -95,15 +95,26 @@ def test_calibrated_info_tables_match_the_exact_functions() -> None:
     assert fast[0] == math.inf
 
 
-def test_rho_is_fixed_at_the_first_look_that_may_decide() -> None:
-    """Before it each look uses its own rate (I x horizon / t / rho_scale(2 alpha)); from it on rho is
-    the value fixed there, whatever the information does next."""
+def test_the_mixture_is_fixed_at_the_first_look_that_may_decide_and_traffic_is_its_clock() -> None:
+    """Before the first eligible look I / rho is rho_scale(2 alpha) x t / horizon; from it on the value
+    fixed there grows with the effective observation count only, whatever the estimated information
+    does (here it stalls and falls after the fixing look, as a variance estimated from few blocks can)."""
     used = np.arange(1, 41)
-    info = 2.0 * used.astype(float) ** 1.5
-    rho = confseq.rho_track(info, used, used >= 20, interval=60.0, horizon=1800.0, alpha=0.05)
+    clock = 1000.0 * used.astype(float) ** 1.5  # traffic that ramps up
+    info = np.where(used <= 20, 50.0 * used, 400.0)
     scale = confseq.rho_scale(0.1)
-    np.testing.assert_allclose(rho[:19], info[:19] * 1800.0 / (used[:19] * 60.0) / scale)
-    assert np.all(rho[19:] == info[19] * 1800.0 / (20 * 60.0) / scale)
+    ratio = confseq.clock_ratio(clock, used, used >= 20, interval=60.0, horizon=1800.0, alpha=0.05)
+    np.testing.assert_allclose(ratio[:20], scale * used[:20] * 60.0 / 1800.0)
+    np.testing.assert_allclose(ratio[19:], ratio[19] * clock[19:] / clock[19])
+    assert np.all(np.diff(ratio) > 0)
+    rho = confseq.rho_track(info, clock, used, used >= 20, interval=60.0, horizon=1800.0, alpha=0.05)
+    np.testing.assert_allclose(info / rho, ratio)
+    # no clock yet (no observations): no boundary
+    none = confseq.rho_track(
+        [1.0, 2.0], [0.0, 5.0], [1, 2], [True, True], interval=60.0, horizon=1800.0, alpha=0.05
+    )
+    assert none[0] == math.inf
+    assert math.isfinite(none[1])
 
 
 def test_one_sided_time_uniform_crossing_rate_with_a_fixed_mixture() -> None:

@@ -95,6 +95,7 @@ class Context:
     alpha_guard: float  # Bonferroni over the guard rails
     edges: quantiles.Edges
     latency_used: Int
+    latency_clock: Float  # effective observation count of the latency blocks (effective_count)
     pooled_c: quantiles.Pooled
     pooled_b: quantiles.Pooled
 
@@ -115,6 +116,7 @@ class Context:
             alpha_guard=(1.0 - settings.guard_confidence) / max(1, len(settings.guards)),
             edges=quantiles.Edges.from_bounds(data.bounds),
             latency_used=count(latency),
+            latency_clock=effective_count(counts_c.sum(axis=1), counts_b.sum(axis=1), count(latency)),
             pooled_c=quantiles.Pooled.of(counts_c, w_c),
             pooled_b=quantiles.Pooled.of(counts_b, w_b),
         )
@@ -130,6 +132,16 @@ class _Statistic:
     used: Int
     enough: Bool
     n_candidate: Float
+    clock: Float  # the arms' effective observation count so far (the boundary's clock, confseq)
+
+
+def effective_count(n_c: Float, n_b: Float, used: Int) -> Float:
+    """Per look: N_c N_b / (N_c + N_b) of the arms' cumulative observations in the statistic's blocks,
+    the count a two-arm contrast's information grows with (0 before any)."""
+    cum_c, cum_b = np.cumsum(n_c), np.cumsum(n_b)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        per_prefix = np.where(cum_c + cum_b > 0, cum_c * cum_b / (cum_c + cum_b), 0.0)
+    return expand(np.asarray(per_prefix, dtype=np.float64), used, 0.0)
 
 
 def _quantile(ctx: Context, p: float) -> _Statistic:
@@ -143,6 +155,7 @@ def _quantile(ctx: Context, p: float) -> _Statistic:
         used=used,
         enough=(used >= ctx.settings.min_blocks) & (tail >= ctx.settings.min_tail_count),
         n_candidate=expand(qt.n_candidate, used, 0.0),
+        clock=ctx.latency_clock,
     )
 
 
@@ -180,6 +193,7 @@ def _ratio_of_sums(ctx: Context, kind: KpiKind) -> _Statistic:
         used=used,
         enough=used >= ctx.settings.min_blocks,
         n_candidate=np.cumsum(np.where(mask, cand.requests, 0.0)),
+        clock=effective_count(cand.requests[mask], base.requests[mask], used),
     )
 
 
@@ -211,15 +225,15 @@ def _interval_track(
     guard = math.isfinite(promote_below)
     a_miss = ctx.alpha_guard if guard else ctx.alpha_miss
     interval = ctx.settings.interval_seconds
-    # Each claim is one-sided, with its mixture fixed at the first look that may decide and the
-    # information 1/V as the clock (confseq).
+    # Each claim is one-sided, with its mixture fixed at the first look that may decide and the arms'
+    # effective observation count as the clock (confseq.clock_ratio): not the estimated 1/V, whose
+    # few-degrees-of-freedom noise at J_min would fix the mixture far off and can make the clock stall.
     with np.errstate(divide="ignore"):
         info = 1.0 / stat.var
     eligible = stat.enough & np.isfinite(stat.d) & np.isfinite(stat.var)
-    rho_pass = confseq.rho_track(
-        info, stat.used, eligible, interval=interval, horizon=horizon, alpha=ctx.alpha
-    )
-    rho_miss = confseq.rho_track(info, stat.used, eligible, interval=interval, horizon=horizon, alpha=a_miss)
+    clock = {"interval": interval, "horizon": horizon}
+    rho_pass = confseq.rho_track(info, stat.clock, stat.used, eligible, alpha=ctx.alpha, **clock)
+    rho_miss = confseq.rho_track(info, stat.clock, stat.used, eligible, alpha=a_miss, **clock)
     m_pass = confseq.calibrated_info(info, rho_pass, stat.used, _df(stat), ctx.alpha)
     m_miss = confseq.calibrated_info(info, rho_miss, stat.used, _df(stat), a_miss)
     with np.errstate(invalid="ignore"):  # zero variance: no information clock, and no width either
