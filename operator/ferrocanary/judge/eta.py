@@ -7,9 +7,9 @@ information rate lambda (candidate requests per second at the current weight), s
 
 for n with scipy.optimize.brentq; ETA = max(0, n - n_now) / lambda, floored at the blocks still
 missing before J_min. ETA50 (power 0.5) is the median time if the estimate is the truth; ETA80
-leaves room for noise. The multiplier is the claim's one-sided boundary with its fixed rho (information
-as the clock, confseq), with the same Student-t calibration as the intervals (HAC
-degrees of freedom), with the number of blocks growing in proportion to n.
+leaves room for noise. The multiplier is the claim's one-sided boundary at the look's rho (traffic
+as the clock, confseq: I / rho grows like n from now on), with the same Student-t calibration as
+the intervals (HAC degrees of freedom), with the number of blocks growing in proportion to n.
 """
 
 from __future__ import annotations
