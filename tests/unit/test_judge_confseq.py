@@ -7,9 +7,9 @@ import math
 
 import numpy as np
 import pytest
-from scipy import stats
+from scipy import integrate, stats
 
-from ferrocanary.judge import confseq
+from ferrocanary.judge import confseq, hac
 
 
 def test_multiplier_matches_the_normal_mixture_boundary_in_sum_form() -> None:
@@ -59,3 +59,74 @@ def test_time_uniform_coverage_of_a_gaussian_mean() -> None:
     naive_out = (np.abs(mean - 0.7) > 1.96 / np.sqrt(n)).any(axis=1).mean()
     assert ever_out <= 0.05
     assert naive_out > 0.3
+
+
+def test_one_sided_boundary_is_where_the_half_normal_mixture_reaches_one_over_alpha() -> None:
+    """Against scipy's quadrature: on a sum S with variance v, the one-sided mixture
+    int_0^inf exp(l S - l^2 v / 2) 2 N(l; 0, 1/rho) dl equals 1/alpha at S = m sqrt(v)."""
+    for v, rho, alpha in [(100.0, 10.0, 0.05), (5.0, 50.0, 0.01), (400.0, 30.0, 0.05)]:
+        m = float(confseq.one_sided(np.array([v / rho]), alpha)[0])
+        s = m * math.sqrt(v)
+
+        def density(lam: float, s: float = s, v: float = v, rho: float = rho) -> float:
+            return (
+                math.exp(lam * s - lam**2 * v / 2)
+                * 2
+                * math.sqrt(rho / (2 * math.pi))
+                * math.exp(-rho * lam**2 / 2)
+            )
+
+        value, _ = integrate.quad(density, 0.0, np.inf)
+        assert value == pytest.approx(1.0 / alpha, rel=1e-6)
+        assert confseq.one_sided_scalar(v, rho, alpha) == pytest.approx(m, rel=1e-4)
+        # the one-sided boundary is below the two-sided one at the same alpha (it spends alpha once)
+        assert m < float(confseq.multiplier(v / rho, alpha))
+
+
+def test_calibrated_info_tables_match_the_exact_functions() -> None:
+    used = np.arange(0, 130)
+    info = np.linspace(0.0, 300.0, 130) ** 1.3
+    rho = confseq.rho_track(info, 40.0 * used, used, used >= 20, interval=60.0, horizon=1800.0, alpha=0.05)
+    fast = confseq.calibrated_info(info, rho, used, None, 0.05)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        exact = confseq.student(confseq.one_sided(info / rho, 0.05), hac.degrees_of_freedom(used))
+    ok = used > 0
+    np.testing.assert_allclose(fast[ok], exact[ok], rtol=1e-3)
+    assert fast[0] == math.inf
+
+
+def test_the_mixture_is_fixed_at_the_first_look_that_may_decide_and_traffic_is_its_clock() -> None:
+    """Before the first eligible look I / rho is rho_scale(2 alpha) x t / horizon; from it on the value
+    fixed there grows with the effective observation count only, whatever the estimated information
+    does (here it stalls and falls after the fixing look, as a variance estimated from few blocks can)."""
+    used = np.arange(1, 41)
+    clock = 1000.0 * used.astype(float) ** 1.5  # traffic that ramps up
+    info = np.where(used <= 20, 50.0 * used, 400.0)
+    scale = confseq.rho_scale(0.1)
+    ratio = confseq.clock_ratio(clock, used, used >= 20, interval=60.0, horizon=1800.0, alpha=0.05)
+    np.testing.assert_allclose(ratio[:20], scale * used[:20] * 60.0 / 1800.0)
+    np.testing.assert_allclose(ratio[19:], ratio[19] * clock[19:] / clock[19])
+    assert np.all(np.diff(ratio) > 0)
+    rho = confseq.rho_track(info, clock, used, used >= 20, interval=60.0, horizon=1800.0, alpha=0.05)
+    np.testing.assert_allclose(info / rho, ratio)
+    # no clock yet (no observations): no boundary
+    none = confseq.rho_track(
+        [1.0, 2.0], [0.0, 5.0], [1, 2], [True, True], interval=60.0, horizon=1800.0, alpha=0.05
+    )
+    assert none[0] == math.inf
+    assert math.isfinite(none[1])
+
+
+def test_one_sided_time_uniform_crossing_rate_with_a_fixed_mixture() -> None:
+    """4000 random walks under the null, 400 looks each (seed 12), rho fixed in advance: the fraction
+    that ever crosses the upper one-sided boundary stays below alpha = 0.05 (and well above the
+    two-sided boundary's, which spends about alpha/2 a side)."""
+    rng = np.random.default_rng(12)
+    runs, looks = 4000, 400
+    n = np.arange(1, looks + 1)
+    z = np.cumsum(rng.normal(0.0, 1.0, size=(runs, looks)), axis=1) / np.sqrt(n)
+    rho = 100.0 / confseq.rho_scale(0.1)
+    one = (z > confseq.one_sided(n / rho, 0.05)).any(axis=1).mean()
+    two = (z > confseq.multiplier(n / rho, 0.05)).any(axis=1).mean()
+    assert one <= 0.05
+    assert one > 1.5 * two

@@ -127,3 +127,18 @@ def test_large_clean_blocks_are_not_tempered() -> None:
     phi = counts.rate_dispersion(k, n, 0.001)
     assert phi[0] == pytest.approx(counts.PRIOR_PHI)
     assert np.all(phi[12:] == 1.0)
+
+
+def test_the_non_inferiority_grid_is_centred_on_equal_rates_and_sums_to_one() -> None:
+    """The weights are fixed before any data (a function of the centre only): equal without a centre,
+    largest at the grid point nearest the centre (multiplier 2 = equal rates for margin 1), and a
+    proper prior (they sum to 1), so the mixture stays an e-process."""
+    grid = np.array(counts.GRID)
+    equal = np.exp(counts.grid_log_weights(grid, None))
+    np.testing.assert_allclose(equal, 1.0 / grid.size)
+    centred = np.exp(counts.grid_log_weights(grid, 2.0))
+    assert centred.sum() == pytest.approx(1.0)
+    assert int(np.argmax(centred)) == counts.GRID.index(2.0)
+    # the hand value at the centre: 1 / sum_g exp(-(ln g - ln 2)^2 / (2 CENTRE_SD^2))
+    expected = 1.0 / np.exp(-((np.log(grid) - math.log(2.0)) ** 2) / (2 * counts.CENTRE_SD**2)).sum()
+    assert centred[counts.GRID.index(2.0)] == pytest.approx(expected)

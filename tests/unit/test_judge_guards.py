@@ -51,10 +51,10 @@ def test_non_inferiority_e_process_is_the_mirrored_harm_test() -> None:
 
 
 def test_a_guard_not_yet_non_inferior_holds_a_promotion_back_and_says_which() -> None:
-    """A 0.40 candidate whose error rate is 1.1x the baseline's 0.2%, 40 minutes at 100 rps: every KPI
+    """A 0.40 candidate whose error rate is 1.1x the baseline's 0.2%, 50 minutes at 100 rps: every KPI
     passes, the harm test cannot show 1.1x > 1 and a tight margin (0.25) cannot be shown either; the
     last look says Continue and names the guard and its ETA."""
-    scenario = sim.Scenario(0.40, 100.0, candidate_error_ratio=1.1, minutes=40)
+    scenario = sim.Scenario(0.40, 100.0, candidate_error_ratio=1.1, minutes=50)
     tight = dataclasses.replace(
         AnalysisSettings(),
         guards=(

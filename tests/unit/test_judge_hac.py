@@ -1,4 +1,4 @@
-"""The serial-correlation-robust variance (Newey-West, Bartlett kernel, bandwidth ceil(J^0.6)):
+"""The serial-correlation-robust variance (Newey-West, Bartlett kernel, bandwidth ceil(J^0.7)):
 hand values of the bandwidth, the small-sample factor and the equivalent degrees of freedom, the
 combination against a direct computation, and coverage over whole runs under AR(1) blocks."""
 
@@ -13,16 +13,16 @@ from ferrocanary.judge import hac
 
 def test_bandwidth_grows_with_blocks_only() -> None:
     assert hac.bandwidth(np.array([0, 1, 2, 3, 8, 20, 27, 64, 120])).tolist() == [
-        0, 0, 1, 2, 4, 7, 8, 13, 18,
+        0, 0, 1, 2, 5, 9, 11, 19, 29,
     ]  # fmt: skip
 
 
 def test_small_sample_factor_and_degrees_of_freedom_by_hand() -> None:
-    """J = 20, L = 7: weights k_l = 1 - l/8; loss = 2 sum_l k_l (20 - l)/20; c = 20 / (19 - loss);
-    df = 3 20 / (2 8) = 3.75. L = 0 would give the textbook J/(J-1)."""
-    loss = 2 * sum((1 - ell / 8) * (20 - ell) / 20 for ell in range(1, 8))
+    """J = 20, L = 9: weights k_l = 1 - l/10; loss = 2 sum_l k_l (20 - l)/20; c = 20 / (19 - loss);
+    df = 3 20 / (2 10) = 3. L = 0 would give the textbook J/(J-1)."""
+    loss = 2 * sum((1 - ell / 10) * (20 - ell) / 20 for ell in range(1, 10))
     assert hac.correction(np.array([20]))[0] == pytest.approx(20 / (19 - loss))
-    assert hac.degrees_of_freedom(np.array([20]))[0] == pytest.approx(3.75)
+    assert hac.degrees_of_freedom(np.array([20]))[0] == pytest.approx(3.0)
     assert hac.degrees_of_freedom(np.array([2]))[0] == pytest.approx(1.0)  # capped at J - 1
 
 
@@ -30,8 +30,8 @@ def test_combine_matches_a_direct_newey_west() -> None:
     rng = np.random.default_rng(0)
     u = rng.normal(size=20)
     u -= u.mean()
-    gammas = np.array([[float(u[lag:] @ u[: 20 - lag])] for lag in range(8)])
-    weights = [1 - ell / 8 for ell in range(1, 8)]
+    gammas = np.array([[float(u[lag:] @ u[: 20 - lag])] for lag in range(10)])
+    weights = [1 - ell / 10 for ell in range(1, 10)]
     loss = 2 * sum(k * (20 - ell) / 20 for ell, k in enumerate(weights, start=1))
     expected = (
         (u @ u + 2 * sum(k * gammas[ell, 0] for ell, k in enumerate(weights, start=1))) * 20 / (19 - loss)

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from ferrocanary.judge import quantiles
+from ferrocanary.judge import hac, quantiles
 
 BOUNDS = np.array([1.0, 2.0, 4.0, 8.0])
 
@@ -97,7 +97,7 @@ def test_block_variance_matches_a_direct_computation() -> None:
         influences.append(-(below - 0.95 * counts[: m + 1].sum(axis=1)) * slope / n)
     u = influences[0] - influences[1]
     u = u - u.mean()
-    lag = math.ceil((m + 1) ** 0.6 - 1e-9)  # Newey-West, Bartlett weights, L = ceil(J^0.6) = 4
+    lag = math.ceil((m + 1) ** hac.EXPONENT - 1e-9)  # Newey-West, Bartlett weights, L = ceil(10^0.7) = 6
     total = float(u @ u) + sum(
         2 * (1 - ell / (lag + 1)) * float(u[ell:] @ u[:-ell]) for ell in range(1, lag + 1)
     )

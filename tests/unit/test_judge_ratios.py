@@ -13,9 +13,9 @@ from ferrocanary.judge import hac, ratios
 
 
 def _newey_west(u: np.ndarray) -> float:
-    """Newey-West by the textbook: Bartlett weights up to L = ceil(J^0.6), times c(J, L) (hac)."""
+    """Newey-West by the textbook: Bartlett weights up to L = ceil(J^hac.EXPONENT), times c(J, L) (hac)."""
     j = len(u)
-    lag = min(math.ceil(j**0.6 - 1e-9), j - 1)
+    lag = min(math.ceil(j**hac.EXPONENT - 1e-9), j - 1)
     total = float(u @ u)
     loss = 0.0
     for ell in range(1, lag + 1):

@@ -188,8 +188,15 @@ def test_eta_solves_its_equation() -> None:
     n = 1000.0 + seconds * 10.0
     s = math.sqrt(0.04 * 1000.0)
 
-    rho = (1 / 0.04) * (1800.0 / 600.0) / confseq.rho_scale(0.05)
-    assert confseq.multiplier_scalar(n / s**2, rho, 0.05) * s / math.sqrt(n) == pytest.approx(0.2, rel=1e-5)
+    # no mixture fixed yet: the one the claim would fix now (one-sided, tuned at 2 alpha)
+    rho = (1 / 0.04) * (1800.0 / 600.0) / confseq.rho_scale(0.1)
+    assert confseq.one_sided_scalar(n / s**2, rho, 0.05) * s / math.sqrt(n) == pytest.approx(0.2, rel=1e-5)
+    # a fixed mixture (information as the clock) is used as given
+    fixed = eta.eta_seconds(power=0.5, rho=3.0 * rho, **kwargs)
+    n_fixed = 1000.0 + fixed * 10.0
+    assert confseq.one_sided_scalar(n_fixed / s**2, 3.0 * rho, 0.05) * s / math.sqrt(
+        n_fixed
+    ) == pytest.approx(0.2, rel=1e-5)
     assert eta.eta_seconds(power=0.8, **kwargs) > seconds
     assert eta.eta_seconds(power=0.5, **{**kwargs, "delta": 0.0}) == math.inf
     assert eta.eta_seconds(power=0.5, floor_seconds=60.0, **{**kwargs, "delta": 5.0}) == 60.0

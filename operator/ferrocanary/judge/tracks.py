@@ -14,7 +14,7 @@ from enum import IntEnum
 import numpy as np
 from numpy.typing import NDArray
 
-from ferrocanary.judge import blocks, confseq, counts, quantiles, ratios
+from ferrocanary.judge import blocks, confseq, counts, hac, quantiles, ratios
 from ferrocanary.model.analysis import AnalysisSettings, Direction, GuardKind, GuardRail, KpiKind, KpiTarget
 
 Float = NDArray[np.float64]
@@ -59,6 +59,8 @@ class Track:
     pass_log_e: Float = field(default_factory=lambda: np.zeros(0))  # e-process guards: non-inferiority
     pass_threshold: float = math.inf  # e-process guards: log(1/alpha) of the non-inferiority test
     floor: float = math.nan  # error-rate guard: the absolute non-inferiority floor (a rate)
+    rho_pass: Float = field(default_factory=lambda: np.zeros(0))  # interval tracks: the mixture's rho
+    rho_miss: Float = field(default_factory=lambda: np.zeros(0))  # per look (PASS and MISS claims)
 
     @property
     def is_guard(self) -> bool:
@@ -93,6 +95,7 @@ class Context:
     alpha_guard: float  # Bonferroni over the guard rails
     edges: quantiles.Edges
     latency_used: Int
+    latency_clock: Float  # effective observation count of the latency blocks (effective_count)
     pooled_c: quantiles.Pooled
     pooled_b: quantiles.Pooled
     since: int = 0  # the first look whose statistics are needed (verdict.evaluate: only the last)
@@ -114,6 +117,7 @@ class Context:
             alpha_guard=(1.0 - settings.guard_confidence) / max(1, len(settings.guards)),
             edges=quantiles.Edges.from_bounds(data.bounds),
             latency_used=count(latency),
+            latency_clock=effective_count(counts_c.sum(axis=1), counts_b.sum(axis=1), count(latency)),
             pooled_c=quantiles.Pooled.of(counts_c, w_c),
             pooled_b=quantiles.Pooled.of(counts_b, w_b),
             since=since,
@@ -134,6 +138,16 @@ class _Statistic:
     used: Int
     enough: Bool
     n_candidate: Float
+    clock: Float  # the arms' effective observation count so far (the boundary's clock, confseq)
+
+
+def effective_count(n_c: Float, n_b: Float, used: Int) -> Float:
+    """Per look: N_c N_b / (N_c + N_b) of the arms' cumulative observations in the statistic's blocks,
+    the count a two-arm contrast's information grows with (0 before any)."""
+    cum_c, cum_b = np.cumsum(n_c), np.cumsum(n_b)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        per_prefix = np.where(cum_c + cum_b > 0, cum_c * cum_b / (cum_c + cum_b), 0.0)
+    return expand(np.asarray(per_prefix, dtype=np.float64), used, 0.0)
 
 
 def _quantile(ctx: Context, p: float) -> _Statistic:
@@ -147,6 +161,7 @@ def _quantile(ctx: Context, p: float) -> _Statistic:
         used=used,
         enough=(used >= ctx.settings.min_blocks) & (tail >= ctx.settings.min_tail_count),
         n_candidate=expand(qt.n_candidate, used, 0.0),
+        clock=ctx.latency_clock,
     )
 
 
@@ -198,7 +213,15 @@ def _ratio_of_sums(ctx: Context, kind: KpiKind) -> _Statistic:
         used=used,
         enough=used >= ctx.settings.min_blocks,
         n_candidate=np.cumsum(np.where(mask, cand.requests, 0.0)),
+        clock=effective_count(cand.requests[mask], base.requests[mask], used),
     )
+
+
+def _df(stat: _Statistic) -> Float | None:
+    """The statistic's degrees of freedom, or None when they are the HAC ones of its block count (the
+    common case, which the multiplier reads from a cached table)."""
+    some = stat.used > 0
+    return None if np.array_equal(stat.df[some], hac.degrees_of_freedom(stat.used[some])) else stat.df
 
 
 def _interval_track(
@@ -222,8 +245,20 @@ def _interval_track(
     guard = math.isfinite(promote_below)
     a_miss = ctx.alpha_guard if guard else ctx.alpha_miss
     interval = ctx.settings.interval_seconds
-    half_pass = confseq.calibrated(stat.used, stat.df, interval, horizon, ctx.alpha) * sd
-    half_miss = confseq.calibrated(stat.used, stat.df, interval, horizon, a_miss) * sd
+    # Each claim is one-sided, with its mixture fixed at the first look that may decide and the arms'
+    # effective observation count as the clock (confseq.clock_ratio): not the estimated 1/V, whose
+    # few-degrees-of-freedom noise at J_min would fix the mixture far off and can make the clock stall.
+    with np.errstate(divide="ignore"):
+        info = 1.0 / stat.var
+    eligible = stat.enough & np.isfinite(stat.d) & np.isfinite(stat.var)
+    clock = {"interval": interval, "horizon": horizon}
+    rho_pass = confseq.rho_track(info, stat.clock, stat.used, eligible, alpha=ctx.alpha, **clock)
+    rho_miss = confseq.rho_track(info, stat.clock, stat.used, eligible, alpha=a_miss, **clock)
+    m_pass = confseq.calibrated_info(info, rho_pass, stat.used, _df(stat), ctx.alpha)
+    m_miss = confseq.calibrated_info(info, rho_miss, stat.used, _df(stat), a_miss)
+    with np.errstate(invalid="ignore"):  # zero variance: no information clock, and no width either
+        half_pass = np.where(sd > 0, m_pass * sd, 0.0)
+        half_miss = np.where(sd > 0, m_miss * sd, 0.0)
     log_t = math.log(target)
     log_pass = math.log(promote_below) if guard else log_t
     lower, upper = stat.d - half_pass, stat.d + half_pass
@@ -251,6 +286,8 @@ def _interval_track(
         miss_lower=miss_lower,
         miss_upper=miss_upper,
         promote_below=promote_below,
+        rho_pass=rho_pass,
+        rho_miss=rho_miss,
     )
 
 
@@ -308,7 +345,9 @@ def _non_inferior_log_e(
     passes after about ln(6/alpha)/floor requests; p_c <= floor implies p_c <= p_b + floor). The mean
     of the two e-processes is one e-process for the intersection, so a look at 1/alpha spends alpha."""
     (ec, eb), (rc, rb) = errors, requests
-    ratio = counts.log_e_path(eb, ec, rb, rc, 1.0 / guard.promote_below, phi=phi)
+    # The mixture is centred on equal rates (multiplier promote_below over r0 = 1 / promote_below):
+    # a healthy candidate sits there, and weights fixed in advance cost nothing in validity.
+    ratio = counts.log_e_path(eb, ec, rb, rc, 1.0 / guard.promote_below, phi=phi, centre=guard.promote_below)
     floor = counts.log_e_rate_below(ec, rc, guard.floor, phi=counts.rate_dispersion(ec, rc, guard.floor))
     return counts.running_max(np.logaddexp(ratio, floor) - math.log(2.0))
 
@@ -322,7 +361,7 @@ def _errors(ctx: Context, guard: GuardRail) -> Track:
     mask = ~ctx.warm & ~data.lacks("requests", "errors")
     used = count(mask)
     ec, eb, rc, rb = cand.errors[mask], base.errors[mask], cand.requests[mask], base.requests[mask]
-    phi = counts.dispersion(ec, eb, rc, rb)  # errors come in bursts: temper by a predictable dispersion
+    phi = counts.burst_dispersion(ec, eb, rc, rb)  # errors come in bursts: temper by a predictable dispersion
     log_e = expand(counts.log_e_process(ec, eb, rc, rb, guard.max_ratio, phi=phi), used, 0.0)
     pass_log_e = expand(_non_inferior_log_e((ec, eb), (rc, rb), guard, phi), used, 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):

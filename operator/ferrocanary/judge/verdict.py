@@ -68,7 +68,7 @@ def _interval_text(track: tracks.Track, j: int, alpha: float) -> str:
         lo, hi = track.miss_lower[j], track.miss_upper[j]
     return (
         f"ratio {_fmt(_exp(track.estimate[j]))} [{_fmt(_exp(lo))}, {_fmt(_exp(hi))}] "
-        f"({100 * (1 - alpha):.3g}% anytime interval)"
+        f"({100 * (1 - alpha):.3g}% one-sided anytime interval)"
     )
 
 
@@ -118,13 +118,14 @@ def _etas(
     if not (math.isfinite(d) and math.isfinite(variance)):
         return None, None
     if track.is_guard:
-        delta, alpha = math.log(track.promote_below) - d, track.alpha_pass
+        delta, alpha, rhos = math.log(track.promote_below) - d, track.alpha_pass, track.rho_pass
         if delta <= 0:
             return math.inf, math.inf
     else:
         log_t = math.log(track.target)
         good_side = (d < log_t) == (track.direction is Direction.LOWER)
         delta, alpha = abs(d - log_t), track.alpha_pass if good_side else track.alpha_miss
+        rhos = track.rho_pass if good_side else track.rho_miss
     common = {
         "delta": delta,
         "variance": variance,
@@ -137,7 +138,8 @@ def _etas(
         "blocks_now": math.inf if track.log_e.size else float(track.used[j]),
         "floor_seconds": max(0, remaining_blocks) * settings.interval_seconds,
     }
-    return eta.eta_seconds(power=0.5, **common), eta.eta_seconds(power=0.8, **common)
+    rho = float(rhos[j]) if rhos.size else None  # e-process guards: no mixture fixed
+    return eta.eta_seconds(power=0.5, rho=rho, **common), eta.eta_seconds(power=0.8, rho=rho, **common)
 
 
 def _e_guard_result(
