@@ -250,7 +250,9 @@ def _interval_track(
     # few-degrees-of-freedom noise at J_min would fix the mixture far off and can make the clock stall.
     with np.errstate(divide="ignore"):
         info = 1.0 / stat.var
-    eligible = stat.enough & np.isfinite(stat.d) & np.isfinite(stat.var)
+    # The look that fixes the mixture needs no variance: looks before ``ctx.since`` carry none
+    # (verdict.evaluate computes only the latest), and the clock is traffic, not 1/V.
+    eligible = stat.enough & np.isfinite(stat.d)
     clock = {"interval": interval, "horizon": horizon}
     rho_pass = confseq.rho_track(info, stat.clock, stat.used, eligible, alpha=ctx.alpha, **clock)
     rho_miss = confseq.rho_track(info, stat.clock, stat.used, eligible, alpha=a_miss, **clock)
