@@ -198,10 +198,10 @@ class FaultProxy:
 
     async def _huge(self, request: web.Request) -> web.StreamResponse:
         response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
-        await response.prepare(request)
         series = b'{"metric":{"pod":"huge-0-0"},"values":[[1700000000,"1"]]},'
         chunk = series * (2**20 // len(series))
         try:
+            await response.prepare(request)
             await response.write(b'{"status":"success","data":{"resultType":"matrix","result":[')
             for _ in range(self.huge_bytes // len(chunk)):
                 await response.write(chunk)
@@ -231,8 +231,8 @@ class FaultProxy:
                 status=upstream.status,
                 headers={k: v for k, v in upstream.headers.items() if k.lower() not in _HOP},
             )
-            await response.prepare(request)
             try:
+                await response.prepare(request)
                 async for chunk in upstream.content.iter_any():
                     await response.write(chunk)
                 await response.write_eof()

@@ -22,11 +22,13 @@ from typing import Any
 import yaml
 
 from ferrocanary.bench import servers
+from ferrocanary.kube import canaries
 from ferrocanary.local.launch import FAKE_NODE_ANNOTATION
 from ferrocanary.local.sandbox import Sandbox
 
 SCRAPE = "5s"
 PODS_PER_NODE = 100
+MIN_BLOCKS = 6  # the judge's default is 20; 6 lets a canary decide within minutes
 
 # The Python build, a Rust build that wins every KPI, and one that regresses p99 latency.
 PYTHON = {"median_seconds": 0.020, "cpu_per_request": 0.004, "memory_bytes": 180e6}
@@ -83,6 +85,31 @@ def deployment(namespace: str, name: str, app: str, build: str, replicas: int = 
                     "containers": [{"name": "scorer", "image": f"registry.invalid/scorer-{build}:1"}],
                     "tolerations": [{"key": "kwok.x-k8s.io/node", "operator": "Exists"}],
                 },
+            },
+        },
+    }
+
+
+def canary_object(
+    namespace: str, name: str, interval: int, routing: Mapping[str, Any], prometheus: Mapping[str, str]
+) -> dict[str, Any]:
+    """A RustCanary of the fleet: the two Deployments, one step at 50 %, 6 blocks of ``interval``
+    seconds before a verdict, the given ``trafficRouting`` and ``analysis.prometheus``."""
+    return {
+        "apiVersion": canaries.API_VERSION,
+        "kind": canaries.KIND,
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "baseline": {"deployment": f"{name}-python"},
+            "candidate": {"deployment": f"{name}-rust"},
+            "trafficRouting": dict(routing),
+            "steps": {"weights": [50], "minDwell": f"{2 * interval}s"},
+            "analysis": {
+                "interval": f"{interval}s",
+                "warmup": "0s",
+                "maxDuration": "2h",
+                "minBlocks": MIN_BLOCKS,
+                "prometheus": dict(prometheus),
             },
         },
     }

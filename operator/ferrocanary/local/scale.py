@@ -40,7 +40,6 @@ POLL_SECONDS = 10.0
 JOB = "scale"
 LAG_SECONDS = 10
 PER_NAMESPACE = 100
-MIN_BLOCKS = 6  # the judge's default is 20; 6 lets a canary decide within a 10-minute run at 60 s
 Progress = Callable[[str], None]
 
 
@@ -170,24 +169,8 @@ def _deployments(state: _Run) -> dict[tuple[str, str, str], str]:
 
 def spec_object(box: Sandbox, namespace: str, name: str, interval: int) -> dict[str, Any]:
     """An analysis-only RustCanary reading the sandbox's Prometheus, deciding within a few blocks."""
-    return {
-        "apiVersion": canaries.API_VERSION,
-        "kind": canaries.KIND,
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "baseline": {"deployment": f"{name}-python"},
-            "candidate": {"deployment": f"{name}-rust"},
-            "trafficRouting": {"none": {"candidateWeight": 50}},
-            "steps": {"weights": [50], "minDwell": f"{2 * interval}s"},
-            "analysis": {
-                "interval": f"{interval}s",
-                "warmup": "0s",
-                "maxDuration": "2h",
-                "minBlocks": MIN_BLOCKS,
-                "prometheus": {"address": box.prometheus_url, "lag": f"{LAG_SECONDS}s", "timeout": "10s"},
-            },
-        },
-    }
+    prometheus = {"address": box.prometheus_url, "lag": f"{LAG_SECONDS}s", "timeout": "10s"}
+    return fleet.canary_object(namespace, name, interval, {"none": {"candidateWeight": 50}}, prometheus)
 
 
 def _create_canaries(state: _Run) -> None:
