@@ -171,8 +171,10 @@ def run(options: Options, sandbox: Sandbox | None = None, progress: Progress = _
             scenario.create_workload()
         configs = [arm for s in scenarios for arm in s.arm_configs()]
         port = processes.free_port()
-        exporter = fleet.start_exporter(box, configs, port, JOB)
-        fleet.add_scrape_job(box, port, JOB)
+        # Blocks shorter than 10 s want fresher counts than every 5 s (a block would see 0 or 2 updates).
+        fresh = options.interval_seconds < 10
+        exporter = fleet.start_exporter(box, configs, port, JOB, 1.0 if fresh else 5.0)
+        fleet.add_scrape_job(box, port, JOB, "1s" if fresh else fleet.SCRAPE)
         fleet.wait_for_series(box, len(configs), JOB)
         with ThreadPoolExecutor(max_workers=max(1, options.parallel)) as pool:
             results = list(pool.map(lambda s: s.run(), scenarios))

@@ -159,14 +159,15 @@ def arms(
 
 
 def start_exporter(
-    box: Sandbox, configs: list[dict[str, Any]], port: int, name: str
+    box: Sandbox, configs: list[dict[str, Any]], port: int, name: str, refresh: float = 5.0
 ) -> subprocess.Popen[bytes]:
-    """``bench.synthetic`` serving ``configs`` on 127.0.0.1:port; its log in the sandbox's logs."""
+    """``bench.synthetic`` serving ``configs`` on 127.0.0.1:port, new counts every ``refresh``
+    seconds; its log in the sandbox's logs."""
     config = box.dir / f"{name}-arms.json"
     config.write_text(json.dumps(configs))
     with (box.logs_dir / f"{name}-exporter.log").open("ab") as log:
         return subprocess.Popen(
-            [sys.executable, "-m", "ferrocanary.bench.synthetic", str(config), str(port)],
+            [sys.executable, "-m", "ferrocanary.bench.synthetic", str(config), str(port), str(refresh)],
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -183,16 +184,17 @@ def _reload_prometheus(box: Sandbox) -> None:
         os.kill(state.components["prometheus"].pid, signal.SIGHUP)
 
 
-def add_scrape_job(box: Sandbox, port: int, job: str) -> None:
-    """A job of its own with a 5 s scrape interval (the sandbox's default 1 s is for the demo's arms)."""
+def add_scrape_job(box: Sandbox, port: int, job: str, scrape: str = SCRAPE) -> None:
+    """A job of its own, scraped every ``scrape`` (5 s: the sandbox's default 1 s is for the demo's
+    arms, and costs Prometheus five times as much with many canaries)."""
     path = _prometheus_config(box)
     config = yaml.safe_load(path.read_text())
     jobs = [j for j in config["scrape_configs"] if j["job_name"] != job]
     jobs.append(
         {
             "job_name": job,
-            "scrape_interval": SCRAPE,
-            "scrape_timeout": SCRAPE,
+            "scrape_interval": scrape,
+            "scrape_timeout": scrape,
             "honor_labels": True,
             "static_configs": [{"targets": [f"127.0.0.1:{port}"]}],
         }
