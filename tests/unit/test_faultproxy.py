@@ -1,5 +1,6 @@
 """The fault proxy of ``bench faults`` against a real loopback HTTP server: each mode answers as the
-benchmark's docs say (the integration slice relies on it to mean what its counters claim)."""
+benchmark's docs say (the integration slice relies on it to mean what its counters claim); and the
+command refuses an unknown scenario before it starts a sandbox."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from http.server import BaseHTTPRequestHandler
 
 import pytest
 
-from ferrocanary.local import processes
+from ferrocanary.cli import main
+from ferrocanary.local import faults, processes
 from ferrocanary.local.faultproxy import FaultProxy, Mode
 from tests.support.http import serving
 
@@ -94,3 +96,13 @@ def test_conflicts_hit_only_writes_and_throttling_says_when_to_retry(proxy: Faul
     proxy.mode = Mode.THROTTLE
     status, headers, body = _call(f"{proxy.url}/apis/x")
     assert (status, headers.get("Retry-After"), json.loads(body)["code"]) == (429, "1", 429)
+
+
+def test_bench_faults_refuses_an_unknown_scenario_before_starting_anything(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main.main(["bench", "faults", "--scenario", "prometheus-sideways", "--json"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown scenario(s) prometheus-sideways" in err
+    assert all(name in err for name in faults.SCENARIOS)
+    assert main.main(["bench", "faults", "--canaries", "0"]) == 2
