@@ -70,9 +70,10 @@ PEERING_LIFETIME = 12
 TERMINAL = frozenset({"Promoted", "RolledBack", "Inconclusive", "Invalid"})
 GONE = "Deleted"  # the expected ending of a canary deleted mid-flight
 POLL_SECONDS = 2.0
-# Between SIGKILLs: long enough that a restarted operator (kopf's start-up, a first list and watch:
-# a few seconds, more on a loaded machine) gets some ticks done, short enough to hit every stage.
-KILL_GAP_SECONDS = (5.0, 30.0)
+# A SIGKILL comes this long after the new process's first look: a random point of its work (a look,
+# a status write, a scale, an ending). Counted from its first look, not its start: on a loaded
+# machine an operator's start-up (imports, kopf's first list and watch) can take longer than the gap.
+KILL_GAP_SECONDS = (0.0, 20.0)
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,13 @@ class Plan:
 SCENARIOS: dict[str, Plan] = {
     p.name: p
     for p in (
-        Plan("operator-killed", "SIGKILL the operator every 5-30 s, start it again", 20, 50, event="kill"),
+        Plan(
+            "operator-killed",
+            "SIGKILL 0-20 s after each new process's first look, start another",
+            20,
+            50,
+            event="kill",
+        ),
         Plan("prometheus-down", "Prometheus answers 503 for the window", prometheus=Mode.DOWN),
         Plan(
             "prometheus-garbage",
@@ -263,6 +270,9 @@ class _Scenario:
         self.kills = 0
         self.fault_began: float | None = None
         self.fault_ended: float | None = None
+        self.latest_tick = ""  # the newest lastTickAt seen on any canary (RFC 3339 UTC: sorts as text)
+        self.tick_at_start = ""  # ... when the current operator process was started
+        self.next_kill: float | None = None
         self.lock = threading.Lock()
 
     # --- setting up -------------------------------------------------------------------------------
@@ -345,7 +355,6 @@ class _Scenario:
         self._start_operators()
         fleet.apply_list(self.box, [self._spec(name) for name in self.canaries])
         began = time.monotonic()
-        next_kill = began + self.rng.uniform(*KILL_GAP_SECONDS)
         while time.monotonic() - began < self.options.limit_seconds:
             time.sleep(POLL_SECONDS)
             self._sample_rss()
@@ -353,9 +362,8 @@ class _Scenario:
             if all(c.ended for c in self.canaries.values()):
                 break
             self._prometheus_window()
-            if self.plan.event == "kill" and time.monotonic() >= next_kill:
-                self._kill_and_restart()
-                next_kill = time.monotonic() + self.rng.uniform(*KILL_GAP_SECONDS)
+            if self.plan.event == "kill":
+                self._maybe_kill()
             elif self.plan.event == "failover":
                 self._failover()
         seconds = time.monotonic() - began
@@ -387,6 +395,7 @@ class _Scenario:
                     canary.ended = canary.ended or GONE
                 continue
             status = obj.get("status") or {}
+            self.latest_tick = max(self.latest_tick, str(status.get("lastTickAt") or ""))
             phase = str(status.get("phase", ""))
             if phase and (not canary.phases or canary.phases[-1] != phase):
                 canary.phases.append(phase)
@@ -452,6 +461,14 @@ class _Scenario:
             proxy.mode, self.fault_began = mode, now
         elif self.fault_began is not None and now - self.fault_began >= self.options.fault_seconds:
             proxy.mode, self.fault_ended = Mode.PASS, now
+
+    def _maybe_kill(self) -> None:
+        """Once the current process has looked at a canary, SIGKILL it at a random point after."""
+        if self.next_kill is None and self.latest_tick > self.tick_at_start:
+            self.next_kill = time.monotonic() + self.rng.uniform(*KILL_GAP_SECONDS)
+        if self.next_kill is not None and time.monotonic() >= self.next_kill:
+            self._kill_and_restart()
+            self.next_kill, self.tick_at_start = None, self.latest_tick
 
     def _kill_and_restart(self) -> None:
         proc = self.operators[-1]
