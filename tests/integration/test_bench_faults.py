@@ -29,7 +29,7 @@ def test_a_slice_of_the_faults_bench_ends_every_canary_as_its_data_call_for(sand
         fault_seconds=20.0,
         limit_seconds=150.0,
         parallel=2,
-        rps=5000.0,  # more evidence a block: the guard rails are shown within a minute of 5 s blocks
+        rps=5000.0,  # more evidence a block, so the guard rails are shown in fewer blocks
     )
     figures = faults.run(options, sandbox=sandbox)
     rows = {row["scenario"]: row for row in figures["scenarios"]}
