@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ferrocanary.kube import canaries, rest
-from ferrocanary.local import processes
+from ferrocanary.local import fleet, processes
 from ferrocanary.local.sandbox import Sandbox
 from ferrocanary.local.toolchain import Toolchain
 from ferrocanary.model import analysis
@@ -66,20 +66,7 @@ def install_istio_crd(sandbox: Sandbox) -> None:
 
 
 def deployment(namespace: str, name: str, build: str, replicas: int) -> dict[str, Any]:
-    labels = {"app": "scorer", "build": build}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "namespace": namespace, "labels": labels},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": labels},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {"containers": [{"name": "scorer", "image": f"registry.invalid/scorer-{build}:1"}]},
-            },
-        },
-    }
+    return fleet.deployment(namespace, name, "scorer", build, replicas)
 
 
 def service(namespace: str, name: str, selector: dict[str, str]) -> dict[str, Any]:

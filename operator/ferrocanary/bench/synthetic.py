@@ -1,7 +1,7 @@
 """Synthetic arms for the scale benchmark: many builds' metrics-contract series from one process.
 
-``python -m ferrocanary.bench.synthetic CONFIG PORT`` serves ``/metrics`` on 127.0.0.1:PORT with, for
-every arm in CONFIG (a JSON list of ``Arm`` fields), the series a workload exports under the metrics
+``python -m ferrocanary.bench.synthetic CONFIG PORT [REFRESH]`` serves ``/metrics`` on 127.0.0.1:PORT
+with, for every arm in CONFIG (a JSON list of ``Arm`` fields), the series a workload exports under the metrics
 contract: 140 latency buckets plus ``_count``/``_sum``, requests by code, CPU seconds, resident memory,
 start time and panics, labelled ``namespace``, ``pod`` (a real pod of the arm's Deployment, made
 Running by kwok) and ``track``. Every ``REFRESH`` seconds each arm serves a Poisson number of requests
@@ -123,15 +123,15 @@ def _go_float(value: float) -> str:
     return repr(float(value)) if math.isfinite(value) else "+Inf"
 
 
-def serve(arms: list[Arm], port: int) -> None:
-    """Serve the arms on 127.0.0.1:port until killed."""
+def serve(arms: list[Arm], port: int, refresh: float = REFRESH) -> None:
+    """Serve the arms on 127.0.0.1:port until killed, advancing them every ``refresh`` seconds."""
     state = Arms(arms)
     current = {"text": state.text()}
 
     def advance() -> None:
         last = time.monotonic()
         while True:
-            time.sleep(REFRESH)
+            time.sleep(refresh)
             now = time.monotonic()
             state.step(now - last)
             last = now
@@ -155,7 +155,8 @@ def serve(arms: list[Arm], port: int) -> None:
 
 def main(argv: list[str]) -> int:
     config, port = Path(argv[0]), int(argv[1])
-    serve([Arm(**a) for a in json.loads(config.read_text())], port)
+    refresh = float(argv[2]) if len(argv) > 2 else REFRESH
+    serve([Arm(**a) for a in json.loads(config.read_text())], port, refresh)
     return 0
 
 

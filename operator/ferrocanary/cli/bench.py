@@ -49,6 +49,35 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     scale.add_argument("--json", action="store_true", help="print the figures as JSON on stdout")
     scale.set_defaults(func=run_scale)
 
+    faults = benches.add_parser(
+        "faults",
+        help="canaries on the sandbox while Prometheus, the apiserver, the operator or the candidate "
+        "fail: how many end as their data call for, with traffic where their ending puts it",
+    )
+    faults.add_argument(
+        "--quick",
+        action="store_true",
+        help="20 canaries for operator-killed, 4 for the others (default: 50, 10)",
+    )
+    faults.add_argument(
+        "--scenario",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="run this scenario (repeatable; default: all): " + ", ".join(_fault_scenarios()),
+    )
+    faults.add_argument(
+        "--canaries", type=int, metavar="N", help="canaries per scenario instead of the default"
+    )
+    faults.add_argument(
+        "--parallel", type=int, default=3, metavar="K", help="scenarios run at once (default 3)"
+    )
+    faults.add_argument(
+        "--seed", type=int, default=20251129, help="seed of the kill times (reproducible plan)"
+    )
+    faults.add_argument("--json", action="store_true", help="print the figures as JSON on stdout")
+    faults.set_defaults(func=run_faults)
+
     workload = benches.add_parser("workload", help="load-test the reference workload (Python vs Rust build)")
     try:
         module = importlib.import_module("ferrocanary.bench.workload")
@@ -199,3 +228,61 @@ def run_scale(args: argparse.Namespace) -> int:
             table.add_row(f"per canary: {key}", str(value))
         Console().print(table)
     return 0
+
+
+def _fault_scenarios() -> list[str]:
+    from ferrocanary.local import faults
+
+    return list(faults.SCENARIOS)
+
+
+FAULT_COLUMNS = (
+    "scenario",
+    "canaries",
+    "correct",
+    "double_promotions",
+    "stuck",
+    "promotions_without_data",
+    "traffic_off_end_state",
+    "max_rss_mb",
+    "seconds",
+)
+
+
+def run_faults(args: argparse.Namespace) -> int:
+    from ferrocanary.local import faults
+
+    if args.canaries is not None and args.canaries < 1:
+        print("ferrocanary bench faults: --canaries must be >= 1", file=sys.stderr)
+        return 2
+    options = faults.Options(
+        quick=bool(args.quick),
+        scenarios=tuple(args.scenario),
+        canaries=args.canaries,
+        parallel=args.parallel,
+        seed=args.seed,
+    )
+
+    def say(message: str) -> None:
+        print(f"[bench faults] {message}", file=sys.stderr, flush=True)
+
+    try:
+        figures = faults.run(options, progress=say)
+    except ValueError as exc:
+        print(f"ferrocanary bench faults: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(figures, indent=2))
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title="bench faults" + (" --quick" if args.quick else ""))
+        for column in FAULT_COLUMNS:
+            table.add_column(column.replace("_", " "), justify="left" if column == "scenario" else "right")
+        for row in figures["scenarios"]:
+            table.add_row(*(str(row[c]) for c in FAULT_COLUMNS))
+        Console().print(table)
+    bad = ("double_promotions", "stuck", "promotions_without_data", "traffic_off_end_state")
+    clean = all(r["correct"] == r["canaries"] and not any(r[k] for k in bad) for r in figures["scenarios"])
+    return 0 if clean else 1

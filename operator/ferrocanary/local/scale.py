@@ -18,45 +18,29 @@ and the share of canaries that ended as their data call for.
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import signal
 import subprocess
-import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
-
-import yaml
 
 from ferrocanary.bench import servers
 from ferrocanary.kube import canaries, client, rest
-from ferrocanary.local import processes
-from ferrocanary.local.launch import FAKE_NODE_ANNOTATION
+from ferrocanary.local import fleet, processes
 from ferrocanary.local.sandbox import Sandbox
 from ferrocanary.local.toolchain import repo_root
 
 SAMPLE_SECONDS = 5.0
 POLL_SECONDS = 10.0
-SCRAPE = "5s"
+JOB = "scale"
 LAG_SECONDS = 10
-PODS_PER_NODE = 100
 PER_NAMESPACE = 100
-PER_APPLY = 20  # RustCanaries per kubectl apply
-MIN_BLOCKS = 6  # the judge's default is 20; 6 lets a canary decide within a 10-minute run at 60 s
 Progress = Callable[[str], None]
-
-# The Python build, a Rust build that wins every KPI, and one that regresses p99 latency.
-PYTHON = {"median_seconds": 0.020, "cpu_per_request": 0.004, "memory_bytes": 180e6}
-RUST_WIN = {"median_seconds": 0.007, "cpu_per_request": 0.0012, "memory_bytes": 60e6}
-RUST_SLOW = {"median_seconds": 0.060, "cpu_per_request": 0.0012, "memory_bytes": 60e6}
-EXPECTED = {"win": "Promoted", "slow": "RolledBack"}
 
 
 @dataclass(frozen=True)
@@ -99,7 +83,7 @@ def run(options: Options, sandbox: Sandbox | None = None, progress: Progress = _
         for proc in (state.operator, state.exporter):
             if proc is not None:
                 servers.stop_process(proc)
-        _remove_scrape_job(box)
+        fleet.remove_scrape_job(box, JOB)
         if own:
             box.down()
         else:
@@ -113,14 +97,16 @@ def _measure(state: _Run) -> dict[str, Any]:
     box.kubectl(
         "apply", "--server-side", "-f", str(repo_root() / "crds" / "rustcanaries.ferrocanary.io.yaml")
     )
-    _nodes(box, math.ceil(2 * options.canaries / PODS_PER_NODE))
+    fleet.nodes(box, math.ceil(2 * options.canaries / fleet.PODS_PER_NODE))
     pods = _deployments(state)
     port = processes.free_port()
-    _start_exporter(state, pods, port)
-    _add_scrape_job(box, port)
+    state.exporter = fleet.start_exporter(box, fleet.arms(pods, state.kinds, options.rps), port, JOB)
+    fleet.add_scrape_job(box, port, JOB)
     metrics_port = processes.free_port()
-    _start_operator(state, metrics_port)
-    _wait_for_series(box, len(pods))
+    state.operator = fleet.start_operator(
+        box, "scale-operator.log", ("-A", f"--metrics-port={metrics_port}", "--metrics-address=127.0.0.1")
+    )
+    fleet.wait_for_series(box, len(pods), JOB)
     _create_canaries(state)
     state.progress(f"measuring for {options.minutes:g} minutes")
     began = time.monotonic()
@@ -162,48 +148,6 @@ def _measure(state: _Run) -> dict[str, Any]:
 # --- setting up -----------------------------------------------------------------------------------
 
 
-def _nodes(box: Sandbox, count: int) -> None:
-    items = [
-        {
-            "apiVersion": "v1",
-            "kind": "Node",
-            "metadata": {
-                "name": f"kwok-scale-{i}",
-                "annotations": {FAKE_NODE_ANNOTATION: "fake", "node.alpha.kubernetes.io/ttl": "0"},
-                "labels": {"type": "kwok", "kubernetes.io/hostname": f"kwok-scale-{i}"},
-            },
-            "status": {
-                "allocatable": {"cpu": "32", "memory": "256Gi", "pods": "110"},
-                "capacity": {"cpu": "32", "memory": "256Gi", "pods": "110"},
-            },
-        }
-        for i in range(count)
-    ]
-    box.kubectl(
-        "apply", "-f", "-", input_text=json.dumps({"apiVersion": "v1", "kind": "List", "items": items})
-    )
-
-
-def _deployment(namespace: str, name: str, app: str, build: str) -> dict[str, Any]:
-    labels = {"app": app, "build": build}
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "namespace": namespace, "labels": labels},
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": labels},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {
-                    "containers": [{"name": "scorer", "image": f"registry.invalid/scorer-{build}:1"}],
-                    "tolerations": [{"key": "kwok.x-k8s.io/node", "operator": "Exists"}],
-                },
-            },
-        },
-    }
-
-
 def _deployments(state: _Run) -> dict[tuple[str, str, str], str]:
     """Two Deployments per canary on the kwok nodes; returns each arm's pod name once Running."""
     box, n = state.sandbox, state.options.canaries
@@ -216,148 +160,17 @@ def _deployments(state: _Run) -> dict[tuple[str, str, str], str]:
         items = []
         for i in range(first, min(n, first + PER_NAMESPACE)):
             name = f"c{i:04d}"
-            state.kinds[(namespace, name)] = "win" if i % 2 == 0 else "slow"
-            items.append(_deployment(namespace, f"{name}-python", name, "python"))
-            items.append(_deployment(namespace, f"{name}-rust", name, "rust"))
-        box.kubectl(
-            "apply", "-f", "-", input_text=json.dumps({"apiVersion": "v1", "kind": "List", "items": items})
-        )
-    deadline = time.monotonic() + 300 + 0.5 * n
-    while True:
-        pods = _running_pods(box, state.namespaces)
-        if len(pods) >= 2 * n:
-            return pods
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"only {len(pods)} of {2 * n} pods Running on the kwok nodes")
-        time.sleep(3)
-
-
-def _running_pods(box: Sandbox, namespaces: Iterable[str]) -> dict[tuple[str, str, str], str]:
-    found: dict[tuple[str, str, str], str] = {}
-    wanted = set(namespaces)
-    listed = json.loads(box.kubectl("get", "pods", "-A", "-o", "json"))
-    for pod in listed.get("items", []):
-        meta = pod["metadata"]
-        labels = meta.get("labels") or {}
-        if meta["namespace"] in wanted and (pod.get("status") or {}).get("phase") == "Running":
-            found[(meta["namespace"], labels.get("app", ""), labels.get("build", ""))] = meta["name"]
-    return found
-
-
-def _start_exporter(state: _Run, pods: dict[tuple[str, str, str], str], port: int) -> None:
-    arms = []
-    for (namespace, app, build), pod in sorted(pods.items()):
-        kind = state.kinds.get((namespace, app))
-        if kind is None:
-            continue
-        model = PYTHON if build == "python" else (RUST_WIN if kind == "win" else RUST_SLOW)
-        track = "baseline" if build == "python" else "candidate"
-        arms.append({"namespace": namespace, "pod": pod, "track": track, "rps": state.options.rps, **model})
-    config = state.sandbox.dir / "scale-arms.json"
-    config.write_text(json.dumps(arms))
-    log = (state.sandbox.logs_dir / "scale-exporter.log").open("ab")
-    state.exporter = subprocess.Popen(
-        [sys.executable, "-m", "ferrocanary.bench.synthetic", str(config), str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-    )
-    log.close()
-
-
-def _prometheus_config(box: Sandbox) -> Path:
-    return box.dir / "prometheus" / "prometheus.yml"
-
-
-def _reload_prometheus(box: Sandbox) -> None:
-    state = box.load_state()
-    if state is not None and "prometheus" in state.components:
-        os.kill(state.components["prometheus"].pid, signal.SIGHUP)
-
-
-def _add_scrape_job(box: Sandbox, port: int) -> None:
-    """A job of its own with a 5 s scrape interval (the sandbox's default 1 s is for the demo's arms)."""
-    path = _prometheus_config(box)
-    config = yaml.safe_load(path.read_text())
-    jobs = [j for j in config["scrape_configs"] if j["job_name"] != "scale"]
-    jobs.append(
-        {
-            "job_name": "scale",
-            "scrape_interval": SCRAPE,
-            "scrape_timeout": SCRAPE,
-            "honor_labels": True,
-            "static_configs": [{"targets": [f"127.0.0.1:{port}"]}],
-        }
-    )
-    config["scrape_configs"] = jobs
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    _reload_prometheus(box)
-
-
-def _remove_scrape_job(box: Sandbox) -> None:
-    path = _prometheus_config(box)
-    if not path.is_file():
-        return
-    config = yaml.safe_load(path.read_text())
-    config["scrape_configs"] = [j for j in config["scrape_configs"] if j["job_name"] != "scale"]
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    _reload_prometheus(box)
-
-
-def _wait_for_series(box: Sandbox, arms: int) -> None:
-    query = 'count(process_cpu_seconds_total{job="scale"})'
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            answer = servers.get_json(f"{box.prometheus_url}/api/v1/query?query={query.replace(' ', '%20')}")
-            result = answer["data"]["result"]
-            if result and int(float(result[0]["value"][1])) >= arms:
-                return
-        except (OSError, KeyError, ValueError):
-            pass
-        time.sleep(2)
-    raise RuntimeError("Prometheus did not scrape the synthetic arms within 2 minutes")
-
-
-def _start_operator(state: _Run, metrics_port: int) -> None:
-    env = {**os.environ, "KUBECONFIG": str(state.sandbox.kubeconfig), "PYTHONUNBUFFERED": "1"}
-    log = (state.sandbox.logs_dir / "scale-operator.log").open("ab")
-    state.operator = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "ferrocanary"),
-            "run",
-            "-A",
-            f"--metrics-port={metrics_port}",
-            "--metrics-address=127.0.0.1",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        env=env,
-    )
-    log.close()
+            state.kinds[(namespace, name)] = fleet.kind_of(i)
+            items.append(fleet.deployment(namespace, f"{name}-python", name, "python"))
+            items.append(fleet.deployment(namespace, f"{name}-rust", name, "rust"))
+        fleet.apply_list(box, items)
+    return fleet.wait_for_pods(box, state.namespaces, 2 * n, 300 + 0.5 * n)
 
 
 def spec_object(box: Sandbox, namespace: str, name: str, interval: int) -> dict[str, Any]:
     """An analysis-only RustCanary reading the sandbox's Prometheus, deciding within a few blocks."""
-    return {
-        "apiVersion": canaries.API_VERSION,
-        "kind": canaries.KIND,
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "baseline": {"deployment": f"{name}-python"},
-            "candidate": {"deployment": f"{name}-rust"},
-            "trafficRouting": {"none": {"candidateWeight": 50}},
-            "steps": {"weights": [50], "minDwell": f"{2 * interval}s"},
-            "analysis": {
-                "interval": f"{interval}s",
-                "warmup": "0s",
-                "maxDuration": "2h",
-                "minBlocks": MIN_BLOCKS,
-                "prometheus": {"address": box.prometheus_url, "lag": f"{LAG_SECONDS}s", "timeout": "10s"},
-            },
-        },
-    }
+    prometheus = {"address": box.prometheus_url, "lag": f"{LAG_SECONDS}s", "timeout": "10s"}
+    return fleet.canary_object(namespace, name, interval, {"none": {"candidateWeight": 50}}, prometheus)
 
 
 def _create_canaries(state: _Run) -> None:
@@ -368,11 +181,7 @@ def _create_canaries(state: _Run) -> None:
             spec_object(state.sandbox, namespace, name, state.options.interval_seconds)
         )
     for items in by_namespace.values():
-        # In slices: one kubectl call per 100 canaries passed its 120 s timeout at 1,000 canaries on
-        # a loaded machine (the operator already at work on the first ones, the API server shared).
-        for first in range(0, len(items), PER_APPLY):
-            doc = {"apiVersion": "v1", "kind": "List", "items": items[first : first + PER_APPLY]}
-            state.sandbox.kubectl("apply", "-f", "-", input_text=json.dumps(doc))
+        fleet.apply_list(state.sandbox, items)
 
 
 # --- measuring ------------------------------------------------------------------------------------
@@ -412,7 +221,7 @@ def _watch(state: _Run, api: rest.Rest, began: float) -> dict[str, Any]:
             state.lists += 1
             for obj in canaries.list_objects(api, None):
                 _observe(obj, interval, judged, phases, lags)
-    correct = sum(1 for key, kind in state.kinds.items() if phases.get(key) == EXPECTED[kind])
+    correct = sum(1 for key, kind in state.kinds.items() if phases.get(key) == fleet.EXPECTED[kind])
     finished = sum(1 for p in phases.values() if p in ("Promoted", "RolledBack", "Inconclusive", "Invalid"))
     return {
         "cpu_mean": round(sum(cpu) / max(1, len(cpu)), 4),
