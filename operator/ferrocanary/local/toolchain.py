@@ -678,6 +678,17 @@ class Toolchain:
         files = {f"usr/lib/cni/{p}": p for p in CNI_PLUGINS}
         self._extract_deb("containernetworking-plugins", self.versions.cni_plugins_deb, files, target, log)
 
+    def _extract_libraries(
+        self, name: str, packages: Sequence[str], root: Path, target: Path, log: Path
+    ) -> None:
+        """Debian ``packages`` (current versions) fetched in one apt-get call and extracted into ``root``."""
+        download = target / "libraries"
+        download.mkdir()
+        self._run(name, ["apt-get", "download", *packages], log, cwd=download, env=dict(os.environ))
+        for deb in sorted(download.glob("*.deb")):
+            self._run(name, ["dpkg-deb", "-x", str(deb), str(root)], log, env=dict(os.environ))
+        shutil.rmtree(download)
+
     def _build_iptables(self, target: Path, log: Path) -> None:
         """iptables and its libraries extracted into ``root/``, with one wrapper per command.
 
@@ -688,14 +699,7 @@ class Toolchain:
         self._extract_deb("iptables", self.versions.iptables_deb, {"usr": "root/usr"}, target, log)
         # The libraries' versions follow iptables' (its Depends pin the ones built with it): the
         # current ones, fetched in one apt-get call (one call each took a minute and a half).
-        download = target / "libraries"
-        download.mkdir()
-        self._run(
-            "iptables", ["apt-get", "download", *IPTABLES_LIBRARIES], log, cwd=download, env=dict(os.environ)
-        )
-        for deb in sorted(download.glob("*.deb")):
-            self._run("iptables", ["dpkg-deb", "-x", str(deb), str(root)], log, env=dict(os.environ))
-        shutil.rmtree(download)
+        self._extract_libraries("iptables", IPTABLES_LIBRARIES, root, target, log)
         for command in IPTABLES_COMMANDS:
             wrapper = target / command
             wrapper.write_text(_IPTABLES_WRAPPER)
@@ -758,16 +762,7 @@ class Toolchain:
     def _build_buildah(self, target: Path, log: Path) -> None:
         """buildah and the libraries it links, extracted into ``root/``, behind one wrapper."""
         self._extract_deb("buildah", self.versions.buildah_deb, {"usr": "root/usr"}, target, log)
-        download = target / "libraries"
-        download.mkdir()
-        self._run(
-            "buildah", ["apt-get", "download", *BUILDAH_LIBRARIES], log, cwd=download, env=dict(os.environ)
-        )
-        for deb in sorted(download.glob("*.deb")):
-            self._run(
-                "buildah", ["dpkg-deb", "-x", str(deb), str(target / "root")], log, env=dict(os.environ)
-            )
-        shutil.rmtree(download)
+        self._extract_libraries("buildah", BUILDAH_LIBRARIES, target / "root", target, log)
         wrapper = target / "buildah"
         wrapper.write_text(_BUILDAH_WRAPPER)
         wrapper.chmod(0o755)
