@@ -19,7 +19,6 @@ tick, and a status write that lost a race is simply redone.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import math
@@ -726,13 +725,21 @@ def _scale_down(t: _Tick, ending: Ending) -> None:
     if spec is None:
         return
     if ending is Ending.PROMOTED and spec.scale_down_baseline and spec.baseline.deployment:
-        deployment = spec.baseline.deployment
+        arm, deployment = "baseline", spec.baseline.deployment
     elif ending is Ending.ROLLED_BACK and spec.scale_down_candidate and spec.candidate.deployment:
-        deployment = spec.candidate.deployment
+        arm, deployment = "candidate", spec.candidate.deployment
     else:
         return
-    with contextlib.suppress(rest.NotFoundError):  # deleted: it runs no pods, which is the end state
+    try:
         resources.set_replicas(t.deps.api, t.namespace, deployment, 0)
+    except rest.NotFoundError:
+        if ending is Ending.ROLLED_BACK:
+            return  # the candidate was deleted (CandidateDeleted): it runs no pods, the end state
+        # A baseline that is not there at promotion is a spec that names the wrong Deployment (or
+        # one in another namespace): say so, naming the field, rather than promote as if it were done.
+        raise routing.RoutingError(
+            f"scaling down Deployment {t.namespace}/{deployment} (spec.{arm}.deployment): not found"
+        ) from None
 
 
 def _finish(
