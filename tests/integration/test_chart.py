@@ -22,7 +22,13 @@ import yaml
 from ferrocanary.cli import main as cli_main
 from ferrocanary.local.sandbox import Sandbox
 from ferrocanary.local.toolchain import cache_dir
-from tests.support.canary import TEMPLATE_CRD, install_istio_crd, wait_established
+from tests.support.canary import (
+    TEMPLATE_CRD,
+    analysis_only,
+    fresh_namespaces,
+    install_istio_crd,
+    wait_established,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -191,13 +197,8 @@ def cluster_kinds(rustcanary_crd: None, monitoring_crds: list[str]) -> None:
 def namespaces(sandbox: Sandbox) -> Iterator[dict[str, str]]:
     """Three fresh namespaces: the release's and two watched ones; deleted afterwards."""
     names = {key: f"{key}-{uuid.uuid4().hex[:8]}" for key in ("rel", "ns1", "ns2")}
-    for name in names.values():
-        sandbox.kubectl("create", "namespace", name)
-    try:
+    with fresh_namespaces(sandbox, *names.values()):
         yield names
-    finally:
-        for name in names.values():
-            sandbox.kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 
 # ----------------------------------------------------------------------------------- render only
@@ -586,17 +587,7 @@ def test_the_charts_defaults_reach_every_rustcanary_through_the_api_server(
         _run(sandbox, helm_tmp, "helm", "install", release, str(CHART), "-n", rel, "--take-ownership",
              "--set", f"prometheus.address={sandbox.prometheus_url}", "--set", "pricing.cpuHour=0.05",
              "--set", "dashboards.enabled=false")  # fmt: skip
-        canary = {
-            "apiVersion": "ferrocanary.io/v1alpha1",
-            "kind": "RustCanary",
-            "metadata": {"name": "scorer", "namespace": ns},
-            "spec": {
-                "baseline": {"deployment": "scorer-python"},
-                "candidate": {"deployment": "scorer-rust"},
-                "trafficRouting": {"none": {}},
-                "analysis": {},
-            },
-        }
+        canary = analysis_only(ns)
         sandbox.kubectl("apply", "-f", "-", input_text=json.dumps(canary))
         stored = json.loads(sandbox.kubectl("-n", ns, "get", "rustcanary", "scorer", "-o", "json"))["spec"]
         assert stored["analysis"]["prometheus"]["address"] == sandbox.prometheus_url

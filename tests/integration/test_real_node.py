@@ -34,6 +34,7 @@ import pytest
 from ferrocanary.local import host, imagebuild, images, node, processes
 from ferrocanary.local.sandbox import Sandbox
 from ferrocanary.local.toolchain import cache_dir
+from tests.support.canary import analysis_only
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [
@@ -207,17 +208,7 @@ def test_the_operator_runs_in_cluster_from_its_image_with_the_charts_rbac(
         ready = next(c for c in pod["status"]["conditions"] if c["type"] == "Ready")
         assert ready["status"] == "True"
         # One canary, handled by the pod: its status is written with the ServiceAccount's rights.
-        canary = {
-            "apiVersion": "ferrocanary.io/v1alpha1",
-            "kind": "RustCanary",
-            "metadata": {"name": "scorer", "namespace": watched},
-            "spec": {
-                "baseline": {"deployment": "scorer-python"},
-                "candidate": {"deployment": "scorer-rust"},
-                "trafficRouting": {"none": {}},
-                "analysis": {},
-            },
-        }
+        canary = analysis_only(watched)
         real.kubectl("apply", "-f", "-", input_text=json.dumps(canary))
 
         def phase() -> str:

@@ -32,7 +32,7 @@ from ferrocanary.kube import rest
 from ferrocanary.local import images
 from ferrocanary.local.sandbox import Sandbox
 from tests.support import arms, waiting
-from tests.support.canary import Canary, install_crd
+from tests.support.canary import Canary, fresh_namespaces, install_crd
 
 pytestmark = [
     pytest.mark.integration,
@@ -62,11 +62,8 @@ def real_api(real: Sandbox) -> rest.Rest:
 @pytest.fixture
 def namespace(real: Sandbox) -> Iterator[str]:
     name = f"t-{uuid.uuid4().hex[:10]}"
-    real.kubectl("create", "namespace", name)
-    try:
+    with fresh_namespaces(real, name):
         yield name
-    finally:
-        real.kubectl("delete", "namespace", name, "--wait=false")
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from ferrocanary.bench import servers
 from ferrocanary.kube import canaries, client, rest
 from ferrocanary.local import processes, scale
 from ferrocanary.local.sandbox import Sandbox
-from tests.support.canary import install_crd
+from tests.support.canary import fresh_namespaces, install_crd
 from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.integration
@@ -59,11 +59,8 @@ def test_a_slice_of_the_scale_bench_decides_every_canary_and_judges_blocks_promp
 @pytest.fixture
 def shard_namespace(sandbox: Sandbox) -> Iterator[str]:
     name = f"shard-{os.getpid()}-{int(time.time())}"
-    sandbox.kubectl("create", "namespace", name)
-    try:
+    with fresh_namespaces(sandbox, name):
         yield name
-    finally:
-        sandbox.kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 
 def _operator(sandbox: Sandbox, selector: str, port: int, log: Path) -> subprocess.Popen[bytes]:

@@ -65,6 +65,33 @@ def install_istio_crd(sandbox: Sandbox) -> None:
     wait_established(sandbox, "virtualservices.networking.istio.io")
 
 
+@contextlib.contextmanager
+def fresh_namespaces(box: Sandbox, *names: str) -> Iterator[None]:
+    """``names`` created for the ``with`` block and deleted afterwards (without waiting), whatever happens."""
+    for name in names:
+        box.kubectl("create", "namespace", name)
+    try:
+        yield
+    finally:
+        for name in names:
+            box.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+def analysis_only(namespace: str, name: str = "scorer") -> dict[str, Any]:
+    """The smallest RustCanary: the reference workload's two Deployments, no traffic moved, defaults."""
+    return {
+        "apiVersion": "ferrocanary.io/v1alpha1",
+        "kind": "RustCanary",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "baseline": {"deployment": "scorer-python"},
+            "candidate": {"deployment": "scorer-rust"},
+            "trafficRouting": {"none": {}},
+            "analysis": {},
+        },
+    }
+
+
 def deployment(namespace: str, name: str, build: str, replicas: int) -> dict[str, Any]:
     return fleet.deployment(namespace, name, "scorer", build, replicas)
 
