@@ -1,9 +1,11 @@
-"""The main job end to end: `ferrocanary demo --quick --scenario crash` as a user runs it.
+"""The main job end to end: `ferrocanary demo --quick --scenario crash` as a user runs it, on kwok.
 
-Everything is real: the sandbox's control plane and Prometheus, the CRD and the workload's
-manifests, the Python and Rust builds as processes, nginx following the HTTPRoute, the operator
-as its own process. The crash scenario is the quickest (about 1.5 minutes here); the promote and
-regression scenarios take 5-7 minutes each and are run by hand (README) rather than in CI.
+kwok's path is pinned (``--nodes kwok``): as root the default picks the real node, whose crash and
+oom scenarios tests/integration/test_real_node.py runs on that module's node. Everything is real:
+the sandbox's control plane and Prometheus, the CRD and the workload's manifests, the Python and
+Rust builds as processes, nginx following the HTTPRoute, the operator as its own process. The
+crash scenario is the quickest (about 1.5 minutes here); the promote and regression scenarios
+take 5-7 minutes each and are run by hand (README) rather than in CI.
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ def test_a_crashing_rust_build_is_rolled_back_with_a_report_and_a_replayable_rec
     sandbox = f"e2e-{os.getpid()}"
     record = tmp_path / "canary.json"
     demo = subprocess.run(
-        [sys.executable, "-m", "ferrocanary.cli.main", "demo", "--quick", "--scenario", "crash", "--json",
-         "--sandbox", sandbox, "--out", str(tmp_path / "reports"), "--record", str(record)],
+        [sys.executable, "-m", "ferrocanary.cli.main", "demo", "--quick", "--scenario", "crash",
+         "--json", "--nodes", "kwok", "--sandbox", sandbox, "--out", str(tmp_path / "reports"),
+         "--record", str(record)],
         capture_output=True, text=True, timeout=1200, check=False,
     )  # fmt: skip
     assert demo.returncode == 0, demo.stderr[-3000:]

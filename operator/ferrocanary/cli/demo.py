@@ -3,9 +3,15 @@
     ferrocanary demo                        the promote scenario, realistic minutes
     ferrocanary demo --quick                10-second blocks: a verdict within minutes
     ferrocanary demo --scenario regression  Rust build slowed down: rolls back naming p99 latency
-    ferrocanary demo --scenario crash       Rust build crashing: rolls back on the memory fault
+    ferrocanary demo --scenario crash       Rust build segfaulting (exit 139): rolls back on the memory fault
+    ferrocanary demo --scenario oom         Rust build leaking under a memory limit: rolls back on OOMKilled
+    ferrocanary demo --nodes kwok           kwok's fake node, the builds as local processes (no root)
     ferrocanary demo --quick --json --record canary.json
 
+--nodes auto (the default) runs the workload as real pods on the sandbox's real node (containerd,
+the kubelet, kube-state-metrics; the operator in-cluster from its image, installed by the Helm
+chart) when it can: as root, with the real node's parts built (`make setup` builds them), and no
+other sandbox holding this machine's real node. Otherwise it says why and runs on kwok.
 See ferrocanary.local.demo for what runs and what stands in for what.
 """
 
@@ -35,7 +41,13 @@ def register(subparsers: Any) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--scenario", choices=("promote", "regression", "crash"), default="promote")
+    parser.add_argument("--scenario", choices=("promote", "regression", "crash", "oom"), default="promote")
+    parser.add_argument(
+        "--nodes",
+        choices=("auto", "real", "kwok"),
+        default="auto",
+        help="real pods on a real node, or kwok's fake node (default: %(default)s: real where it can run)",
+    )
     parser.add_argument("--quick", action="store_true", help="10-second blocks (minutes, not an hour)")
     parser.add_argument("--json", action="store_true", help="print the verdict as JSON at the end")
     parser.add_argument(
@@ -49,6 +61,10 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--sandbox", default="demo", help="sandbox name (default: %(default)s)")
     parser.set_defaults(func=_run)
+
+
+def _progress(message: str) -> None:
+    _err.print(f"  {message}")
 
 
 def _eta(seconds: Any) -> str:
@@ -115,7 +131,11 @@ def _run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     _err.print(f"[bold]ferrocanary demo[/bold]: {scenario.description}; expecting {scenario.expected_phase}")
     try:
-        with demo.running(scenario, timing, args.rate, lambda m: _err.print(f"  {m}"), args.sandbox) as run:
+        nodes, why = demo.choose_nodes(args.nodes, args.sandbox)
+        _err.print(f"  nodes: {nodes} ({why})")
+        with demo.running(
+            scenario, timing, args.rate, _progress, sandbox_name=args.sandbox, nodes=nodes
+        ) as run:
             obj: dict[str, Any] = {}
             with Live(console=_err, refresh_per_second=2, transient=False) as live:
                 deadline = time.monotonic() + timing.deadline_seconds
@@ -139,8 +159,8 @@ def _run(args: argparse.Namespace) -> int:
     seconds = round(time.monotonic() - started, 1)
     if args.json:
         print(json.dumps({"verdict": phase, "reason": reason, "kpis": status.get("kpis", []),
-                          "report": str(report_path) if report_path else None, "seconds": seconds},
-                         indent=2))  # fmt: skip
+                          "report": str(report_path) if report_path else None, "seconds": seconds,
+                          "nodes": nodes}, indent=2))  # fmt: skip
     else:
         colour = "green" if phase == "Promoted" else "red"
         # The reason is the operator's text, printed literally (not as markup), numbers highlighted.

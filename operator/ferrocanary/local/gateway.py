@@ -2,9 +2,10 @@
 
 A Gateway API implementation watches HTTPRoutes and programs its data plane. This one follows
 one HTTPRoute: for each ``backendRef`` (a Service and a weight) it finds the Service's pods
-(label selector), asks the pod runner for their local addresses, and writes an nginx
-``upstream`` whose per-server weights reproduce the route's split (a backend's weight shared
-evenly among its endpoints; weight 0 marks servers ``down``). nginx is reloaded with SIGHUP only
+(label selector), asks where they answer (``Endpoints``: the kwok stand-in's local processes, or a
+real node's ready pods at their IPs), and writes an nginx ``upstream`` whose per-server weights
+reproduce the route's split (a backend's weight shared evenly among its endpoints; weight 0 marks
+servers ``down``). nginx is reloaded with SIGHUP only
 when the programmed split changes, as a real gateway reconciles. nginx's smooth weighted
 round-robin then sends, e.g., 5 of every 100 requests to the candidate.
 """
@@ -20,11 +21,17 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from ferrocanary.kube import rest
 from ferrocanary.local import processes
-from ferrocanary.local.pods import PodRunner
+
+
+class Endpoints(Protocol):
+    """Where a Service's pods answer, as ``host:port``: the kwok stand-in's local processes
+    (``pods.PodRunner``) or a real node's ready pods at their pod IPs (``demo.PodAddresses``)."""
+
+    def endpoints(self, pod_names: set[str]) -> list[str]: ...
 
 
 class GatewayError(RuntimeError):
@@ -176,7 +183,7 @@ http {{
             self.started = None
 
 
-def route_backends(api: rest.JsonApi, namespace: str, route: str, runner: PodRunner) -> list[Backend]:
+def route_backends(api: rest.JsonApi, namespace: str, route: str, runner: Endpoints) -> list[Backend]:
     """The backends of an HTTPRoute's first rule, with their Services' local endpoints."""
     obj = api.get(f"/apis/gateway.networking.k8s.io/v1/namespaces/{namespace}/httproutes/{route}")
     rules: list[Mapping[str, Any]] = obj.get("spec", {}).get("rules", [])
@@ -199,7 +206,7 @@ class RouteFollower:
     """Keeps the gateway programmed from the HTTPRoute, polling like an informer's resync."""
 
     def __init__(self, gateway: NginxGateway, api: rest.JsonApi, namespace: str, route: str, *,
-                 runner: PodRunner, poll_seconds: float = 0.5) -> None:  # fmt: skip
+                 runner: Endpoints, poll_seconds: float = 0.5) -> None:  # fmt: skip
         self.gateway = gateway
         self.api = api
         self.namespace = namespace

@@ -2,7 +2,8 @@
 
 Owns the order: the host's bridge and cgroup root (``host``), containerd, the images every node has
 (imported through containerd's own ``ctr``), the kubelet, kube-proxy and kube-state-metrics
-(``node``), then waiting for the Node to be Ready. The teardown runs after the processes are
+(``node``), then waiting for the Node to be Ready; and, for a node already up, the project's images
+of the code as it is now (``project_images``). The teardown runs after the processes are
 stopped and also after a crash (from what ``state.json`` recorded): containers still in the node's
 cgroups and their shims, the pods' network namespaces, the mounts under the sandbox's folder, the
 KUBE- iptables chains, the bridge, the cgroups, and the kernel settings the kubelet changed.
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from ferrocanary.local import host, imagebuild, node
 from ferrocanary.local.launch import Inputs
-from ferrocanary.local.toolchain import cache_dir
+from ferrocanary.local.toolchain import Toolchain, cache_dir
 
 if TYPE_CHECKING:
     from ferrocanary.local.sandbox import ProgressCallback, Sandbox, SandboxState
@@ -79,22 +80,49 @@ def start(sandbox: Sandbox, state: SandboxState, inputs: Inputs, progress: Progr
             for archive in node.image_archives(n):
                 ctr(n, "images", "import", str(archive))
             for built in project_images:
-                # buildah's archives name the image by its tag only (OCI's ref.name); the
-                # repository comes from --base-name. Not unpacked here: the CRI unpacks an image
-                # when a container first uses it, so a node (or a test) that runs none of them
-                # skips that half of the import.
-                repository = built.reference.rsplit(":", 1)[0]
-                ctr(n, "images", "import", "--no-unpack", f"--base-name={repository}", str(built.archive))
+                _import(sandbox.toolchain, n.socket, built)
     progress(f"waiting for Node {node.NODE_NAME} to be Ready")
     _wait_ready(sandbox)
 
 
 def ctr(n: node.NodeInputs, *args: str) -> str:
-    argv = [str(n.path("containerd", "ctr")), f"--address={n.socket}", "--namespace=k8s.io", *args]
+    return _ctr(n.base.toolchain, n.socket, *args)
+
+
+def _ctr(toolchain: Toolchain, socket: Path, *args: str) -> str:
+    argv = [str(toolchain.path("containerd", "ctr")), f"--address={socket}", "--namespace=k8s.io", *args]
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
     if proc.returncode != 0:
         raise _error(f"ctr {' '.join(args)} failed: {proc.stderr.strip()}")
     return proc.stdout
+
+
+def _import(toolchain: Toolchain, socket: Path, built: imagebuild.Built) -> None:
+    # buildah's archives name the image by its tag only (OCI's ref.name); the repository comes from
+    # --base-name. Not unpacked here: the CRI unpacks an image when a container first uses it, so a
+    # node (or a test) that runs none of them skips that half of the import.
+    repository = built.reference.rsplit(":", 1)[0]
+    archive = str(built.archive)
+    _ctr(toolchain, socket, "images", "import", "--no-unpack", f"--base-name={repository}", archive)
+
+
+def project_images(sandbox: Sandbox, progress: ProgressCallback) -> dict[str, str]:
+    """The project's images for the code as it is now, on the running node: name -> reference.
+
+    ``up`` imported the images of the code as it was then; an image whose inputs changed since
+    (an edited operator) is built now and imported, so a pod never runs stale code or waits for an
+    image the node does not have (``imagePullPolicy: Never``)."""
+    try:
+        built = imagebuild.ImageBuilder(sandbox.toolchain).ensure(progress=progress)
+    except (imagebuild.ImageBuildError, OSError, subprocess.SubprocessError) as exc:
+        raise _error(f"the project's images did not build: {exc}") from exc
+    socket = sandbox.dir / "node" / "containerd" / "containerd.sock"
+    present = set(_ctr(sandbox.toolchain, socket, "images", "ls", "-q").split())
+    for image in built:
+        if image.reference not in present:
+            progress(f"importing {image.reference} into the node")
+            _import(sandbox.toolchain, socket, image)
+    return {image.name: image.reference for image in built}
 
 
 def _wait_for(path: Path, timeout: float) -> None:
