@@ -18,6 +18,7 @@ See ferrocanary.local.demo for what runs and what stands in for what.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import time
 from pathlib import Path
@@ -63,8 +64,9 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=_run)
 
 
-def _progress(message: str) -> None:
-    _err.print(f"  {message}")
+def _progress(started: float, message: str) -> None:
+    """A step as it starts, with the time since the command started (where the minutes go)."""
+    _err.print(f"  {time.monotonic() - started:4.0f}s  {message}")
 
 
 def _eta(seconds: Any) -> str:
@@ -133,8 +135,9 @@ def _run(args: argparse.Namespace) -> int:
     try:
         nodes, why = demo.choose_nodes(args.nodes, args.sandbox)
         _err.print(f"  nodes: {nodes} ({why})")
+        progress = functools.partial(_progress, started)
         with demo.running(
-            scenario, timing, args.rate, _progress, sandbox_name=args.sandbox, nodes=nodes
+            scenario, timing, args.rate, progress, sandbox_name=args.sandbox, nodes=nodes
         ) as run:
             obj: dict[str, Any] = {}
             with Live(console=_err, refresh_per_second=2, transient=False) as live:
@@ -151,6 +154,7 @@ def _run(args: argparse.Namespace) -> int:
                 _err.line()
             status = obj.get("status") or {}
             phase = str(status.get("phase", "Pending"))
+            progress(f"{phase}: writing the report")
             report_path = _report(run, obj, args.out / run.namespace, args.record)
     except (TimeoutError, ValueError, RuntimeError) as exc:
         _err.print(f"[red]demo failed:[/red] {exc}")

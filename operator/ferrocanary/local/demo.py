@@ -364,6 +364,7 @@ def running(
             progress(f"bringing up the sandbox (etcd, control plane, {what}, Prometheus)")
             sandbox.up(progress)
             stack.callback(sandbox.down)
+            stack.callback(progress, "taking the sandbox down")  # runs just before it: LIFO
         state = sandbox.load_state()
         real = state is not None and state.nodes == "real"
         api = client.connect(str(sandbox.kubeconfig))
@@ -391,6 +392,7 @@ def running(
         load = LoadThread(follower.gateway.port, rate)
         load.start()
         stack.callback(load.stop)
+        stack.callback(progress, "stopping the load, the operator, the gateway and the workload")
 
         name = "textscore"
         manifest = canary_manifest(name, namespace, workload, timing, sandbox.prometheus_url)
