@@ -4,7 +4,7 @@ Each test creates the two builds (Deployments run by kwok), their routing object
 per canary that Prometheus scrapes every second (support/exporter.py: traffic follows the real
 HTTPRoute weights or replica ratio), and a RustCanary; the operator runs through
 ``kopf.testing.KopfRunner`` (or as ``ferrocanary run`` in its own process where it must be killed).
-Intervals are 5 s, warm-up 10 s, minimum dwell 20 s, so each canary ends within a few minutes.
+Intervals are 3 s, warm-up 6 s, minimum dwell 12 s, so each canary ends within about two minutes.
 """
 
 from __future__ import annotations
@@ -160,7 +160,7 @@ def test_a_candidate_panic_rolls_back_at_once(
         assert "fault" in status["verdictReason"].lower()
         assert took < 25, (
             f"rollback took {took:.0f}s after the panic"
-        )  # interval 5s + lag 2s + scrape + ticks
+        )  # interval 3s + lag 2s + scrape + ticks
         assert canary.route_weights() == {"panicky-python": 100}  # the candidate is detached again
 
 

@@ -4,7 +4,7 @@ The exporter (support/exporter.py) plays the two builds' traffic as Istio's side
 ingress-nginx controller export it, with cAdvisor's container CPU and memory; the RustCanary names
 the preset and nothing else about the series. A clear Rust win is promoted on fine buckets; on
 Istio's default buckets the same win is refused as Invalid, the verdict naming the annotation that
-fixes it. Timings as in test_operator_canary.py (5 s blocks, 20 s dwell), one canary at a time.
+fixes it. Timings as in test_operator_canary.py (3 s blocks, 12 s dwell), one canary at a time.
 """
 
 from __future__ import annotations

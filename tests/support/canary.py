@@ -279,10 +279,10 @@ class Canary:
             else {"none": {"candidateWeight": self.none_weight}}
             if self.router == "none"
             else {"replicas": {"total": 10}},
-            "steps": {"weights": [10, 30, 50], "minDwell": "20s"},
+            "steps": {"weights": [10, 30, 50], "minDwell": "12s"},
             "analysis": {
-                "interval": "5s",
-                "warmup": "10s",
+                "interval": "3s",
+                "warmup": "6s",
                 "maxDuration": "10m",
                 "minBlocks": 6,
                 "prometheus": {"address": self.sandbox.prometheus_url, "lag": "2s", "timeout": "5s"},

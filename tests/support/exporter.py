@@ -245,7 +245,11 @@ def main(config_path: str) -> int:
     }
     for server in servers.values():
         threading.Thread(target=server.serve_forever, daemon=True).start()
-    Path(config["ready_file"]).write_text(json.dumps({n: s.server_address[1] for n, s in servers.items()}))
+    # Written aside and renamed, so the test that polls for the file never reads it half-written.
+    ready = Path(config["ready_file"])
+    partial = ready.with_name(ready.name + ".partial")
+    partial.write_text(json.dumps({n: s.server_address[1] for n, s in servers.items()}))
+    partial.replace(ready)
     rps = float(config["rps"])
     last_refresh = 0.0
     while True:

@@ -1,8 +1,9 @@
-"""The boundary's clock on data like the sandbox's: a clear win on 5-second blocks must decide.
+"""The boundary's clock on data like the sandbox's: a clear win on 5- and 3-second blocks must decide.
 
 The exporter of the integration tests (tests/support/exporter.py) plays 2,000 requests a second,
 split 10/30/50 % as the route says, each 0.2 s tick's CPU a lognormal(0, 0.05) multiple of its
-requests plus a little idle CPU per pod. The judge reads 5 s blocks with minBlocks 6. With the
+requests plus a little idle CPU per pod. The judge reads 5 s blocks (3 s in the integration tests'
+canaries) with minBlocks 6. With the
 mixture's rho fixed from the estimated information at the first eligible look (a HAC variance on
 1.8 degrees of freedom there) and that information as the clock, a look whose variance came out
 small by chance fixed rho far too high, and the idle CPU's share (which changes with each step) kept
@@ -24,10 +25,12 @@ from ferrocanary.model import analysis, recording
 from tests.support import arms
 
 SPEC = {"interval": "5s", "warmup": "10s", "maxDuration": "10m", "minBlocks": 6}
-TICKS = 25  # 0.2 s exporter ticks per 5 s block
+TICK = 0.2  # seconds per exporter tick
 
 
-def _arm(model: arms.ArmModel, rng: np.random.Generator, ticks: np.ndarray) -> recording.ArmBlock:
+def _arm(
+    model: arms.ArmModel, rng: np.random.Generator, ticks: np.ndarray, interval: float
+) -> recording.ArmBlock:
     n = int(ticks.sum())
     counts = rng.multinomial(n, model.bucket_probabilities(arms.BOUNDS))
     cpu = float((ticks * model.cpu_per_request * rng.lognormal(0.0, 0.05, ticks.size)).sum())
@@ -35,31 +38,33 @@ def _arm(model: arms.ArmModel, rng: np.random.Generator, ticks: np.ndarray) -> r
         requests=float(n),
         errors=float(rng.binomial(n, model.error_rate)),
         latency_counts=tuple(float(c) for c in counts),
-        cpu_seconds=cpu + model.idle_cpu_per_second * 5.0,
+        cpu_seconds=cpu + model.idle_cpu_per_second * interval,
         memory_bytes=model.memory_bytes,
         pods=1.0,
         faults=0.0,
     )
 
 
-def sandbox_like(seed: int, n_blocks: int = 60, rps: float = 2000.0) -> recording.Recording:
-    """A clear win (arms.RUST_WIN) at 10 % for 6 blocks, 30 % for 6, then 50 %."""
+def sandbox_like(
+    seed: int, n_blocks: int = 60, rps: float = 2000.0, interval: float = 5.0, step_blocks: int = 6
+) -> recording.Recording:
+    """A clear win (arms.RUST_WIN) at 10 % for ``step_blocks`` blocks, 30 % for as many, then 50 %."""
     rng = np.random.default_rng(seed)
     start = datetime(2026, 1, 1, tzinfo=UTC)
     out = []
     for j in range(n_blocks):
-        weight = 10 if j < 6 else 30 if j < 12 else 50
-        ticks = rng.poisson(rps * 0.2, TICKS)
+        weight = 10 if j < step_blocks else 30 if j < 2 * step_blocks else 50
+        ticks = rng.poisson(rps * TICK, round(interval / TICK))
         cand = rng.binomial(ticks, weight / 100)
         out.append(
             recording.Block(
-                start + timedelta(seconds=5 * j),
+                start + timedelta(seconds=interval * j),
                 float(weight),
-                _arm(arms.PYTHON, rng, ticks - cand),
-                _arm(arms.RUST_WIN, rng, cand),
+                _arm(arms.PYTHON, rng, ticks - cand, interval),
+                _arm(arms.RUST_WIN, rng, cand, interval),
             )
         )
-    return recording.Recording(5.0, arms.BOUNDS, tuple(out))
+    return recording.Recording(interval, arms.BOUNDS, tuple(out))
 
 
 @pytest.mark.parametrize("seed", range(8))
@@ -77,3 +82,18 @@ def test_a_clear_win_on_sandbox_like_blocks_promotes_within_five_minutes_with_a_
     # the true ratio is 3.3x; the interval the promotion rests on is finite and tight
     low, high = math.exp(throughput.lower[first]), math.exp(throughput.upper[first])
     assert 1.5 < low < 3.33 < high < 8.0
+
+
+# The integration tests' canaries: 3 s blocks, 6 s warm-up, 12 s dwell (4 blocks a step).
+SPEC_3S = {"interval": "3s", "warmup": "6s", "maxDuration": "10m", "minBlocks": 6}
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_a_clear_win_on_three_second_blocks_promotes_within_three_minutes(seed: int) -> None:
+    settings = analysis.settings_from_spec(SPEC_3S)
+    data = blocks.from_recording(sandbox_like(seed, n_blocks=80, interval=3.0, step_blocks=4))
+    table = looks.compute(data, settings)
+    first = table.first_terminal()
+    assert first is not None, "the clear win never decided in 80 blocks (240 s)"
+    assert table.decision[first] == looks.Code.PROMOTE
+    assert first <= 60  # 180 s: the sandbox's canary took 28 blocks
