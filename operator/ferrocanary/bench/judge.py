@@ -113,13 +113,15 @@ def decisions(
     The probes change the cost, never the result."""
     judge: tuple[int, int | None] | None = None
     naive: tuple[int, int | None] | None = None
-    done = 0  # looks before this one are known (from a shorter prefix) to decide nothing
+    # Looks before this one decide nothing: at first those before minBlocks blocks (no statistic is
+    # read there), then those a shorter prefix already judged.
+    done = max(settings.min_blocks - 1, 0)
     for n in (*(p for p in probes if p < data.n_blocks), data.n_blocks):
         # A look's row depends on its own blocks alone, so the longer prefix needs its statistics
         # only from the first look the shorter one did not cover (looks.compute since=): its earlier
         # rows then read no data, which decides nothing the full table would not.
         table = looks.compute(data.prefix(n), settings, since=done)
-        done = n
+        done = max(done, n)
         j = table.first_terminal()
         if judge is None and j is not None:
             judge = (int(table.decision[j]), j)

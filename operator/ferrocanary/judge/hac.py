@@ -57,7 +57,8 @@ def _lookup(blocks: NDArray[np.int64] | NDArray[np.float64], which: int) -> NDAr
     if j.dtype.kind not in "iu" or j.size == 0 or int(j.min()) < 0:
         return None
     size = 1 << max(8, int(j.max()).bit_length())  # 256, 512, ...: few distinct tables
-    return _tables(size)[which][j]
+    table: NDArray[np.generic] = _tables(size)[which]
+    return np.asarray(table[j])
 
 
 def bandwidth(blocks: NDArray[np.int64] | NDArray[np.float64]) -> NDArray[np.int64]:

@@ -48,7 +48,8 @@ def _grams(x: Float, lags: int, first: int) -> Float:
     if first == 0:
         return np.asarray(np.cumsum(lagged, axis=1), dtype=np.float64)
     head = np.cumsum(lagged[:, : first + 1], axis=1)[:, -1:]  # cumsum, not sum: the same order, bit for bit
-    return np.asarray(np.cumsum(np.concatenate((head, lagged[:, first + 1 :]), axis=1), axis=1), dtype=np.float64)
+    rest = np.concatenate((head, lagged[:, first + 1 :]), axis=1)
+    return np.asarray(np.cumsum(rest, axis=1), dtype=np.float64)
 
 
 def track(num_c: Float, den_c: Float, num_b: Float, den_b: Float, *, first: int = 0) -> RatioOfSums:
@@ -64,7 +65,6 @@ def track(num_c: Float, den_c: Float, num_b: Float, den_b: Float, *, first: int 
         log_ratio = np.log(sums[:, 0] / sums[:, 1]) - np.log(sums[:, 2] / sums[:, 3])
         weights = np.stack((1 / sums[:, 0], -1 / sums[:, 1], -1 / sums[:, 2], 1 / sums[:, 3]), axis=1)
     weights = np.where(np.isfinite(weights), weights, 0.0)
-    j = np.arange(1, blocks + 1, dtype=np.float64)
 
     first = min(max(first, 0), max(blocks - 2, 0))  # two rows at least: see quantiles.ratio_track
     gammas = np.zeros((hac.max_lag(blocks) + 1, blocks))
