@@ -95,6 +95,15 @@ def test_calibrated_info_tables_match_the_exact_functions() -> None:
     assert fast[0] == math.inf
 
 
+def test_one_sided_fast_reads_no_information_as_an_unbounded_multiplier() -> None:
+    """NaN, zero, negative and infinite I / rho read inf without a root search, as the exact function
+    does; finite ratios beyond the table still get the exact root."""
+    ratio = np.array([np.nan, 0.0, -1.0, np.inf, 1e-8, 1.0, 1e8])
+    fast = confseq.one_sided_fast(ratio, 0.05)
+    assert fast[:4].tolist() == [math.inf] * 4
+    np.testing.assert_allclose(fast[4:], confseq.one_sided(ratio[4:], 0.05), rtol=1e-4)
+
+
 def test_the_mixture_is_fixed_at_the_first_look_that_may_decide_and_traffic_is_its_clock() -> None:
     """Before the first eligible look I / rho is rho_scale(2 alpha) x t / horizon; from it on the value
     fixed there grows with the effective observation count only, whatever the estimated information

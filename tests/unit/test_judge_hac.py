@@ -75,3 +75,18 @@ def test_coverage_holds_over_whole_runs_under_ar1_blocks() -> None:
         ever_hac |= np.abs(mean) > t_hac * np.sqrt(v_hac)
         ever_iid |= np.abs(mean) > stats.t.isf(0.005, j - 1) * np.sqrt(v_iid)
     assert ever_hac.mean() < 0.5 * ever_iid.mean()
+
+
+def test_cached_tables_give_the_formulas_values_bit_for_bit() -> None:
+    """Integer block counts are read from tables computed once; float counts (the ETA's fractional
+    ones) still go through the formulas, and both agree exactly where they meet."""
+    ints = np.arange(0, 700)
+    floats = ints.astype(np.float64)
+    for cached, formula in (
+        (hac.bandwidth, hac._bandwidth),
+        (hac.degrees_of_freedom, hac._degrees_of_freedom),
+        (hac.correction, hac._correction),
+    ):
+        np.testing.assert_array_equal(cached(ints), formula(floats))
+        np.testing.assert_array_equal(cached(floats), formula(floats))
+    assert hac.degrees_of_freedom(np.array([20.5]))[0] == pytest.approx(1.5 * 20.5 / 10.0)

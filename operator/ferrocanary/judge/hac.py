@@ -30,6 +30,8 @@ because a HAC variance is estimated from fewer effective pieces than J.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -38,8 +40,34 @@ Float = NDArray[np.float64]
 EXPONENT = 0.7  # L(J) = ceil(J^EXPONENT), fixed in advance (see above for why not 1/3)
 
 
+@functools.lru_cache(maxsize=8)
+def _tables(size: int) -> tuple[NDArray[np.int64], Float, Float]:
+    """(L, equivalent df, c) for J = 0..size-1, computed once: the judge asks for them at every look
+    of every track with integer block counts, and the formulas below cost more than a lookup."""
+    j = np.arange(size, dtype=np.float64)
+    tables = (_bandwidth(j), _degrees_of_freedom(j), _correction(j))
+    for t in tables:
+        t.setflags(write=False)
+    return tables
+
+
+def _lookup(blocks: NDArray[np.int64] | NDArray[np.float64], which: int) -> NDArray[np.generic] | None:
+    """The cached value for an integer array of block counts (None for floats or negative counts)."""
+    j = np.asarray(blocks)
+    if j.dtype.kind not in "iu" or j.size == 0 or int(j.min()) < 0:
+        return None
+    size = 1 << max(8, int(j.max()).bit_length())  # 256, 512, ...: few distinct tables
+    table: NDArray[np.generic] = _tables(size)[which]
+    return np.asarray(table[j])
+
+
 def bandwidth(blocks: NDArray[np.int64] | NDArray[np.float64]) -> NDArray[np.int64]:
     """L(J) = ceil(J^0.7) for J >= 2 (0 below), at most J - 1: 2 blocks -> 1, 20 -> 9, 64 -> 19, 120 -> 29."""
+    cached = _lookup(blocks, 0)
+    return _bandwidth(blocks) if cached is None else np.asarray(cached, dtype=np.int64)
+
+
+def _bandwidth(blocks: NDArray[np.int64] | NDArray[np.float64]) -> NDArray[np.int64]:
     j = np.asarray(blocks, dtype=np.float64)
     lag = np.ceil(np.maximum(j, 0.0) ** EXPONENT - 1e-9)
     return np.where(j >= 2, np.minimum(lag, np.maximum(j - 1, 0)), 0).astype(np.int64)
@@ -52,15 +80,25 @@ def max_lag(blocks: int) -> int:
 
 def degrees_of_freedom(blocks: NDArray[np.int64] | NDArray[np.float64]) -> Float:
     """Equivalent degrees of freedom of the Bartlett HAC variance, min(J - 1, 3J / (2(L + 1)))."""
+    cached = _lookup(blocks, 1)
+    return _degrees_of_freedom(blocks) if cached is None else np.asarray(cached, dtype=np.float64)
+
+
+def _degrees_of_freedom(blocks: NDArray[np.int64] | NDArray[np.float64]) -> Float:
     j = np.asarray(blocks, dtype=np.float64)
-    lag = bandwidth(j).astype(np.float64)
+    lag = _bandwidth(j).astype(np.float64)
     return np.asarray(np.minimum(j - 1.0, 1.5 * j / (lag + 1.0)), dtype=np.float64)
 
 
 def correction(blocks: NDArray[np.int64] | NDArray[np.float64]) -> Float:
     """c(J, L(J)): the small-sample factor that makes V unbiased for independent blocks."""
+    cached = _lookup(blocks, 2)
+    return _correction(blocks) if cached is None else np.asarray(cached, dtype=np.float64)
+
+
+def _correction(blocks: NDArray[np.int64] | NDArray[np.float64]) -> Float:
     j = np.asarray(blocks, dtype=np.float64)
-    lag = bandwidth(j).astype(np.float64)
+    lag = _bandwidth(j).astype(np.float64)
     top = int(lag.max(initial=0.0))
     ls = np.arange(1, top + 1, dtype=np.float64)[:, None]
     k = np.clip(1.0 - ls / (lag[None, :] + 1.0), 0.0, 1.0)
@@ -76,11 +114,11 @@ def combine(gammas: Float, blocks: NDArray[np.int64] | NDArray[np.float64]) -> F
     ``gammas`` is (L_max + 1, prefixes): row l holds sum_i u_i u_(i-l) over the prefix. Each prefix
     uses its own bandwidth L(J); lags above it get weight 0."""
     j = np.asarray(blocks, dtype=np.float64)
-    lag = bandwidth(j).astype(np.float64)
+    lag = bandwidth(blocks).astype(np.float64)
     lags = np.arange(gammas.shape[0], dtype=np.float64)[:, None]
     weight = np.clip(1.0 - lags / (lag[None, :] + 1.0), 0.0, 1.0)
     weight[1:] *= 2.0
     total = (weight * gammas).sum(axis=0)
     with np.errstate(invalid="ignore"):
-        variance = np.maximum(total, 0.0) * correction(j)
+        variance = np.maximum(total, 0.0) * correction(blocks)
     return np.asarray(np.where(j > 1, variance, np.inf), dtype=np.float64)

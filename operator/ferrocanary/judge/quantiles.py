@@ -205,11 +205,11 @@ def ratio_track(candidate: Pooled, baseline: Pooled, p: float, edges: Edges, *, 
     centred = np.where(mask, u - mean[None, :], 0.0)  # centred within each prefix
     lags = range(hac.max_lag(blocks) + 1)
     gammas = np.stack([(centred[lag:] * centred[: blocks - lag]).sum(axis=0) for lag in lags])
-    var_block = np.concatenate((np.full(first, np.inf), hac.combine(gammas, j)))
+    var_block = np.concatenate((np.full(first, np.inf), hac.combine(gammas, prefix + 1)))
     var_rank = arm_c.var_rank + arm_b.var_rank
     variance = np.fmax(var_rank, var_block)
     tail = np.minimum(candidate.n_raw, baseline.n_raw) * (1.0 - p)
-    df = hac.degrees_of_freedom(np.arange(1, blocks + 1, dtype=np.float64))
+    df = hac.degrees_of_freedom(np.arange(1, blocks + 1))
     return RatioTrack(arm_c.log_q - arm_b.log_q, variance, var_rank, var_block, tail, candidate.n_raw, df)
 
 
