@@ -35,7 +35,7 @@ from typing import Any
 
 import pytest
 
-from ferrocanary.local import demo, host, imagebuild, images, node, processes
+from ferrocanary.local import demo, host, imagebuild, images, node, processes, realnode
 from ferrocanary.local.sandbox import Sandbox
 from ferrocanary.local.toolchain import cache_dir
 from tests.support.canary import analysis_only
@@ -181,26 +181,11 @@ def _helm(real: Sandbox, home: Path, *args: str) -> str:
 def test_the_operator_runs_in_cluster_from_its_image_with_the_charts_rbac(
     real: Sandbox, tmp_path: Path
 ) -> None:
-    repository, _, tag = _project_images(real)["operator"].rpartition(":")
-    state = real.load_state()
-    assert state is not None
+    image = _project_images(real)["operator"]
     release, watched = "ferrocanary", f"shop-{uuid.uuid4().hex[:6]}"
     real.kubectl("create", "namespace", "ferrocanary-system")
     real.kubectl("create", "namespace", watched)
-    settings = {
-        "image.repository": repository,
-        "image.tag": tag,
-        "image.pullPolicy": "Never",
-        # The sandbox's apiserver and Prometheus listen on this machine's loopback only.
-        "hostNetwork": "true",
-        "apiServer.host": "127.0.0.1",
-        "apiServer.port": str(state.ports["apiserver"]),
-        "metrics.address": "127.0.0.1",
-        "metrics.port": str(processes.free_port()),
-        "prometheus.address": real.prometheus_url,
-        "watchNamespaces[0]": watched,
-        "dashboards.enabled": "false",
-    }
+    settings = realnode.in_cluster_operator_values(real, image, watched, processes.free_port())
     flags = [a for key, value in settings.items() for a in ("--set", f"{key}={value}")]
     _helm(real, tmp_path, "install", release, str(ROOT / "charts" / "ferrocanary"),
           "-n", "ferrocanary-system", *flags, "--wait", "--timeout", "180s")  # fmt: skip
@@ -208,7 +193,7 @@ def test_the_operator_runs_in_cluster_from_its_image_with_the_charts_rbac(
         pods = json.loads(real.kubectl("-n", "ferrocanary-system", "get", "pods", "-o", "json"))["items"]
         (pod,) = pods
         assert pod["spec"]["serviceAccountName"] == "ferrocanary"
-        assert pod["spec"]["containers"][0]["image"] == f"{repository}:{tag}"
+        assert pod["spec"]["containers"][0]["image"] == image
         ready = next(c for c in pod["status"]["conditions"] if c["type"] == "Ready")
         assert ready["status"] == "True"
         # One canary, handled by the pod: its status is written with the ServiceAccount's rights.

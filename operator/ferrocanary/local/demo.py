@@ -484,29 +484,11 @@ def _scrape_operator(setup: _Setup, port: int) -> None:
 def _helm_operator(setup: _Setup, image: str) -> None:
     """A real node's demo: the operator's image installed by the chart, watching the demo's namespace.
 
-    hostNetwork with the apiserver's address: the sandbox's apiserver and Prometheus listen on this
-    machine's loopback only, which a pod reaches on the node's network (docs/install.md). The CRD is
-    the demo's own (``crd.create=false``), so a release per demo never fights over it."""
+    The CRD is the demo's own (``crd.create=false``), so a release per demo never fights over it."""
     sandbox, namespace = setup.sandbox, setup.namespace
-    state = sandbox.load_state()
-    if state is None:
-        raise SandboxError(f"sandbox {sandbox.name!r} went down")
-    repository, _, tag = image.rpartition(":")
     metrics_port = processes.free_port()
-    settings = {
-        "image.repository": repository,
-        "image.tag": tag,
-        "image.pullPolicy": "Never",
-        "hostNetwork": "true",
-        "apiServer.host": "127.0.0.1",
-        "apiServer.port": str(state.ports["apiserver"]),
-        "metrics.address": "127.0.0.1",
-        "metrics.port": str(metrics_port),
-        "prometheus.address": sandbox.prometheus_url,
-        "watchNamespaces[0]": namespace,
-        "crd.create": "false",
-        "dashboards.enabled": "false",
-    }
+    settings = realnode.in_cluster_operator_values(sandbox, image, namespace, metrics_port)
+    settings["crd.create"] = "false"
     flags = [a for key, value in settings.items() for a in ("--set", f"{key}={value}")]
     setup.progress(f"installing the operator ({image}) with the Helm chart into {namespace}")
     release = namespace  # one release per demo: its ClusterRole's name is the release's own

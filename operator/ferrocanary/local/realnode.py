@@ -36,6 +36,32 @@ def _error(message: str) -> Exception:
     return SandboxError(message)
 
 
+def in_cluster_operator_values(
+    sandbox: Sandbox, image: str, watched: str, metrics_port: int
+) -> dict[str, str]:
+    """The chart's ``--set`` values for the operator's image as a pod on this node, watching ``watched``.
+
+    hostNetwork with the apiserver's address: the sandbox's apiserver and Prometheus listen on this
+    machine's loopback only, which a pod reaches on the node's network (docs/install.md)."""
+    state = sandbox.load_state()
+    if state is None:
+        raise _error(f"sandbox {sandbox.name!r} is not up")
+    repository, _, tag = image.rpartition(":")
+    return {
+        "image.repository": repository,
+        "image.tag": tag,
+        "image.pullPolicy": "Never",
+        "hostNetwork": "true",
+        "apiServer.host": "127.0.0.1",
+        "apiServer.port": str(state.ports["apiserver"]),
+        "metrics.address": "127.0.0.1",
+        "metrics.port": str(metrics_port),
+        "prometheus.address": sandbox.prometheus_url,
+        "watchNamespaces[0]": watched,
+        "dashboards.enabled": "false",
+    }
+
+
 def preflight(sandbox: Sandbox) -> None:
     """Root, and no other sandbox's real node on this machine (kube-proxy's chains are global)."""
     if os.geteuid() != 0:
