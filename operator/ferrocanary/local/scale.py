@@ -98,19 +98,22 @@ def _measure(state: _Run) -> dict[str, Any]:
         "apply", "--server-side", "-f", str(repo_root() / "crds" / "rustcanaries.ferrocanary.io.yaml")
     )
     fleet.nodes(box, math.ceil(2 * options.canaries / fleet.PODS_PER_NODE))
-    pods = _deployments(state)
+    pods = _deployments(state, api)
     port = processes.free_port()
     state.exporter = fleet.start_exporter(box, fleet.arms(pods, state.kinds, options.rps), port, JOB)
     fleet.add_scrape_job(box, port, JOB)
+    fleet.wait_for_series(box, len(pods), JOB)
+    _create_canaries(state, api)
+    # The operator starts once every canary exists, and the measurement with it: all N canaries run at
+    # once (as after an operator restart) and every block any of them has is judged while measured.
+    # Started while canaries were still being created, the first ones decided before the last existed.
     metrics_port = processes.free_port()
+    state.progress(f"starting the operator; measuring for {options.minutes:g} minutes")
+    api_before, prom_before = _apiserver_requests(box), _prometheus_counters(box)
     state.operator = fleet.start_operator(
         box, "scale-operator.log", ("-A", f"--metrics-port={metrics_port}", "--metrics-address=127.0.0.1")
     )
-    fleet.wait_for_series(box, len(pods), JOB)
-    _create_canaries(state)
-    state.progress(f"measuring for {options.minutes:g} minutes")
     began = time.monotonic()
-    api_before, prom_before = _apiserver_requests(box), _prometheus_counters(box)
     figures = _watch(state, api, began)
     elapsed = time.monotonic() - began
     api_after, prom_after = _apiserver_requests(box), _prometheus_counters(box)
@@ -148,22 +151,23 @@ def _measure(state: _Run) -> dict[str, Any]:
 # --- setting up -----------------------------------------------------------------------------------
 
 
-def _deployments(state: _Run) -> dict[tuple[str, str, str], str]:
+def _deployments(state: _Run, api: rest.Rest) -> dict[tuple[str, str, str], str]:
     """Two Deployments per canary on the kwok nodes; returns each arm's pod name once Running."""
     box, n = state.sandbox, state.options.canaries
     run_id = uuid.uuid4().hex[:6]
     state.progress(f"creating {2 * n} Deployments on kwok nodes")
+    items = []
     for first in range(0, n, PER_NAMESPACE):
         namespace = f"scale-{run_id}-{first // PER_NAMESPACE}"
         state.namespaces.append(namespace)
         box.kubectl("create", "namespace", namespace)
-        items = []
         for i in range(first, min(n, first + PER_NAMESPACE)):
             name = f"c{i:04d}"
             state.kinds[(namespace, name)] = fleet.kind_of(i)
             items.append(fleet.deployment(namespace, f"{name}-python", name, "python"))
             items.append(fleet.deployment(namespace, f"{name}-rust", name, "rust"))
-        fleet.apply_list(box, items)
+    fleet.create_all(api, items)
+    state.progress(f"waiting for {2 * n} pods")
     return fleet.wait_for_pods(box, state.namespaces, 2 * n, 300 + 0.5 * n)
 
 
@@ -173,15 +177,15 @@ def spec_object(box: Sandbox, namespace: str, name: str, interval: int) -> dict[
     return fleet.canary_object(namespace, name, interval, {"none": {"candidateWeight": 50}}, prometheus)
 
 
-def _create_canaries(state: _Run) -> None:
+def _create_canaries(state: _Run, api: rest.Rest) -> None:
     state.progress(f"creating {state.options.canaries} RustCanaries")
-    by_namespace: dict[str, list[dict[str, Any]]] = {}
-    for namespace, name in state.kinds:
-        by_namespace.setdefault(namespace, []).append(
+    fleet.create_all(
+        api,
+        [
             spec_object(state.sandbox, namespace, name, state.options.interval_seconds)
-        )
-    for items in by_namespace.values():
-        fleet.apply_list(state.sandbox, items)
+            for namespace, name in state.kinds
+        ],
+    )
 
 
 # --- measuring ------------------------------------------------------------------------------------
