@@ -109,7 +109,8 @@ class _Slow(BaseHTTPRequestHandler):
     hits: ClassVar[int] = 0
     headers_out: ClassVar[dict[str, str]] = {}
 
-    def do_GET(self) -> None:
+    def do_POST(self) -> None:  # the source POSTs its queries as a form
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
         _Slow.hits += 1
         if _Slow.mode == "busy":
             self.send_response(429)

@@ -92,7 +92,8 @@ class _Prometheus(BaseHTTPRequestHandler):
     seen: ClassVar[list[str | None]] = []
     status: ClassVar[int] = 200
 
-    def do_GET(self) -> None:
+    def do_POST(self) -> None:  # the source POSTs its queries as a form
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
         _Prometheus.seen.append(self.headers.get("Authorization"))
         body = json.dumps({"status": "success", "data": {"resultType": "matrix", "result": []}}).encode()
         self.send_response(_Prometheus.status)
