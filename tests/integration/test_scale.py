@@ -44,9 +44,9 @@ FIGURES = (
 
 
 def test_a_slice_of_the_scale_bench_decides_every_canary_and_judges_blocks_promptly(sandbox: Sandbox) -> None:
-    figures = scale.run(
-        scale.Options(canaries=4, minutes=3, interval_seconds=10, rps=1000.0), sandbox=sandbox
-    )
+    # Until every canary has ended (about 2.7 minutes with 10 s blocks), at most 5.
+    options = scale.Options(canaries=4, minutes=5, interval_seconds=10, rps=1000.0, until_done=True)
+    figures = scale.run(options, sandbox=sandbox)
     assert set(FIGURES) <= set(figures)
     assert figures["decisions_correct"] == 1.0, figures  # two promoted, two rolled back
     assert figures["blocks_judged"] >= 4 * 6

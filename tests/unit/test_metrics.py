@@ -44,8 +44,8 @@ def test_blocks_are_aligned_to_the_window_start_and_read_at_their_end() -> None:
     per_process = "sum by (le, namespace, pod, instance, job)"
     assert f'{per_process} (http_requests_total{{track="baseline"}})' in first_counter[0]
     assert first_counter[1:] == (T0, T0 + timedelta(seconds=30), "10s")  # boundaries 0..3
-    signals = [c for c in canned.calls if "hourly_cost" not in c[0]]  # the others: OpenCost's prices
-    assert len(signals) == 1  # every signal of both arms in one request
+    assert len(canned.calls) == 1  # every signal of both arms and OpenCost's prices in one request
+    assert "node_cpu_hourly_cost" in canned.calls[0][0]
     memory = next(c for c in canned.calls if "resident_memory" in c[0])
     assert memory[1:] == first_counter[1:]  # the same request: gauges are read at the block ends in it
     assert "[10s]" in memory[0]
@@ -92,7 +92,8 @@ class _Prometheus(BaseHTTPRequestHandler):
     seen: ClassVar[list[str | None]] = []
     status: ClassVar[int] = 200
 
-    def do_GET(self) -> None:
+    def do_POST(self) -> None:  # the source POSTs its queries as a form
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
         _Prometheus.seen.append(self.headers.get("Authorization"))
         body = json.dumps({"status": "success", "data": {"resultType": "matrix", "result": []}}).encode()
         self.send_response(_Prometheus.status)

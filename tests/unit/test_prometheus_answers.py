@@ -30,7 +30,8 @@ class _Answer(BaseHTTPRequestHandler):
     body: ClassVar[bytes] = b""
     headers_out: ClassVar[dict[str, str]] = {}
 
-    def do_GET(self) -> None:
+    def do_POST(self) -> None:  # the source POSTs its queries as a form
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
         self.send_response(_Answer.status)
         for key, value in {"Content-Type": "application/json", **_Answer.headers_out}.items():
             self.send_header(key, value)

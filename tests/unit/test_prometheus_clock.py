@@ -31,7 +31,8 @@ class _SlowClock(BaseHTTPRequestHandler):
     behind: ClassVar[float] = 45.0
     ranges_asked: ClassVar[list[float]] = []
 
-    def do_GET(self) -> None:
+    def do_POST(self) -> None:  # the source POSTs its queries as a form
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.end_headers()

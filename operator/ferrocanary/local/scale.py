@@ -8,12 +8,14 @@ under the real pod names, scraped by the sandbox's Prometheus every 5 s; the ope
 50%), half of whose Rust builds clearly win (they should be Promoted) and half clearly regress (they
 should be RolledBack).
 
-What is measured, from outside the operator, over the run after every canary was created:
-its CPU (``/proc``, sampled every 5 s: mean and p99 in cores) and peak resident memory; the
-apiserver's own request counters for RustCanaries and Events (the benchmark's own LISTs subtracted);
-Prometheus' own counters of ``query_range`` requests and bytes answered; the judgement lag (for
-every block, from the moment Prometheus holds it, its end, to the look that judged it, ``lastTickAt``);
-and the share of canaries that ended as their data call for.
+The Deployments are created first, then the operator is started and the RustCanaries are POSTed a
+few at a time (seconds for 1,000), so all N canaries run at once. What is measured, from outside the
+operator, from the moment every canary exists: its CPU (``/proc``, sampled every 5 s: mean and p99
+in cores) and peak resident memory; the apiserver's own request counters for RustCanaries and Events
+(the benchmark's own LISTs subtracted); Prometheus' own counters of ``query_range`` requests and
+bytes answered; the judgement lag (for every block, from the moment Prometheus holds it, its end, to
+the look that judged it, ``lastTickAt``); and the share of canaries that ended as their data call
+for.
 """
 
 from __future__ import annotations
@@ -36,10 +38,11 @@ from ferrocanary.local.sandbox import Sandbox
 from ferrocanary.local.toolchain import repo_root
 
 SAMPLE_SECONDS = 5.0
-POLL_SECONDS = 10.0
+POLL_SECONDS = 30.0  # at most; half a block when that is shorter
 JOB = "scale"
 LAG_SECONDS = 10
 PER_NAMESPACE = 100
+ENDED = frozenset({"Promoted", "RolledBack", "Inconclusive", "Invalid"})
 Progress = Callable[[str], None]
 
 
@@ -49,6 +52,7 @@ class Options:
     minutes: float
     interval_seconds: int = 60
     rps: float = 1000.0  # requests per second per build
+    until_done: bool = False  # stop measuring once every canary has ended (at most ``minutes``)
 
 
 @dataclass
@@ -93,29 +97,35 @@ def run(options: Options, sandbox: Sandbox | None = None, progress: Progress = _
 
 def _measure(state: _Run) -> dict[str, Any]:
     box, options = state.sandbox, state.options
-    api = rest.Rest(client.api_client(str(box.kubeconfig)), limit=rest.RateLimit(0, 1))
+    # A LIST of 1,000 canaries with their status can take longer than the operator's 15 s on a busy box.
+    api = rest.Rest(client.api_client(str(box.kubeconfig)), 60.0, limit=rest.RateLimit(0, 1))
     box.kubectl(
         "apply", "--server-side", "-f", str(repo_root() / "crds" / "rustcanaries.ferrocanary.io.yaml")
     )
     fleet.nodes(box, math.ceil(2 * options.canaries / fleet.PODS_PER_NODE))
-    pods = _deployments(state)
+    pods = _deployments(state, api)
     port = processes.free_port()
     state.exporter = fleet.start_exporter(box, fleet.arms(pods, state.kinds, options.rps), port, JOB)
     fleet.add_scrape_job(box, port, JOB)
+    fleet.wait_for_series(box, len(pods), JOB)
     metrics_port = processes.free_port()
+    api_before, prom_before = _apiserver_requests(box), _prometheus_counters(box)
     state.operator = fleet.start_operator(
         box, "scale-operator.log", ("-A", f"--metrics-port={metrics_port}", "--metrics-address=127.0.0.1")
     )
-    fleet.wait_for_series(box, len(pods), JOB)
-    _create_canaries(state)
+    # Created once the operator runs, as a team's canaries are, but within seconds (POSTed a few at a
+    # time): created over 20 minutes, the first canaries decided before the last existed. All N then
+    # run at once. (An operator started after 1,000 new canaries exist sends kopf's 1,000 finalizer
+    # PATCHes at once, unthrottled, which a loaded apiserver answered with timeouts for minutes.)
+    _wait_for_operator(state, metrics_port)
+    _create_canaries(state, api)
     state.progress(f"measuring for {options.minutes:g} minutes")
     began = time.monotonic()
-    api_before, prom_before = _apiserver_requests(box), _prometheus_counters(box)
     figures = _watch(state, api, began)
     elapsed = time.monotonic() - began
     api_after, prom_after = _apiserver_requests(box), _prometheus_counters(box)
-    # The benchmark's own LISTs (one per poll) and the metrics reads are not the operator's.
-    api_rate = max(0.0, api_after - api_before - state.lists) / elapsed
+    # The benchmark's own LISTs (one per poll) and canary POSTs are not the operator's.
+    api_rate = max(0.0, api_after - api_before - state.lists - options.canaries) / elapsed
     queries = (prom_after[0] - prom_before[0]) / elapsed
     answered = (prom_after[1] - prom_before[1]) / elapsed
     n = options.canaries
@@ -148,22 +158,23 @@ def _measure(state: _Run) -> dict[str, Any]:
 # --- setting up -----------------------------------------------------------------------------------
 
 
-def _deployments(state: _Run) -> dict[tuple[str, str, str], str]:
+def _deployments(state: _Run, api: rest.Rest) -> dict[tuple[str, str, str], str]:
     """Two Deployments per canary on the kwok nodes; returns each arm's pod name once Running."""
     box, n = state.sandbox, state.options.canaries
     run_id = uuid.uuid4().hex[:6]
     state.progress(f"creating {2 * n} Deployments on kwok nodes")
+    items = []
     for first in range(0, n, PER_NAMESPACE):
         namespace = f"scale-{run_id}-{first // PER_NAMESPACE}"
         state.namespaces.append(namespace)
         box.kubectl("create", "namespace", namespace)
-        items = []
         for i in range(first, min(n, first + PER_NAMESPACE)):
             name = f"c{i:04d}"
             state.kinds[(namespace, name)] = fleet.kind_of(i)
             items.append(fleet.deployment(namespace, f"{name}-python", name, "python"))
             items.append(fleet.deployment(namespace, f"{name}-rust", name, "rust"))
-        fleet.apply_list(box, items)
+    fleet.create_all(api, items)
+    state.progress(f"waiting for {2 * n} pods")
     return fleet.wait_for_pods(box, state.namespaces, 2 * n, 300 + 0.5 * n)
 
 
@@ -173,15 +184,30 @@ def spec_object(box: Sandbox, namespace: str, name: str, interval: int) -> dict[
     return fleet.canary_object(namespace, name, interval, {"none": {"candidateWeight": 50}}, prometheus)
 
 
-def _create_canaries(state: _Run) -> None:
+def _wait_for_operator(state: _Run, metrics_port: int, timeout: float = 120.0) -> None:
+    """Until the operator serves /metrics (it has started and is about to list the canaries)."""
+    assert state.operator is not None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if state.operator.poll() is not None:
+            raise RuntimeError(f"the operator exited ({state.operator.returncode}): see scale-operator.log")
+        try:
+            _text(f"http://127.0.0.1:{metrics_port}/metrics")
+            return
+        except OSError:
+            time.sleep(0.5)
+    raise RuntimeError(f"the operator did not serve /metrics within {timeout:g}s")
+
+
+def _create_canaries(state: _Run, api: rest.Rest) -> None:
     state.progress(f"creating {state.options.canaries} RustCanaries")
-    by_namespace: dict[str, list[dict[str, Any]]] = {}
-    for namespace, name in state.kinds:
-        by_namespace.setdefault(namespace, []).append(
+    fleet.create_all(
+        api,
+        [
             spec_object(state.sandbox, namespace, name, state.options.interval_seconds)
-        )
-    for items in by_namespace.values():
-        fleet.apply_list(state.sandbox, items)
+            for namespace, name in state.kinds
+        ],
+    )
 
 
 # --- measuring ------------------------------------------------------------------------------------
@@ -207,7 +233,15 @@ def _watch(state: _Run, api: rest.Rest, began: float) -> dict[str, Any]:
     lags: list[float] = []
     judged: dict[tuple[str, str], int] = {}
     phases: dict[tuple[str, str], str] = {}
-    last_cpu, last_at, next_poll = servers.cpu_seconds(pid), time.monotonic(), 0.0
+    # Blocks judged before the measurement (none when the canaries were created within seconds) are
+    # not counted: the first poll would date them all to the latest look, minutes late.
+    state.lists += 1
+    for obj in canaries.list_objects(api, None):
+        _observe(obj, interval, judged, phases, [])
+    # Half a block between polls: a canary looks at most once between two, so each block's look is
+    # the one the poll sees (a LIST of 1,000 canaries every 10 s was the bench's own load).
+    every = min(POLL_SECONDS, max(5.0, interval / 2))
+    last_cpu, last_at, next_poll = servers.cpu_seconds(pid), time.monotonic(), time.monotonic() + every
     while time.monotonic() - began < state.options.minutes * 60:
         time.sleep(SAMPLE_SECONDS)
         if state.operator.poll() is not None:
@@ -217,12 +251,19 @@ def _watch(state: _Run, api: rest.Rest, began: float) -> dict[str, Any]:
         last_cpu, last_at = now_cpu, now
         rss = max(rss, servers.memory_bytes(pid, "VmRSS") / 2**20)
         if now >= next_poll:
-            next_poll = now + POLL_SECONDS
+            next_poll = now + every
             state.lists += 1
-            for obj in canaries.list_objects(api, None):
+            try:
+                listed = canaries.list_objects(api, None)
+            except rest.KubeError as exc:  # a slow LIST on a loaded machine: the next poll catches up
+                state.progress(f"a poll of the canaries failed ({exc}); the next one covers it")
+                continue
+            for obj in listed:
                 _observe(obj, interval, judged, phases, lags)
+            if state.options.until_done and all(phases.get(key) in ENDED for key in state.kinds):
+                break
     correct = sum(1 for key, kind in state.kinds.items() if phases.get(key) == fleet.EXPECTED[kind])
-    finished = sum(1 for p in phases.values() if p in ("Promoted", "RolledBack", "Inconclusive", "Invalid"))
+    finished = sum(1 for p in phases.values() if p in ENDED)
     return {
         "cpu_mean": round(sum(cpu) / max(1, len(cpu)), 4),
         "cpu_p99": round(_percentile(cpu, 0.99), 4),

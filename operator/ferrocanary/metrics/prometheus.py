@@ -28,8 +28,8 @@ summed per process in PromQL
 pod, route, method and bucket while a counter reset (a restarted process) still shows as one. How
 each request is bounded (one deadline per fetch, answer size, ``Retry-After``, concurrency per
 address) is ``transport``'s. A look that fetches new blocks also reads OpenCost's node prices for
-each arm's pods at the newest block's end (``opencost``: two requests; the static prices apply where
-its series are absent).
+each arm's pods at the newest block's end (``opencost``), as more parts of the same request (the
+static prices apply where its series are absent).
 """
 
 from __future__ import annotations
@@ -62,6 +62,8 @@ _PER_PROCESS = "le, namespace, pod, instance, job"
 # The label that tells apart, in the one answer of a look, which arm and signal a series belongs to
 # (added by label_replace, as "<arm>.<signal>").
 _PART = "ferrocanary_part"
+# The signal name of OpenCost's prices in a look's one request ("price.cpu", "price.memory").
+_PRICE = "price."
 # Each signal's query in an arm's resolved queries (the preset's, the templates', or the contract's).
 _COUNTERS: tuple[tuple[str, Callable[[queries.ArmQueries], str | None]], ...] = (
     ("requests", lambda q: q.requests),
@@ -219,10 +221,10 @@ class PrometheusSource:
     ) -> blockstore.Entry:
         """Blocks ``first..count-1`` from Prometheus (the store merges them only if all succeeded).
 
-        One request for every signal of both arms and two for OpenCost's prices: 3 per look, whatever
-        the canary's age. The first spans the boundaries ``first..count`` the counters are
-        differenced over; the gauges are read at the block ends inside it (``_gauge`` drops the value
-        at boundary ``first``).
+        One request for every signal of both arms and OpenCost's prices, whatever the canary's age.
+        It spans the boundaries ``first..count`` the counters are differenced over; the gauges are
+        read at the block ends inside it (``_gauge`` drops the value at boundary ``first``), the
+        prices at its last point, the newest block's end.
         """
         fresh = blockstore.Entry(count=count)
         step = timedelta(seconds=window.interval_seconds)
@@ -236,15 +238,30 @@ class PrometheusSource:
                     parts[(arm, name)] = f"sum by ({_PER_PROCESS}) ({query})"
             for name, pick_gauge in _GAUGES:
                 parts[(arm, name)] = pick_gauge(resolved)
+        selectors = window.selectors
+        pods = {"baseline": selectors.baseline_pods, "candidate": selectors.candidate_pods}
+        prices = {
+            (arm, query): (arm, f"{_PRICE}{signal}")
+            for signal, by_arm in opencost.arm_queries(pods).items()
+            for arm, query in by_arm.items()
+        }
+        parts.update({key: query for (_, query), key in prices.items()})
         gauges = {name for name, _ in _GAUGES}
-        for (arm, name), answer in self._together(parts, window, *boundaries).items():
+        answers = self._together(parts, window, *boundaries)
+        for (arm, name), answer in answers.items():
+            if name.startswith(_PRICE):
+                continue
             if name in gauges:
                 fresh.gauges[(arm, name)] = self._gauge(answer, window, (first, count))
                 continue
             last_seen = dict(held.last.get((arm, name), {}))
             fresh.counters[(arm, name)] = self._counter(answer, window, (first, count), last_seen)
             fresh.last[(arm, name)] = last_seen
-        fresh.prices = self._prices(window, boundaries[1])
+
+        def price(asked: Mapping[str, str]) -> dict[str, float | None]:
+            return {arm: _last(answers[prices[(arm, query)]]) for arm, query in asked.items()}
+
+        fresh.prices = opencost.read(price, pods)
         return fresh
 
     def _whole_counter(self, window: protocol.Window, count: int) -> custom.Counter:
@@ -264,7 +281,9 @@ class PrometheusSource:
             return recording.Recording(window.interval_seconds, (), ())
         held = self._entry(window)
         first = min(held.count, count)
-        with transport.slot(self._where):
+        # Looks waiting for a slot go in the order their first new block became complete.
+        due = window.start + (first + 1) * timedelta(seconds=window.interval_seconds)
+        with transport.slot(self._where, due=due.timestamp() + window.lag_seconds):
             self._client.start()
             if first < count:
                 held.merge(self._fetch_new(window, first, count, held))
@@ -296,18 +315,6 @@ class PrometheusSource:
         own = custom.recordings(window, own_counter, arms, starts, _block)
         return recording.Recording(
             window.interval_seconds, tuple(bounds), blocks, custom=own, prices=held.prices
-        )
-
-    def _prices(self, window: protocol.Window, at: datetime) -> opencost.Prices:
-        """Each arm's OpenCost prices at ``at`` (``{}`` where OpenCost's series are absent)."""
-
-        def answer(asked: Mapping[str, str]) -> dict[str, float | None]:
-            found = self._together({(arm, "price"): q for arm, q in asked.items()}, window, at, at)
-            return {arm: _last(series) for (arm, _), series in found.items()}
-
-        selectors = window.selectors
-        return opencost.read(
-            answer, {"baseline": selectors.baseline_pods, "candidate": selectors.candidate_pods}
         )
 
 

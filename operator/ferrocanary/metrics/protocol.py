@@ -80,6 +80,9 @@ class Window:
     # arm -> its resolved queries (spec.analysis.metrics); an arm not here reads the metrics contract
     resolved: Mapping[str, queries.ArmQueries] = field(default_factory=dict)
     custom: Mapping[str, queries.CustomKpiQueries] = field(default_factory=dict)  # KPI name -> its queries
+    # How long after a block's end Prometheus holds it whole (spec.analysis.prometheus.lag): when a look
+    # became due, which orders looks waiting for a fetch slot.
+    lag_seconds: float = 0.0
 
     def arm_queries(self, arm: str) -> queries.ArmQueries:
         """What the source runs for ``arm``: the resolved preset/templates, else the contract's."""
@@ -132,6 +135,7 @@ def canary_window(
         steps=steps,
         resolved=resolved_queries(namespace, spec, selectors),
         custom=custom_queries(namespace, spec, selectors),
+        lag_seconds=spec.prometheus.lag_seconds,
     )
 
 
