@@ -36,6 +36,11 @@ NODE_PORTS = (
 )
 
 
+def containerd_socket(sandbox_dir: Path) -> Path:
+    """The node's containerd socket under the sandbox's folder (also for a teardown after a crash)."""
+    return sandbox_dir / "node" / "containerd" / "containerd.sock"
+
+
 @dataclass(frozen=True)
 class NodeInputs:
     """The sandbox's inputs plus the host's bridge and cgroup root for this node."""
@@ -49,7 +54,7 @@ class NodeInputs:
 
     @property
     def socket(self) -> Path:
-        return self.directory / "containerd" / "containerd.sock"
+        return containerd_socket(self.base.directory)
 
     def path(self, component: str, file: str | None = None) -> Path:
         return self.base.toolchain.path(component, file)

@@ -142,7 +142,7 @@ def project_images(sandbox: Sandbox, progress: ProgressCallback) -> dict[str, st
         built = imagebuild.ImageBuilder(sandbox.toolchain).ensure(progress=progress)
     except (imagebuild.ImageBuildError, OSError, subprocess.SubprocessError) as exc:
         raise _error(f"the project's images did not build: {exc}") from exc
-    socket = sandbox.dir / "node" / "containerd" / "containerd.sock"
+    socket = node.containerd_socket(sandbox.dir)
     present = set(_ctr(sandbox.toolchain, socket, "images", "ls", "-q").split())
     for image in built:
         if image.reference not in present:
@@ -194,7 +194,7 @@ def teardown(sandbox: Sandbox, state: SandboxState) -> None:
         return
     host_state = host.HostState(**state.host)
     host.kill_cgroup(host_state)
-    _kill_shims(sandbox.dir / "node" / "containerd" / "containerd.sock")
+    _kill_shims(node.containerd_socket(sandbox.dir))
     host.remove_netns(host_state)
     host.unmount_all(sandbox.dir)
     host.remove_iptables_chains(sandbox.toolchain.path("iptables").parent)
