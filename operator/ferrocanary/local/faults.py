@@ -60,6 +60,7 @@ from ferrocanary.local import fleet, processes
 from ferrocanary.local.faultproxy import FaultProxy, Mode
 from ferrocanary.local.sandbox import Sandbox
 from ferrocanary.local.toolchain import repo_root
+from ferrocanary.policy.state import TERMINAL  # a StrEnum: phase and reason strings are members
 
 Progress = Callable[[str], None]
 JOB = "faults"
@@ -67,7 +68,6 @@ TOTAL = 2  # pods per canary (replicas router): 1 + 1 at the 50 % step
 TIMEOUT_SECONDS = 5  # each canary's prometheus.timeout
 PEERING = "ferrocanary"
 PEERING_LIFETIME = 12
-TERMINAL = frozenset({"Promoted", "RolledBack", "Inconclusive", "Invalid"})
 GONE = "Deleted"  # the expected ending of a canary deleted mid-flight
 POLL_SECONDS = 2.0
 # A SIGKILL comes this long after the new process's first look: a random point of its work (a look,

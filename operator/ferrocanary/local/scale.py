@@ -36,13 +36,13 @@ from ferrocanary.kube import canaries, client, rest
 from ferrocanary.local import fleet, processes
 from ferrocanary.local.sandbox import Sandbox
 from ferrocanary.local.toolchain import repo_root
+from ferrocanary.policy.state import TERMINAL  # a StrEnum: the phases' strings are members
 
 SAMPLE_SECONDS = 5.0
 POLL_SECONDS = 30.0  # at most; half a block when that is shorter
 JOB = "scale"
 LAG_SECONDS = 10
 PER_NAMESPACE = 100
-ENDED = frozenset({"Promoted", "RolledBack", "Inconclusive", "Invalid"})
 Progress = Callable[[str], None]
 
 
@@ -260,10 +260,10 @@ def _watch(state: _Run, api: rest.Rest, began: float) -> dict[str, Any]:
                 continue
             for obj in listed:
                 _observe(obj, interval, judged, phases, lags)
-            if state.options.until_done and all(phases.get(key) in ENDED for key in state.kinds):
+            if state.options.until_done and all(phases.get(key) in TERMINAL for key in state.kinds):
                 break
     correct = sum(1 for key, kind in state.kinds.items() if phases.get(key) == fleet.EXPECTED[kind])
-    finished = sum(1 for p in phases.values() if p in ENDED)
+    finished = sum(1 for p in phases.values() if p in TERMINAL)
     return {
         "cpu_mean": round(sum(cpu) / max(1, len(cpu)), 4),
         "cpu_p99": round(_percentile(cpu, 0.99), 4),
