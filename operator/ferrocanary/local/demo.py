@@ -48,6 +48,7 @@ from ferrocanary.local.gateway import Endpoints, NginxGateway, RouteFollower
 from ferrocanary.local.pods import PodRunner
 from ferrocanary.local.sandbox import Sandbox, SandboxError
 from ferrocanary.local.toolchain import Toolchain, repo_root
+from ferrocanary.policy import report
 
 TERMINAL_PHASES = ("Promoted", "RolledBack", "Inconclusive", "Invalid")
 IMAGES = {"textscore:python": "python", "textscore:rust": "rust"}  # image (workloads/k8s) -> build
@@ -517,8 +518,8 @@ def _helm(sandbox: Sandbox, *args: str) -> str:
 
 
 def _condition(obj: Mapping[str, Any], kind: str) -> bool:
-    conditions = (obj.get("status") or {}).get("conditions") or []
-    return any(c.get("type") == kind and c.get("status") == "True" for c in conditions)
+    """Whether ``obj``'s condition ``kind`` is True (a pod's Ready, a CRD's Established)."""
+    return report.condition_status((obj.get("status") or {}).get("conditions") or [], kind) is True
 
 
 def _stop_popen(process: subprocess.Popen[bytes]) -> None:
