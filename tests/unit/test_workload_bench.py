@@ -59,8 +59,11 @@ def test_short_bench_reports_both_builds_and_their_ratios(capsys: pytest.Capture
     )
     # Same arrivals for both: every request of every round was answered by each build.
     assert python["requests"] == rust["requests"]
-    # The point of the workload, with a wide margin: the hot path dominates the Python build's
-    # CPU, and per CPU-second the Rust build serves several times more.
-    assert python["hot_path_share"] > 0.8
+    # The point of the workload, with a wide margin: the hot path is most of the Python build's
+    # CPU, moving it to Rust shrinks its share, and per CPU-second the Rust build serves several
+    # times more. The Python share measures 0.82-0.84 on a quiet machine and fell to 0.77 in a CI
+    # run on a busy one (the server's own overhead grows with contention), hence 0.6, not 0.8.
+    assert python["hot_path_share"] > 0.6
+    assert rust["hot_path_share"] < python["hot_path_share"] / 2
     assert ratios["requests_per_cpu_second"] > 2
     assert ratios["p99"] < 1
