@@ -7,6 +7,10 @@ PY := $(VENV)/bin/python
 CACHE := $(or $(FERROCANARY_CACHE),$(HOME)/.cache/ferrocanary)
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 PYTEST_ARGS ?=
+# The slow tests mostly wait on canaries' clocks, not on the CPU: two workers, each with its own
+# sandbox, each module on one worker, the longest first (tests/conftest.py). TEST_WORKERS=0: one process.
+TEST_WORKERS ?= 2
+PARALLEL := $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder)
 
 .PHONY: setup venv toolchain workload lint typecheck imports rust unit unit-fast integration test demo bench clean
 
@@ -65,7 +69,7 @@ integration: setup
 # unit-fast takes "not integration and not toolchain and not slow", the last run the rest.
 test: lint imports typecheck unit-fast
 	@$(MAKE) --no-print-directory setup rust
-	$(PY) -m pytest -m "integration or toolchain or slow" --durations=40 $(PYTEST_ARGS)
+	$(PY) -m pytest -m "integration or toolchain or slow" $(PARALLEL) --durations=40 $(PYTEST_ARGS)
 
 # A full canary of the reference workload on the local sandbox; ends with a verdict and a report.
 demo: setup
