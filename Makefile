@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 # The slow tests mostly wait on canaries' clocks, not on the CPU: two workers, each with its own
 # sandbox, each module on one worker, the longest first (tests/conftest.py). TEST_WORKERS=0: one process.
 TEST_WORKERS ?= 2
-PARALLEL := $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder)
+PARALLEL := $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder)
 
 .PHONY: setup venv toolchain workload lint typecheck imports rust unit unit-fast integration test demo bench clean
 

@@ -224,7 +224,8 @@ class Canary:
                 env={**os.environ, **self.sandbox.env()},
             )
         self.exporter_pid = proc.pid
-        deadline = time.monotonic() + 30
+        # Its imports alone took over 30 s on a machine at load 20 (two test workers, builds beside).
+        deadline = time.monotonic() + 90
         while not ready.exists():
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(
