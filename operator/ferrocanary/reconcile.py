@@ -371,10 +371,11 @@ def _next_look(
         return t.now
     started = state.started_at
     if started is None:
-        return max(t.now, last + timedelta(seconds=interval - 0.5))
-    lag = spec.prometheus.lag_seconds
-    done = math.floor(((last - started).total_seconds() - lag) / interval + 1e-9)
-    due = started + timedelta(seconds=lag + (max(0, done) + 1) * interval)
+        due = last + timedelta(seconds=interval - 0.5)
+    else:
+        lag = spec.prometheus.lag_seconds
+        done = math.floor(((last - started).total_seconds() - lag) / interval + 1e-9)
+        due = started + timedelta(seconds=lag + (max(0, done) + 1) * interval)
     # Ticks read the clock in whole seconds: a due time between two seconds is only seen at the next.
     whole = datetime.fromtimestamp(math.ceil(due.timestamp() - 1e-6), UTC)
     return max(t.now, whole + timedelta(seconds=_DUE_SLACK_SECONDS))

@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 
 # A failed look (an exception: the API server unavailable) is retried this many seconds later.
 TIMER_SECONDS = float(os.environ.get("FERROCANARY_TIMER_SECONDS", "2"))
+# The soonest next look after one that found nothing due.
+IDLE_MIN_SECONDS = 0.25
 # Sharding: only RustCanaries whose labels match (``key=value,key2`` with kopf's semantics: a bare key
 # must be present). Several installations with disjoint selectors (or namespaces) never share a canary.
 SHARD_SELECTOR = os.environ.get("FERROCANARY_SHARD_SELECTOR", "")
@@ -241,7 +243,12 @@ class Looks:
         result = tick(name=key[1], namespace=key[0], memo=self._memo, logger=logger, body=body, uid=uid)
         if result is None or result.next_at is None:
             return None
-        return (result.next_at - _deps(self._memo).clock()).total_seconds()
+        delay = (result.next_at - _deps(self._memo).clock()).total_seconds()
+        if result.action is reconcile.TickAction.IDLE:
+            # A look that found nothing due never asks for another at once (no spinning on a due
+            # time the tick's whole-second clock has not reached yet).
+            delay = max(delay, IDLE_MIN_SECONDS)
+        return delay
 
 
 def _looks(memo: Any) -> Looks | None:
