@@ -127,6 +127,9 @@ class TickResult:
     status: dict[str, Any] = field(default_factory=dict)
     written: Mapping[str, Any] = field(default_factory=dict)  # the object as the last write returned it
     notes: tuple[machine.Note, ...] = ()
+    # When the canary next wants a tick without any event (None: not until an event); see _next_at.
+    next_at: datetime | None = None
+    soon: bool = False  # the look could not run now (every fetch slot busy): retry in RETRY_SECONDS
 
 
 @dataclass
@@ -324,7 +327,58 @@ def tick(obj: Mapping[str, Any], deps: Deps) -> TickResult:
     cause = _detect(t)
     result = _HANDLERS[cause](t)
     result.action = result.action if result.action in (TickAction.CONFLICT, TickAction.GONE) else cause
+    result.next_at = _next_at(t, result)
     return result
+
+
+# A tick that has to be redone without an event (a Pending canary waiting for its candidate or for
+# another canary's claim, traffic still owed its end state, every fetch slot busy) comes this soon.
+RETRY_SECONDS = 2.0
+# A look is taken this long after its block is complete, so Prometheus' lag has surely passed.
+_DUE_SLACK_SECONDS = 0.05
+
+
+def _next_at(t: _Tick, result: TickResult) -> datetime | None:
+    """When this canary next needs a tick if no watch event comes first; None: only on an event.
+
+    A finished canary needs none; a running one its next block's completion (``prometheus.lag``
+    after its end: the time limit, safety rules and step times are all judged at looks); anything
+    waiting on the world (Pending, an ending owed, a busy Prometheus) a retry a couple of seconds on.
+    """
+    if result.action is TickAction.GONE:
+        return None
+    retry = t.now + timedelta(seconds=RETRY_SECONDS)
+    if result.action is TickAction.CONFLICT:
+        return t.now  # lost a write race: read the object fresh and redo it at once
+    if result.soon:
+        return retry
+    status = result.status if result.wrote else t.status
+    state = policy_state.from_status(status)
+    if state.phase.terminal:
+        return None
+    if t.spec is None or not state.phase.analysing or machine.ending_of(state):
+        return retry  # Pending, Promoting or RollingBack: waiting on the world
+    return _next_look(t, t.spec, status, state)
+
+
+def _next_look(
+    t: _Tick, spec: canary_spec.CanarySpec, status: Mapping[str, Any], state: policy_state.CanaryState
+) -> datetime:
+    """The moment ``_due`` next holds: the next block complete after the last look (now if overdue)."""
+    last = policy_state.parse_time(status.get("lastTickAt"))
+    interval = spec.settings.interval_seconds
+    if last is None or (t.now - last).total_seconds() < -interval:
+        return t.now
+    started = state.started_at
+    if started is None:
+        due = last + timedelta(seconds=interval - 0.5)
+    else:
+        lag = spec.prometheus.lag_seconds
+        done = math.floor(((last - started).total_seconds() - lag) / interval + 1e-9)
+        due = started + timedelta(seconds=lag + (max(0, done) + 1) * interval)
+    # Ticks read the clock in whole seconds: a due time between two seconds is only seen at the next.
+    whole = datetime.fromtimestamp(math.ceil(due.timestamp() - 1e-6), UTC)
+    return max(t.now, whole + timedelta(seconds=_DUE_SLACK_SECONDS))
 
 
 # --- one handler per cause ------------------------------------------------------------------------
@@ -463,7 +517,9 @@ def _analyse(t: _Tick) -> TickResult:
     try:
         transition = gated if gated is not None else _judge(t, t.spec)
     except _RetrySoonError:
-        return _idle(t)  # nothing happened in this tick: the next one (seconds away) takes the look
+        idle = _idle(t)  # nothing happened in this tick: the next one (seconds away) takes the look
+        idle.soon = True
+        return idle
     if contest is not None:
         # Judging data whose split someone else sets: never promote or step up on it; the time limit
         # and a rollback still act.

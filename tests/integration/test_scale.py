@@ -53,6 +53,11 @@ def test_a_slice_of_the_scale_bench_decides_every_canary_and_judges_blocks_promp
     assert figures["judgement_lag_p99_seconds"] < 30, figures
     # Four canaries at 10 s blocks: a status write per look and an Event per transition, no GET per tick.
     assert figures["api_requests_per_second"] < 2.0, figures
+    # The operator's own count, by call: status merge patches, and never a GET of a canary per look.
+    calls = figures["api_requests_per_second_by_call"]
+    assert calls.get("patch rustcanaries/status 200", 0) > 0, calls
+    assert calls.get("get rustcanaries 200", 0) < 0.1, calls
+    assert figures["apiserver_requests_per_second"] >= figures["apiserver_canary_requests_per_second"] > 0
     assert figures["operator_rss_mb_max"] < 500
 
 

@@ -27,16 +27,18 @@ from tests.support import arms
 LOG = logging.getLogger("test")
 
 
-def test_a_short_timer_and_a_delete_handler_are_registered_for_rustcanaries() -> None:
+def test_no_timer_an_owning_daemon_a_watch_handler_and_a_delete_handler_are_registered() -> None:
     registry = kopf.get_default_registry()
-    ticks = [h for h in registry._spawning.get_all_handlers() if h.id == "tick"]
-    assert len(ticks) == 1
-    assert ticks[0].interval == canary.TIMER_SECONDS <= 5
-    assert ticks[0].selector.any_name == canaries.PLURAL
-    assert ticks[0].selector.group == canaries.GROUP
+    spawning = registry._spawning.get_all_handlers()
+    assert [h.id for h in spawning] == ["tick"]  # the daemon that says this replica owns the canary
+    assert not hasattr(spawning[0], "interval")  # looks come from the scheduler, not a timer
+    assert spawning[0].requires_finalizer  # so the release on deletion runs before the object goes
+    assert spawning[0].selector.any_name == canaries.PLURAL
+    assert spawning[0].selector.group == canaries.GROUP
+    assert [h.id for h in registry._watching.get_all_handlers()] == ["seen"]
     assert [h.id for h in registry._changing.get_all_handlers()] == ["release"]
     ours = [h.id for h in registry._activities.get_all_handlers() if not h._fallback]
-    assert ours == ["login", "configure"]  # our login replaces kopf's fallback ones
+    assert ours == ["login", "configure", "stop_looks"]  # our login replaces kopf's fallback ones
 
 
 def test_the_timer_reads_the_object_fresh_and_runs_one_tick() -> None:
@@ -90,6 +92,8 @@ def test_startup_sets_our_finalizer_and_prefix_and_builds_the_dependencies(kubec
     settings = kopf.OperatorSettings()
     memo = kopf.Memo()
     startup.configure(settings=settings, memo=memo, logger=LOG)
+    startup.stop_looks(memo=memo)
+    assert isinstance(memo["looks"], canary.Looks)
     assert settings.persistence.finalizer == "ferrocanary.io/finalizer"
     assert isinstance(settings.persistence.progress_storage, kopf.AnnotationsProgressStorage)
     assert settings.posting.level == logging.WARNING

@@ -36,6 +36,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "scale",
         help="many RustCanaries on the sandbox with the real operator process: its CPU, memory, "
         "apiserver and Prometheus load, judgement lag and decisions",
+        description="Runs N analysis-only RustCanaries with the real operator process on the sandbox and "
+        "measures it from the moment every canary exists. api_requests_per_second is the operator's own: "
+        "the requests it sent to the API server, from its counter ferrocanary_api_requests_total (by verb, "
+        "resource and code in api_requests_per_second_by_call; kopf's watches and finalizer writes are not "
+        "in it). apiserver_requests_per_second is the API server's own count of every client's requests "
+        "(kwok's nodes, the controllers and kopf included), apiserver_canary_requests_per_second its count "
+        "for RustCanaries and Events; the benchmark's own reads are subtracted from both.",
     )
     scale.add_argument("--canaries", type=int, metavar="N", help="RustCanaries to run (default 100)")
     scale.add_argument("--minutes", type=float, default=10.0, metavar="M", help="measuring time (default 10)")
@@ -224,6 +231,8 @@ def run_scale(args: argparse.Namespace) -> int:
         for key, value in figures.items():
             if not isinstance(value, dict):
                 table.add_row(key, str(value))
+        for key, value in figures["api_requests_per_second_by_call"].items():
+            table.add_row(f"operator API requests/s: {key}", str(value))
         for key, value in figures["per_canary"].items():
             table.add_row(f"per canary: {key}", str(value))
         Console().print(table)

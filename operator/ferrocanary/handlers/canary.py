@@ -1,20 +1,26 @@
-"""The RustCanary handlers: a short timer that runs one reconcile tick, and a release on deletion.
+"""The RustCanary handlers: watch events queue looks, one scheduler runs them; a release on deletion.
 
-kopf timers have a fixed interval while each canary has its own ``spec.analysis.interval``, so the
-timer fires every ``FERROCANARY_TIMER_SECONDS`` (default 2 s) and reconcile decides from
-``status.lastTickAt`` whether an analysis is due; manual actions, starts and endings act at once.
-The tick and the release on deletion never overlap for one canary (kopf runs them on different
-threads): each holds the canary's lock, so a tick in flight cannot move traffic after the release
-restored it, and a tick that starts after a release (even from a watched body that predates the
-deletion) finds the canary released and does nothing.
+No per-canary timer: ``scheduling.Scheduler`` keeps each canary under the time it next wants a look
+(its next block complete, as ``reconcile.tick`` says in ``TickResult.next_at``; a retry a couple of
+seconds on; or now) and a pool of ``FERROCANARY_WORKERS`` threads serves it, the most overdue first.
+Watch events only queue: ``seen`` (kopf.on.event) keeps the newest body of each canary and wakes it
+at once when the object changed under us (spec, annotations, or a status we did not write), so
+manual actions act within a second or so. A canary with nothing due costs nothing.
 
-Watch-driven: the timer runs only while a canary can still act (``_live``: not finished, or a manual
-action or a new spec generation waiting); kopf stops it when the filter stops matching and starts it
-again on the watch event that makes it match, so a finished canary costs nothing between events. The
-tick reads the object kopf's watch keeps up to date, or the status this operator wrote itself when
-that is newer (the watch may not have delivered our own write yet), so it never acts on a status
-older than its own last write and does not GET the object every tick. After a lost write race
-(a conflict) it reads the object fresh once.
+Which canaries this process may act on is kopf's answer, through a daemon per canary (``owned``)
+that does no work: kopf runs it only while the canary may still act (``_live``: not finished, or an
+action or a new spec waiting), only in the replica its peering made active (kopf stops every daemon
+when it pauses, and starts them again from the relisting when it resumes), only for the shard's
+labels, and stops it when the canary is deleted; while it runs, the scheduler owns the canary. The
+daemon also keeps kopf's finalizer on the canary, as the timer did, for the release on deletion.
+
+The look and the release on deletion never overlap for one canary (they run on different threads):
+each holds the canary's lock, so a look in flight cannot move traffic after the release restored it,
+and a look that starts after a release (even from a watched body that predates the deletion) finds
+the canary released and does nothing. A look reads the newest watched body, or the status this
+operator wrote itself when that is newer (the watch may not have delivered our own write yet), so
+it never acts on a status older than its own last write and does not GET the object per look.
+After a lost write race (a conflict) it reads the object fresh once.
 """
 
 from __future__ import annotations
@@ -27,12 +33,17 @@ from typing import Any
 
 import kopf
 
-from ferrocanary import reconcile
+from ferrocanary import reconcile, scheduling
 from ferrocanary.kube import canaries
 from ferrocanary.model.reasons import Reason
 from ferrocanary.policy import machine, state
 
+log = logging.getLogger(__name__)
+
+# A failed look (an exception: the API server unavailable) is retried this many seconds later.
 TIMER_SECONDS = float(os.environ.get("FERROCANARY_TIMER_SECONDS", "2"))
+# The soonest next look after one that found nothing due.
+IDLE_MIN_SECONDS = 0.25
 # Sharding: only RustCanaries whose labels match (``key=value,key2`` with kopf's semantics: a bare key
 # must be present). Several installations with disjoint selectors (or namespaces) never share a canary.
 SHARD_SELECTOR = os.environ.get("FERROCANARY_SHARD_SELECTOR", "")
@@ -154,6 +165,18 @@ class Written:
             self._objects.pop(key, None)
             self._stale.discard(key)
 
+    def mine(self, key: tuple[str, str], body: Mapping[str, Any]) -> bool:
+        """Whether ``body`` is the object exactly as our own last write left it (its watch event)."""
+        with self._lock:
+            ours = self._objects.get(key)
+        if ours is None:
+            return False
+        meta, seen = ours.get("metadata") or {}, body.get("metadata") or {}
+        return bool(meta.get("resourceVersion")) and (meta.get("resourceVersion"), meta.get("uid")) == (
+            seen.get("resourceVersion"),
+            seen.get("uid"),
+        )
+
 
 def _written(memo: Any) -> Written:
     found = memo.get("written")
@@ -163,38 +186,147 @@ def _written(memo: Any) -> Written:
     return found
 
 
-@kopf.timer(
+Key = tuple[str, str]
+_Logger = logging.Logger | logging.LoggerAdapter[Any]
+
+
+class Looks:
+    """This process's canaries: the newest watched body of each, and the scheduler of their looks.
+
+    Made once per operator start (``startup.configure``) and kept in kopf's memo, which every
+    canary's own memo shares (kopf copies it shallowly), with the shared ``written`` and ``released``.
+    """
+
+    def __init__(self, memo: Any, workers: int) -> None:
+        self._memo = memo
+        self._bodies: dict[Key, dict[str, Any]] = {}
+        self._loggers: dict[Key, _Logger] = {}
+        self._lock = threading.Lock()
+        _written(memo)
+        _released(memo)
+        self.scheduler: scheduling.Scheduler[Key] = scheduling.Scheduler(
+            self.look, workers=workers, retry_seconds=TIMER_SECONDS
+        )
+
+    def seen(self, key: Key, body: Mapping[str, Any]) -> None:
+        """A watch event: keep the body; look at once unless it is our own write coming back."""
+        raw = dict(body)
+        with self._lock:
+            self._bodies[key] = raw
+        if not _written(self._memo).mine(key, raw):
+            self.scheduler.wake(key)
+
+    def own(self, key: Key, body: Mapping[str, Any], logger: _Logger) -> None:
+        with self._lock:
+            self._bodies.setdefault(key, dict(body))
+            self._loggers[key] = logger
+        self.scheduler.add(key)
+
+    def disown(self, key: Key) -> None:
+        self.scheduler.forget(key)
+        with self._lock:
+            self._loggers.pop(key, None)
+
+    def drop(self, key: Key) -> None:
+        self.disown(key)
+        with self._lock:
+            self._bodies.pop(key, None)
+
+    def look(self, key: Key) -> float | None:
+        """One look at ``key`` (a scheduler worker calls it); seconds until the next one it wants."""
+        with self._lock:
+            body = self._bodies.get(key)
+            logger = self._loggers.get(key, log)
+        if body is None:
+            return None
+        uid = (body.get("metadata") or {}).get("uid")
+        result = tick(name=key[1], namespace=key[0], memo=self._memo, logger=logger, body=body, uid=uid)
+        if result is None or result.next_at is None:
+            return None
+        delay = (result.next_at - _deps(self._memo).clock()).total_seconds()
+        if result.action is reconcile.TickAction.IDLE:
+            # A look that found nothing due never asks for another at once (no spinning on a due
+            # time the tick's whole-second clock has not reached yet).
+            delay = max(delay, IDLE_MIN_SECONDS)
+        return delay
+
+
+def _looks(memo: Any) -> Looks | None:
+    found = memo.get("looks")
+    return found if isinstance(found, Looks) else None
+
+
+@kopf.on.event(canaries.GROUP, canaries.VERSION, canaries.PLURAL, id="seen", labels=LABELS or None)
+async def seen(
+    *, event: Mapping[str, Any], body: kopf.Body, name: str, namespace: str | None, memo: Any, **_: Any
+) -> None:
+    """Every watch event of a canary: keep its body and wake it (no work on kopf's event loop)."""
+    looks = _looks(memo)
+    if looks is None:
+        return
+    key = (namespace or "", name)
+    if event.get("type") == "DELETED":
+        looks.drop(key)
+    else:
+        looks.seen(key, body)
+
+
+@kopf.daemon(
     canaries.GROUP,
     canaries.VERSION,
     canaries.PLURAL,
     id="tick",
-    interval=TIMER_SECONDS,
-    backoff=TIMER_SECONDS,
     when=_live,
     labels=LABELS or None,
 )
-def tick(
+async def owned(
+    *,
+    stopped: kopf.DaemonStopped,
+    body: kopf.Body,
     name: str,
     namespace: str | None,
     memo: Any,
     logger: kopf.Logger,
+    **_: Any,
+) -> None:
+    """While kopf runs this (live canary, active replica, our shard), the scheduler owns the canary."""
+    looks = _looks(memo)
+    if looks is None:
+        return
+    key = (namespace or "", name)
+    looks.own(key, body, logger)
+    try:
+        await stopped.wait()
+    finally:
+        looks.disown(key)
+
+
+def tick(
+    name: str,
+    namespace: str | None,
+    memo: Any,
+    logger: _Logger,
     *,
     body: Mapping[str, Any] | None = None,
     uid: str | None = None,
     **_: Any,
-) -> None:
+) -> reconcile.TickResult | None:
+    """One look at one canary: the newest body (or a fresh read), one reconcile tick, its notes logged.
+
+    None when there was nothing to look at (deleted, being deleted, or released by this operator).
+    """
     deps = _deps(memo)
     key = (namespace or "", name)
     written = _written(memo)
     lock_id = uid or f"{namespace}/{name}"
     with canary_lock(lock_id):
         if _was_released(memo, lock_id):
-            return
+            return None
         current = written.newest(key, body) if body is not None else None
         if current is None:
             current = canaries.get(deps.api, namespace or "", name)
         if current is None or (current.get("metadata") or {}).get("deletionTimestamp"):
-            return
+            return None
         result = reconcile.tick(current, deps)
         written.record(key, result)
     for note in result.notes:
@@ -205,7 +337,8 @@ def tick(
             note.message,
         )
     if result.action is reconcile.TickAction.CONFLICT:
-        logger.debug("status changed under the tick; retrying on the next one")
+        logger.debug("status changed under the look; redoing it at once")
+    return result
 
 
 # A failed restore is retried this many times, RELEASE_DELAY seconds apart, before the deletion goes
@@ -220,7 +353,10 @@ RELEASE_DELAY = 10.0
 def release(body: kopf.Body, memo: Any, logger: kopf.Logger, retry: int = 0, **_: Any) -> None:
     meta = body.get("metadata") or {}
     uid = str(meta.get("uid") or f"{meta.get('namespace')}/{meta.get('name')}")
-    with canary_lock(uid):  # waits for a tick in flight; later ticks see the release
+    looks = _looks(memo)
+    if looks is not None:
+        looks.drop((str(meta.get("namespace", "")), str(meta.get("name", ""))))
+    with canary_lock(uid):  # waits for a look in flight; later looks see the release
         _written(memo).forget((str(meta.get("namespace", "")), str(meta.get("name", ""))))
         outcome = reconcile.release(body, _deps(memo))
         if outcome.restored:

@@ -27,7 +27,7 @@ from typing import Any
 import kopf
 
 from ferrocanary import reconcile
-from ferrocanary.handlers import peers
+from ferrocanary.handlers import canary, peers
 from ferrocanary.kube import client
 from ferrocanary.metrics import exposition, prometheus
 
@@ -89,9 +89,21 @@ def configure(settings: kopf.OperatorSettings, memo: Any, logger: kopf.Logger, *
         token_policy=token_policy(os.environ),
         shared_templates_namespace=os.environ.get("FERROCANARY_SHARED_TEMPLATES_NAMESPACE", ""),
     )
+    # The looks run on our own threads, served from one queue of due times (canary.Looks), not on
+    # kopf's pool: kopf's handlers (watch events, deletion) only queue and release.
+    looks = memo["looks"] = canary.Looks(memo, workers=settings.execution.max_workers or 16)
+    looks.scheduler.start()
     port = int(os.environ.get("FERROCANARY_METRICS_PORT", "0") or 0)
     address = os.environ.get("FERROCANARY_METRICS_ADDRESS", "0.0.0.0")
     if port > 0 and (address, port) not in _serving:  # one server per process, also across restarts in tests
         exposition.serve(port, address)
         _serving.add((address, port))
         logger.info("serving /metrics on %s:%d", address, port)
+
+
+@kopf.on.cleanup()
+def stop_looks(memo: Any, **_: Any) -> None:
+    """The operator is stopping: finish the looks in flight and start no more."""
+    looks = memo.get("looks")
+    if isinstance(looks, canary.Looks):
+        looks.scheduler.stop()

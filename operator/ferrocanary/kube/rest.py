@@ -12,6 +12,12 @@ second, bursts of ``FERROCANARY_API_BURST``, default 40; 0 switches it off), so 
 can flood the apiserver from one operator. A 429 (the apiserver's priority and fairness turning us
 away) is retried up to ``RETRIES_429`` times after its ``Retry-After`` or an exponential backoff, each
 wait capped at ``MAX_BACKOFF`` seconds; after that it is a ``KubeError`` like any other refusal.
+
+Every request sent (each retry too) is counted in ``REQUESTS`` by verb (``get``, ``list``, ``patch``,
+...), resource (``rustcanaries/status``) and HTTP status code (``unreachable`` when there was no
+answer); the operator exports it on /metrics as ``ferrocanary_api_requests_total``. It counts the
+calls this package makes, which are every call the operator makes except kopf's own (its watch
+streams, its finalizer and peering writes).
 """
 
 from __future__ import annotations
@@ -114,6 +120,48 @@ RETRIES_429 = 4
 MAX_BACKOFF = 5.0
 
 
+def _after_version(path: str) -> list[str]:
+    """The path's segments after ``/api/v1`` or ``/apis/<group>/<version>`` and ``namespaces/<ns>``."""
+    parts = [p for p in path.split("?", 1)[0].split("/") if p]
+    parts = parts[2:] if parts[:1] == ["api"] else parts[3:] if parts[:1] == ["apis"] else parts
+    return parts[2:] if len(parts) >= 3 and parts[0] == "namespaces" else parts
+
+
+def resource_of(path: str) -> str:
+    """The resource a request path names, with its subresource: ``rustcanaries/status``, ``events``."""
+    parts = _after_version(path)
+    if not parts:
+        return ""
+    return parts[0] if len(parts) < 3 else f"{parts[0]}/{parts[2]}"
+
+
+def verb_of(method: str, path: str) -> str:
+    """The API server's verb, lower case: a GET of a collection is a ``list``."""
+    if method == "GET":
+        return "get" if len(_after_version(path)) >= 2 else "list"
+    return method.lower()
+
+
+class RequestCounts:
+    """Requests sent, by (verb, resource, code); thread-safe, for /metrics and benchmarks."""
+
+    def __init__(self) -> None:
+        self._counts: dict[tuple[str, str, str], int] = {}
+        self._lock = threading.Lock()
+
+    def add(self, method: str, path: str, code: str) -> None:
+        key = (verb_of(method, path), resource_of(path), code)
+        with self._lock:
+            self._counts[key] = self._counts.get(key, 0) + 1
+
+    def snapshot(self) -> dict[tuple[str, str, str], int]:
+        with self._lock:
+            return dict(self._counts)
+
+
+REQUESTS = RequestCounts()
+
+
 class RateLimit:
     """A token bucket: ``qps`` tokens a second, at most ``burst`` saved up; ``qps <= 0``: no limit."""
 
@@ -207,9 +255,12 @@ class Rest:
             )
             raw: Any = response.read()  # type: ignore[no-untyped-call]
         except urllib3.exceptions.HTTPError as exc:
+            REQUESTS.add(method, path, "unreachable")
             raise UnreachableError(path, str(getattr(exc, "reason", None) or exc)) from exc
         except ApiException as exc:  # the client's wrapping of a TLS failure (status 0): no answer either
+            REQUESTS.add(method, path, "unreachable")
             raise UnreachableError(path, str(exc.reason)) from exc
+        REQUESTS.add(method, path, str(response.status))
         text = raw.decode("utf-8") if isinstance(raw, bytes) else str(raw or "")
         retry_after: str | None = response.getheader("Retry-After")  # type: ignore[no-untyped-call]
         return int(response.status), str(response.reason or ""), text, retry_after

@@ -11,11 +11,13 @@ should be RolledBack).
 The Deployments are created first, then the operator is started and the RustCanaries are POSTed a
 few at a time (seconds for 1,000), so all N canaries run at once. What is measured, from outside the
 operator, from the moment every canary exists: its CPU (``/proc``, sampled every 5 s: mean and p99
-in cores) and peak resident memory; the apiserver's own request counters for RustCanaries and Events
-(the benchmark's own LISTs subtracted); Prometheus' own counters of ``query_range`` requests and
-bytes answered; the judgement lag (for every block, from the moment Prometheus holds it, its end, to
-the look that judged it, ``lastTickAt``); and the share of canaries that ended as their data call
-for.
+in cores) and peak resident memory; the API requests the operator itself sent (its own counter,
+``ferrocanary_api_requests_total`` on its /metrics, by verb, resource and code: what
+``api_requests_per_second`` reports), and next to them the apiserver's own request counters, for
+RustCanaries and Events and in all, from every client (the benchmark's own LISTs subtracted);
+Prometheus' own counters of ``query_range`` requests and bytes answered; the judgement lag (for
+every block, from the moment Prometheus holds it, its end, to the look that judged it,
+``lastTickAt``); and the share of canaries that ended as their data call for.
 """
 
 from __future__ import annotations
@@ -109,7 +111,6 @@ def _measure(state: _Run) -> dict[str, Any]:
     fleet.add_scrape_job(box, port, JOB)
     fleet.wait_for_series(box, len(pods), JOB)
     metrics_port = processes.free_port()
-    api_before, prom_before = _apiserver_requests(box), _prometheus_counters(box)
     state.operator = fleet.start_operator(
         box, "scale-operator.log", ("-A", f"--metrics-port={metrics_port}", "--metrics-address=127.0.0.1")
     )
@@ -120,12 +121,20 @@ def _measure(state: _Run) -> dict[str, Any]:
     _wait_for_operator(state, metrics_port)
     _create_canaries(state, api)
     state.progress(f"measuring for {options.minutes:g} minutes")
+    metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
+    api_before, prom_before = _apiserver_requests(box), _prometheus_counters(box)
+    own_before, lists_before = _operator_requests(metrics_url), state.lists
     began = time.monotonic()
     figures = _watch(state, api, began)
     elapsed = time.monotonic() - began
+    own_after = _operator_requests(metrics_url)
     api_after, prom_after = _apiserver_requests(box), _prometheus_counters(box)
-    # The benchmark's own LISTs (one per poll) and canary POSTs are not the operator's.
-    api_rate = max(0.0, api_after - api_before - state.lists - options.canaries) / elapsed
+    # The benchmark's own LISTs (one per poll) are not the operator's.
+    lists = state.lists - lists_before
+    canary_rate = max(0.0, api_after[0] - api_before[0] - lists) / elapsed
+    server_rate = max(0.0, api_after[1] - api_before[1] - lists) / elapsed
+    own = {call: (count - own_before.get(call, 0.0)) / elapsed for call, count in own_after.items()}
+    api_rate = sum(own.values())
     queries = (prom_after[0] - prom_before[0]) / elapsed
     answered = (prom_after[1] - prom_before[1]) / elapsed
     n = options.canaries
@@ -137,6 +146,9 @@ def _measure(state: _Run) -> dict[str, Any]:
         "operator_cpu_cores_p99": figures["cpu_p99"],
         "operator_rss_mb_max": figures["rss_max"],
         "api_requests_per_second": round(api_rate, 3),
+        "api_requests_per_second_by_call": {c: round(r, 3) for c, r in sorted(own.items()) if r > 0},
+        "apiserver_canary_requests_per_second": round(canary_rate, 3),
+        "apiserver_requests_per_second": round(server_rate, 3),
         "prometheus_queries_per_second": round(queries, 3),
         "prometheus_bytes_per_second": round(answered, 1),
         "judgement_lag_p99_seconds": figures["lag_p99"],
@@ -297,15 +309,31 @@ def _observe(
     judged[key] = max(judged.get(key, 0), complete)
 
 
-def _apiserver_requests(box: Sandbox) -> float:
-    """Requests the apiserver has served for RustCanaries and Events (its own counter)."""
-    total = 0.0
+def _apiserver_requests(box: Sandbox) -> tuple[float, float]:
+    """Requests the apiserver has served (its own counter, every client): for RustCanaries and Events,
+    and in all (kwok's node leases and status, the controllers, kopf's watches included)."""
+    canary = total = 0.0
     for line in box.kubectl("get", "--raw", "/metrics").splitlines():
-        if line.startswith("apiserver_request_total{") and (
-            'resource="rustcanaries"' in line or 'resource="events"' in line
-        ):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
+        if line.startswith("apiserver_request_total{"):
+            count = float(line.rsplit(" ", 1)[1])
+            total += count
+            if 'resource="rustcanaries"' in line or 'resource="events"' in line:
+                canary += count
+    return canary, total
+
+
+def _operator_requests(url: str) -> dict[str, float]:
+    """The operator's own count of the requests it sent, by ``verb resource code`` (its /metrics)."""
+    counts: dict[str, float] = {}
+    prefix = "ferrocanary_api_requests_total{"
+    for line in _text(url).splitlines():
+        if not line.startswith(prefix):
+            continue
+        labels, value = line[len(prefix) :].rsplit("} ", 1)
+        parts = dict(part.split("=", 1) for part in labels.split(","))
+        call = " ".join(parts.get(k, '""').strip('"') for k in ("verb", "resource", "code"))
+        counts[call] = counts.get(call, 0.0) + float(value)
+    return counts
 
 
 def _text(url: str) -> str:

@@ -24,7 +24,10 @@ from prometheus_client import (
     process_collector,
     start_http_server,
 )
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
+from ferrocanary.kube import rest
 from ferrocanary.metrics import queries
 from ferrocanary.model import decisions
 
@@ -74,6 +77,27 @@ RECONCILE = Histogram(
     registry=REGISTRY,
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
 )
+
+
+API_REQUESTS = "ferrocanary_api_requests_total"
+
+
+class _ApiRequests(Collector):
+    """``ferrocanary_api_requests_total``: the API server requests this operator sent (counted in kube/)."""
+
+    def collect(self) -> Iterable[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            API_REQUESTS.removesuffix("_total"),
+            "Requests this operator sent to the Kubernetes API server (kopf's watches and finalizer writes "
+            "excluded), by verb, resource and HTTP status code.",
+            labels=("verb", "resource", "code"),
+        )
+        for (verb, resource, code), count in sorted(rest.REQUESTS.snapshot().items()):
+            family.add_metric((verb, resource, code), count)
+        yield family
+
+
+REGISTRY.register(_ApiRequests())
 
 _ARM = (*_CANARY, "arm")
 ARM_FIGURES = {
