@@ -279,25 +279,29 @@ def _open(obj: Mapping[str, Any], deps: Deps) -> _Tick:
 def _due(t: _Tick, spec: canary_spec.CanarySpec) -> bool:
     """Whether a look is due: a block has become complete (``lag`` after its end) since the last one.
 
-    Looks follow the blocks rather than ``lastTickAt + interval``, so a block is judged within a tick
-    of Prometheus holding it, whatever the phase of the operator's timer.
+    Looks follow the blocks rather than ``lastTickAt + interval``, so a block is judged as soon as
+    Prometheus holds it, whatever the phase of the operator's scheduler.
     """
-    last = policy_state.parse_time(t.status.get("lastTickAt"))
+    return t.now >= _due_at(t.now, t.status, t.state, spec)
+
+
+def _due_at(
+    now: datetime, status: Mapping[str, Any], state: policy_state.CanaryState, spec: canary_spec.CanarySpec
+) -> datetime:
+    """The moment the next look is due: the first block completed after the last look (``now`` if none)."""
+    last = policy_state.parse_time(status.get("lastTickAt"))
     interval = spec.settings.interval_seconds
     # A last look more than an interval in our future was written by a replica whose clock runs ahead
     # of ours: look now rather than wait, with no look at all, for our clock to catch up.
-    if last is None or (t.now - last).total_seconds() < -interval:
-        return True
-    started = t.state.started_at
+    if last is None or (now - last).total_seconds() < -interval:
+        return now
+    started = state.started_at
     if started is None:
-        # Half a second of slack: the timer fires every few seconds and must not skip a whole interval.
-        return (t.now - last).total_seconds() >= interval - 0.5
+        # Half a second of slack: a look a little early must not skip a whole interval.
+        return last + timedelta(seconds=interval - 0.5)
     lag = spec.prometheus.lag_seconds
-
-    def complete(moment: datetime) -> int:
-        return max(0, math.floor(((moment - started).total_seconds() - lag) / interval + 1e-9))
-
-    return complete(t.now) > complete(last)
+    complete = max(0, math.floor(((last - started).total_seconds() - lag) / interval + 1e-9))
+    return started + timedelta(seconds=lag + (complete + 1) * interval)
 
 
 def _detect(t: _Tick) -> TickAction:
@@ -364,18 +368,8 @@ def _next_at(t: _Tick, result: TickResult) -> datetime | None:
 def _next_look(
     t: _Tick, spec: canary_spec.CanarySpec, status: Mapping[str, Any], state: policy_state.CanaryState
 ) -> datetime:
-    """The moment ``_due`` next holds: the next block complete after the last look (now if overdue)."""
-    last = policy_state.parse_time(status.get("lastTickAt"))
-    interval = spec.settings.interval_seconds
-    if last is None or (t.now - last).total_seconds() < -interval:
-        return t.now
-    started = state.started_at
-    if started is None:
-        due = last + timedelta(seconds=interval - 0.5)
-    else:
-        lag = spec.prometheus.lag_seconds
-        done = math.floor(((last - started).total_seconds() - lag) / interval + 1e-9)
-        due = started + timedelta(seconds=lag + (max(0, done) + 1) * interval)
+    """The moment ``_due`` next holds (now if overdue), on the ticks' whole-second clock."""
+    due = _due_at(t.now, status, state, spec)
     # Ticks read the clock in whole seconds: a due time between two seconds is only seen at the next.
     whole = datetime.fromtimestamp(math.ceil(due.timestamp() - 1e-6), UTC)
     return max(t.now, whole + timedelta(seconds=_DUE_SLACK_SECONDS))
