@@ -90,6 +90,9 @@ class BlockStore:
     def __init__(self, capacity: int = 4096) -> None:
         self.capacity = capacity
         self._entries: OrderedDict[Any, tuple[Owner, Entry]] = OrderedDict()
+        # Each canary's keys, so dropping a finished canary does not scan every entry (at 1,000
+        # canaries finishing within minutes, the scan was 6% of the operator's CPU).
+        self._keys: dict[Owner, set[Any]] = {}
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -101,8 +104,10 @@ class BlockStore:
             if found is None:
                 found = (owner, Entry())
                 self._entries[key] = found
+                self._keys.setdefault(owner, set()).add(key)
                 while len(self._entries) > self.capacity:
-                    self._entries.popitem(last=False)
+                    dropped, (dropped_owner, _) = self._entries.popitem(last=False)
+                    self._unlist(dropped_owner, dropped)
             else:
                 self._entries.move_to_end(key)
             return found[1]
@@ -110,5 +115,12 @@ class BlockStore:
     def forget(self, owner: Owner) -> None:
         """Drop every entry of one canary (it finished or was deleted)."""
         with self._lock:
-            for key in [k for k, (o, _) in self._entries.items() if o == owner]:
-                del self._entries[key]
+            for key in self._keys.pop(owner, ()):
+                self._entries.pop(key, None)
+
+    def _unlist(self, owner: Owner, key: Any) -> None:
+        keys = self._keys.get(owner)
+        if keys is not None:
+            keys.discard(key)
+            if not keys:
+                del self._keys[owner]
