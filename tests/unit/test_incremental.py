@@ -94,10 +94,16 @@ def test_a_failed_fetch_keeps_nothing_and_a_finished_canary_is_forgotten() -> No
     assert len(store) == 0
 
 
-def test_the_store_keeps_at_most_its_capacity() -> None:
-    store = blockstore.BlockStore(capacity=2)
-    for key in "abc":
-        store.entry(key)
+def test_the_store_keeps_at_most_its_capacity_and_forgets_one_canary_only() -> None:
+    store = blockstore.BlockStore(capacity=3)
+    for key, owner in (("a1", "a"), ("b1", "b"), ("a2", "a"), ("c1", "c")):  # a1 goes past capacity
+        store.entry(key, ("shop", owner))
+    assert len(store) == 3
+    store.forget(("shop", "a"))
+    assert len(store) == 2
+    kept = store.entry("b1", ("shop", "b"))
+    store.forget(("shop", "nobody"))
+    assert store.entry("b1", ("shop", "b")) is kept  # still held: nothing of b was dropped
     assert len(store) == 2
 
 
@@ -105,17 +111,21 @@ def test_the_store_keeps_at_most_its_capacity() -> None:
 
 
 class _Slow(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keeps connections open, as Prometheus does
     mode: ClassVar[str] = "ok"
     hits: ClassVar[int] = 0
+    clients: ClassVar[set[tuple[str, int]]] = set()
     headers_out: ClassVar[dict[str, str]] = {}
 
     def do_POST(self) -> None:  # the source POSTs its queries as a form
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
         _Slow.hits += 1
+        _Slow.clients.add(self.client_address)
         if _Slow.mode == "busy":
             self.send_response(429)
             for key, value in _Slow.headers_out.items():
                 self.send_header(key, value)
+            self.send_header("Content-Length", "0")
             self.end_headers()
             return
         body = json.dumps({"status": "success", "data": {"resultType": "matrix", "result": []}}).encode()
@@ -124,6 +134,7 @@ class _Slow(BaseHTTPRequestHandler):
             body = json.dumps({"status": "success", "data": {"result": result}}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if _Slow.mode == "trickle":  # a byte every 0.2 s: never idle long enough for a read timeout
             for byte in body:
@@ -139,7 +150,7 @@ class _Slow(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def slow() -> Iterator[str]:
-    _Slow.mode, _Slow.hits, _Slow.headers_out = "ok", 0, {}
+    _Slow.mode, _Slow.hits, _Slow.headers_out, _Slow.clients = "ok", 0, {}, set()
     with serving(_Slow) as where:
         yield f"http://{where}"
 
@@ -172,6 +183,27 @@ def test_a_short_retry_after_is_waited_for_and_a_long_one_holds_without_asking_a
     with pytest.raises(protocol.MetricsUnavailableError, match="Retry-After"):
         PrometheusSource(slow).fetch(window(1))  # honoured: nothing sent until it passes
     assert _Slow.hits == 1
+
+
+def test_looks_reuse_one_connection_and_decoding_holds_no_fetch_slot(
+    slow: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each worker keeps its connection to Prometheus alive from look to look, and a look's slot is
+    free again once the answer's bytes are in: decoding is the operator's work, not Prometheus'."""
+    gate = transport._gate(transport.RangeClient(slow, slow, headers=None, verify_tls=True, timeout=5).where)
+    free_while_decoding: list[int] = []
+    decode = transport.RangeClient._result
+
+    def watched(self: transport.RangeClient, body: bytes) -> list[dict[str, Any]]:
+        free_while_decoding.append(gate.free)
+        return decode(self, body)
+
+    monkeypatch.setattr(transport.RangeClient, "_result", watched)
+    for _ in range(3):
+        PrometheusSource(slow).fetch(window(2))  # a new source per look, as the operator makes
+    assert free_while_decoding == [gate.size] * 3
+    assert _Slow.hits == 3
+    assert len(_Slow.clients) == 1, _Slow.clients  # one TCP connection for the three looks
 
 
 def test_a_long_range_is_cut_below_prometheus_points_limit(monkeypatch: pytest.MonkeyPatch) -> None:

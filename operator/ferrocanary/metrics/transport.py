@@ -17,7 +17,9 @@ a long query in a URL.
   report within seconds) but is honoured: until it passes, fetches from this operator to that
   address hold at once without sending anything (at most ``RETRY_AFTER_MAX`` seconds).
 - **Bounded, fair concurrency per Prometheus**: at most ``FERROCANARY_PROMETHEUS_CONCURRENCY``
-  (default 4) fetches run against one address at a time, and as many more may wait for a slot. Slots
+  (default 8) requests are in flight to one address at a time (from sending the query to the last
+  byte of its answer; decoding it is the operator's own work and holds no slot), and as many more
+  may wait for a slot. Connections are kept alive between looks (one session per worker thread). Slots
   go to the most overdue look first (the earliest moment its newest block became complete), not to
   whichever thread asks at the right moment: a look less overdue than every waiter raises
   ``BusyError`` at once (retried on the next tick) and a more overdue one takes the place of the
@@ -87,7 +89,10 @@ _order = itertools.count()  # ties in due time go first come, first served
 
 
 def concurrency() -> int:
-    return max(1, int(os.environ.get("FERROCANARY_PROMETHEUS_CONCURRENCY", "4") or 4))
+    # 8: at 1,000 canaries in 1-minute blocks, 4 requests in flight at a time capped the looks at about
+    # 8 a second on a loaded machine (judgement lag median 47 s); 8 halved the lag (docs/scale.md),
+    # well inside Prometheus' own 20 concurrent queries.
+    return max(1, int(os.environ.get("FERROCANARY_PROMETHEUS_CONCURRENCY", "8") or 8))
 
 
 class _Waiter:
@@ -194,6 +199,25 @@ def _retry_after(value: str | None) -> float | None:
     return max(0.0, moment.timestamp() - time.time())
 
 
+_sessions = threading.local()
+
+
+def _session(address: str, verify_tls: bool) -> requests.Session:
+    """This thread's session for an address: its connections are kept alive from one look to the
+    next (a session per look opened a TCP connection to Prometheus per look and left it to the
+    garbage collector). Per thread because a ``requests.Session`` is not documented as thread-safe;
+    a worker thread runs one look at a time. Credentials are sent per request, never kept here."""
+    found: dict[tuple[str, bool], requests.Session] | None = getattr(_sessions, "by_address", None)
+    if found is None:
+        found = _sessions.by_address = {}
+    key = (address, verify_tls)
+    session = found.get(key)
+    if session is None:
+        session = found[key] = requests.Session()
+        session.verify = verify_tls
+    return session
+
+
 class RangeClient:
     """``query_range`` over ``requests`` with the limits in the module docstring; one per source."""
 
@@ -207,13 +231,14 @@ class RangeClient:
         self.bytes_read = 0
         self.queries = 0
         self._server_time: float | None = None  # Prometheus' clock, from the last answer's Date
-        self._session = requests.Session()
-        self._session.headers.update(headers or {})
-        self._session.verify = verify_tls
+        self._headers = dict(headers or {})
+        self._verify_tls = verify_tls
+        self._due: float | None = None
 
-    def start(self) -> None:
-        """A new fetch: a fresh deadline."""
+    def start(self, due: float | None = None) -> None:
+        """A new fetch: a fresh deadline; ``due`` orders its requests for a slot (see ``slot``)."""
         self.deadline = Deadline(self.timeout)
+        self._due = due
 
     def custom_query_range(
         self, query: str, start_time: datetime, end_time: datetime, step: str
@@ -275,7 +300,14 @@ class RangeClient:
         # POSTed as a form, as Prometheus' API allows: a look's query is several KiB, and in the URL of a
         # GET requests and urllib3 re-encoded it character by character in Python (about a third of
         # the operator's CPU per look at 1,000 canaries).
-        with self._session.post(url, data=params, timeout=(min(left, 5.0), left), stream=True) as response:
+        # The slot is held while the request is at Prometheus and its bytes arrive, not while the
+        # operator decodes and differences them: that work is the operator's CPU, not Prometheus'.
+        session = _session(self.address, self._verify_tls)
+        timeout = (min(left, 5.0), left)
+        with (
+            slot(self.where, self._due),
+            session.post(url, data=params, headers=self._headers, timeout=timeout, stream=True) as response,
+        ):
             self._server_time = promclock.observe(self.address, response.headers.get("Date"), time.time())
             wait = _retry_after(response.headers.get("Retry-After"))
             if response.status_code != 200:
