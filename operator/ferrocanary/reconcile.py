@@ -875,12 +875,14 @@ def _commit(t: _Tick, state: policy_state.CanaryState, *, clear_action: bool = F
         result.status = dict(written.get("status") or {})
     else:
         result.status = dict(t.status)
-    _post_events(t, str(meta.get("uid", "")))
+    finishing_now = t.owed is not None and result.wrote and t.router is not None
+    if not finishing_now:  # otherwise posted with the ending's own (_finish_owed)
+        _post_events(t, str(meta.get("uid", "")))
     result.notes = tuple(t.notes)
     if action_value:
         canaries.clear_action(t.deps.api, t.namespace, t.name, action_value)
         result.written = {}  # the annotation write changed the object again: whoever caches it re-reads
-    if t.owed is not None and result.wrote and t.router is not None:
+    if finishing_now:
         return _finish_owed(t, state, written, result)
     _publish(t, result.status)
     if state.phase.terminal:
@@ -895,6 +897,9 @@ def _commit(t: _Tick, state: policy_state.CanaryState, *, clear_action: bool = F
     return result
 
 
+_LEAVING = frozenset({Phase.PROMOTING.value, Phase.ROLLING_BACK.value})
+
+
 def _finish_owed(
     t: _Tick, state: policy_state.CanaryState, written: Mapping[str, Any], first: TickResult
 ) -> TickResult:
@@ -905,10 +910,21 @@ def _finish_owed(
     assert t.router is not None
     ending, t.owed = t.owed, None
     t.obj, t.status = written, first.status
-    t.extra, t.notes = {}, []
+    t.extra = {}
+    # The first write's Events go out with the second's. When traffic reaches its end state in this
+    # same look, "Promoting"/"RollingBack" is not posted: "Promoted"/"RolledBack" follows within the
+    # second and carries the same verdict, and at 1,000 canaries each Event is an API request. When
+    # it does not (a routing failure), the Event that says it is leaving goes out, with the failure.
+    t.notes = []
     settled = _finish(t, state, ending, t.router)
+    finished = tuple(t.notes)
+    carried = [n for n in first.notes if not (settled.phase.terminal and n.reason in _LEAVING)]
+    t.notes = [*carried, *finished]
     second = _commit(t, settled)
-    second.notes = first.notes + second.notes
+    if second.action in (TickAction.CONFLICT, TickAction.GONE):  # the second write, and its Events, lost
+        t.notes = list(first.notes)
+        _post_events(t, str((written.get("metadata") or {}).get("uid", "")))
+    second.notes = first.notes + finished
     second.written = second.written if second.wrote else first.written
     second.wrote = True
     return second

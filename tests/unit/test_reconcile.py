@@ -50,12 +50,36 @@ def test_a_clear_win_walks_the_steps_and_ends_promoted_with_all_traffic_on_rust(
     assert status["p99Ratio"].startswith(f"{p99['estimate']:.2f} [")
     assert status["decidedAt"]
     assert world.reasons()[0] == "Started"
-    assert world.reasons()[-2:] == ["Promoting", "Promoted"]
+    # Traffic reached its end state in the look that decided: one Event for the ending, not two.
+    assert world.reasons()[-1] == "Promoted"
+    assert "Promoting" not in world.reasons()
     conditions = {c["type"]: c for c in status["conditions"]}
     assert conditions["Progressing"]["status"] == "False"
     assert conditions["Progressing"]["reason"] == "Promoted"
     assert conditions["MetricsAvailable"]["status"] == "True"
     assert status["observedGeneration"] == 1
+
+
+def test_an_ending_that_cannot_move_traffic_says_it_is_leaving_and_then_that_it_left() -> None:
+    world = World(ModelSource(arms.PYTHON, arms.RUST_P99_MISS))
+    world.run(lambda s: s.get("phase") == "Progressing")
+    patch = world.kube.patch
+
+    def refused(path: str, body: Any, patch_type: rest.PatchType = "merge") -> dict[str, Any]:
+        if "/deployments/" in path:
+            raise rest.KubeError(503, "the API server is unavailable", path)
+        return patch(path, body, patch_type)
+
+    world.kube.patch = refused  # type: ignore[method-assign]
+    world.run(lambda s: s.get("phase") == "RollingBack")
+    world.tick()
+    assert world.status["phase"] == "RollingBack"  # owed, not settled: traffic could not move
+    assert "RollingBack" in world.reasons()  # so the Event that it is leaving went out
+    world.kube.patch = patch  # type: ignore[method-assign]
+    status = world.run(terminal, max_seconds=60)
+    assert status["phase"] == "RolledBack"
+    assert world.reasons()[-1] == "RolledBack"
+    assert world.replicas() == (10, 0)
 
 
 def test_a_p99_miss_rolls_back_and_names_the_kpi() -> None:
@@ -65,7 +89,8 @@ def test_a_p99_miss_rolls_back_and_names_the_kpi() -> None:
     assert status["verdict"] == "Rollback"
     assert "p99-latency" in status["verdictReason"]
     assert world.replicas() == (10, 0)
-    assert "RollingBack" in world.reasons()
+    assert "RolledBack" in world.reasons()
+    assert "RollingBack" not in world.reasons()  # settled in the same look: one Event
 
 
 def test_a_candidate_fault_rolls_back_at_the_next_analysis() -> None:
@@ -280,7 +305,7 @@ def test_an_ending_is_carried_out_only_after_its_phase_is_written() -> None:
     status = world.run(terminal, max_seconds=30)
     assert (status["phase"], status["verdict"]) == ("Promoted", "Promote")
     assert world.replicas() == (0, 10)
-    assert world.reasons()[-2:] == ["Promoting", "Promoted"]
+    assert world.reasons()[-1] == "Promoted"
 
 
 def test_an_action_on_a_refused_spec_is_reported_not_silently_dropped() -> None:
