@@ -9,7 +9,7 @@ Environment (so ``kopf run -m ferrocanary.handlers`` and ``ferrocanary run`` beh
 bearer token; set but empty: none; unset: any) and ``FERROCANARY_PROMETHEUS_ALLOW_INSECURE_TLS``
 (``false`` refuses ``insecureSkipVerify``; unset: allowed). The chart sets both.
 ``FERROCANARY_PEERING_LIFETIME``: seconds a silent peer counts as alive (peers.py; default 15).
-Scale: ``FERROCANARY_WORKERS`` (default 16) threads run ticks, so canaries waiting on a slow
+Scale: ``FERROCANARY_WORKERS`` (default 32) threads run ticks, so canaries waiting on a slow
 Prometheus (at most ``FERROCANARY_PROMETHEUS_CONCURRENCY`` per address, see metrics/transport.py)
 leave the rest free; ``FERROCANARY_API_QPS``/``FERROCANARY_API_BURST`` limit our own apiserver calls
 (kube/rest.py); ``FERROCANARY_SHARD_SELECTOR`` restricts this installation to matching canaries.
@@ -77,9 +77,10 @@ def configure(settings: kopf.OperatorSettings, memo: Any, logger: kopf.Logger, *
     )
     settings.posting.level = logging.WARNING
     settings.peering.lifetime = peers.lifetime(os.environ)
-    # Ticks are sync handlers run in kopf's thread pool (by default 5 threads on 1 core): enough
-    # workers that a few looks waiting on one slow Prometheus never hold up the other canaries.
-    settings.execution.max_workers = int(os.environ.get("FERROCANARY_WORKERS", "16") or 16)
+    # Enough look threads that the looks one slow Prometheus ties up (its fetch slots and as many
+    # waiters: 16 at the default 8 slots) leave as many free for every other canary. Waiting threads
+    # cost no CPU; kopf's own handlers use the same number from its pool.
+    settings.execution.max_workers = int(os.environ.get("FERROCANARY_WORKERS", "32") or 32)
     quiet = QuietTicks()
     for handler in logging.getLogger().handlers:
         if not any(isinstance(f, QuietTicks) for f in handler.filters):
@@ -91,7 +92,7 @@ def configure(settings: kopf.OperatorSettings, memo: Any, logger: kopf.Logger, *
     )
     # The looks run on our own threads, served from one queue of due times (canary.Looks), not on
     # kopf's pool: kopf's handlers (watch events, deletion) only queue and release.
-    looks = memo["looks"] = canary.Looks(memo, workers=settings.execution.max_workers or 16)
+    looks = memo["looks"] = canary.Looks(memo, workers=settings.execution.max_workers or 32)
     looks.scheduler.start()
     port = int(os.environ.get("FERROCANARY_METRICS_PORT", "0") or 0)
     address = os.environ.get("FERROCANARY_METRICS_ADDRESS", "0.0.0.0")

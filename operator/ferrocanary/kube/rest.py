@@ -7,9 +7,11 @@ kubectl plugin and tests code against. Authentication, TLS and the server addres
 kubernetes client's ApiClient; a server that cannot be reached at all is ``UnreachableError``, so no
 caller needs to know the kubernetes or urllib3 exception types.
 
-Every call first takes a token from a client-side rate limit (``FERROCANARY_API_QPS``, default 20 per
-second, bursts of ``FERROCANARY_API_BURST``, default 40; 0 switches it off), so no amount of canaries
-can flood the apiserver from one operator. A 429 (the apiserver's priority and fairness turning us
+Every call first takes a token from a client-side rate limit (``FERROCANARY_API_QPS``, default 50 per
+second, bursts of ``FERROCANARY_API_BURST``, default 100; 0 switches it off), so no amount of canaries
+can flood the apiserver from one operator. The default sits well above what 1,000 canaries in
+1-minute blocks need (about 18 a second, docs/scale.md): at 20 the limit itself paced their looks and
+most of a worker's time went to waiting for a token. A 429 (the apiserver's priority and fairness turning us
 away) is retried up to ``RETRIES_429`` times after its ``Retry-After`` or an exponential backoff, each
 wait capped at ``MAX_BACKOFF`` seconds; after that it is a ``KubeError`` like any other refusal.
 
@@ -175,8 +177,8 @@ class RateLimit:
     @classmethod
     def from_env(cls) -> RateLimit:
         return cls(
-            float(os.environ.get("FERROCANARY_API_QPS", "20") or 0),
-            int(os.environ.get("FERROCANARY_API_BURST", "40") or 1),
+            float(os.environ.get("FERROCANARY_API_QPS", "50") or 0),
+            int(os.environ.get("FERROCANARY_API_BURST", "100") or 1),
         )
 
     def take(self) -> None:
