@@ -52,6 +52,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     scale.add_argument(
         "--rps", type=float, default=1000.0, metavar="R", help="requests per second per build (default 1000)"
     )
+    scale.add_argument(
+        "--spread",
+        type=float,
+        metavar="S",
+        help="create the canaries evenly over S seconds (default: one interval, so their blocks end at "
+        "different moments, as canaries started at different times do; 0: all at once, every block "
+        "ending in the same seconds)",
+    )
     scale.add_argument("--quick", action="store_true", help="200 canaries, 30 s intervals, 6 minutes")
     scale.add_argument("--json", action="store_true", help="print the figures as JSON on stdout")
     scale.set_defaults(func=run_scale)
@@ -213,6 +221,7 @@ def run_scale(args: argparse.Namespace) -> int:
         minutes=6.0 if quick and args.minutes == 10.0 else args.minutes,
         interval_seconds=args.interval or (30 if quick else 60),
         rps=args.rps,
+        spread_seconds=args.spread,
     )
 
     def say(message: str) -> None:

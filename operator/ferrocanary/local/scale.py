@@ -55,6 +55,14 @@ class Options:
     interval_seconds: int = 60
     rps: float = 1000.0  # requests per second per build
     until_done: bool = False  # stop measuring once every canary has ended (at most ``minutes``)
+    # Seconds over which the canaries are created, evenly (None: one interval). Canaries that start
+    # at different moments have blocks that end at different moments, so their looks spread through
+    # each interval; 0 creates them all at once and every canary's block ends in the same seconds.
+    spread_seconds: float | None = None
+
+    @property
+    def spread(self) -> float:
+        return float(self.interval_seconds if self.spread_seconds is None else self.spread_seconds)
 
 
 @dataclass
@@ -142,6 +150,7 @@ def _measure(state: _Run) -> dict[str, Any]:
         "canaries": n,
         "minutes": round(elapsed / 60, 2),
         "interval_seconds": options.interval_seconds,
+        "spread_seconds": options.spread,
         "operator_cpu_cores_mean": figures["cpu_mean"],
         "operator_cpu_cores_p99": figures["cpu_p99"],
         "operator_rss_mb_max": figures["rss_max"],
@@ -212,14 +221,18 @@ def _wait_for_operator(state: _Run, metrics_port: int, timeout: float = 120.0) -
 
 
 def _create_canaries(state: _Run, api: rest.Rest) -> None:
-    state.progress(f"creating {state.options.canaries} RustCanaries")
-    fleet.create_all(
-        api,
-        [
-            spec_object(state.sandbox, namespace, name, state.options.interval_seconds)
-            for namespace, name in state.kinds
-        ],
-    )
+    options = state.options
+    items = [spec_object(state.sandbox, ns, name, options.interval_seconds) for ns, name in state.kinds]
+    state.progress(f"creating {options.canaries} RustCanaries over {options.spread:g}s")
+    if options.spread <= 0:
+        fleet.create_all(api, items)
+        return
+    # A share every second, on a schedule (not a sleep after each POST), so the starts are even.
+    seconds = max(1, math.ceil(options.spread))
+    began = time.monotonic()
+    for second in range(seconds):
+        fleet.create_all(api, items[second * len(items) // seconds : (second + 1) * len(items) // seconds])
+        time.sleep(max(0.0, began + second + 1 - time.monotonic()))
 
 
 # --- measuring ------------------------------------------------------------------------------------
