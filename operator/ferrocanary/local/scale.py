@@ -9,7 +9,8 @@ under the real pod names, scraped by the sandbox's Prometheus every 5 s; the ope
 should be RolledBack).
 
 The Deployments are created first, then the operator is started and the RustCanaries are POSTed a
-few at a time (seconds for 1,000), so all N canaries run at once. What is measured, from outside the
+few at a time, evenly over ``--spread`` seconds (one interval by default), so all N canaries run at
+once with their blocks ending through the interval. What is measured, from outside the
 operator, from the moment every canary exists: its CPU (``/proc``, sampled every 5 s: mean and p99
 in cores) and peak resident memory; the API requests the operator itself sent (its own counter,
 ``ferrocanary_api_requests_total`` on its /metrics, by verb, resource and code: what
@@ -17,7 +18,8 @@ in cores) and peak resident memory; the API requests the operator itself sent (i
 RustCanaries and Events and in all, from every client (the benchmark's own LISTs subtracted);
 Prometheus' own counters of ``query_range`` requests and bytes answered; the judgement lag (for
 every block, from the moment Prometheus holds it, its end, to the look that judged it,
-``lastTickAt``); and the share of canaries that ended as their data call for.
+``lastTickAt``; its p99 also for the blocks ending in each minute); and the share of canaries
+that ended as their data call for.
 """
 
 from __future__ import annotations
@@ -162,6 +164,7 @@ def _measure(state: _Run) -> dict[str, Any]:
         "prometheus_bytes_per_second": round(answered, 1),
         "judgement_lag_p99_seconds": figures["lag_p99"],
         "judgement_lag_median_seconds": figures["lag_median"],
+        "judgement_lag_p99_seconds_by_minute": figures["lag_p99_by_minute"],
         "blocks_judged": figures["blocks"],
         "decisions_correct": figures["correct"],
         "finished": figures["finished"],
@@ -256,6 +259,7 @@ def _watch(state: _Run, api: rest.Rest, began: float) -> dict[str, Any]:
     cpu: list[float] = []
     rss = 0.0
     lags: list[float] = []
+    ends: list[datetime] = []  # each lag's block end, for the lag minute by minute
     judged: dict[tuple[str, str], int] = {}
     phases: dict[tuple[str, str], str] = {}
     # Blocks judged before the measurement (none when the canaries were created within seconds) are
@@ -284,7 +288,7 @@ def _watch(state: _Run, api: rest.Rest, began: float) -> dict[str, Any]:
                 state.progress(f"a poll of the canaries failed ({exc}); the next one covers it")
                 continue
             for obj in listed:
-                _observe(obj, interval, judged, phases, lags)
+                _observe(obj, interval, judged, phases, lags, ends=ends)
             if state.options.until_done and all(phases.get(key) in TERMINAL for key in state.kinds):
                 break
     correct = sum(1 for key, kind in state.kinds.items() if phases.get(key) == fleet.EXPECTED[kind])
@@ -294,11 +298,23 @@ def _watch(state: _Run, api: rest.Rest, began: float) -> dict[str, Any]:
         "cpu_p99": round(_percentile(cpu, 0.99), 4),
         "rss_max": round(rss, 1),
         "lag_p99": round(_percentile(lags, 0.99), 2),
+        "lag_p99_by_minute": _by_minute(lags, ends),
         "lag_median": round(_percentile(lags, 0.5), 2),
         "blocks": len(lags),
         "correct": round(correct / max(1, len(state.kinds)), 4),
         "finished": finished,
     }
+
+
+def _by_minute(lags: list[float], ends: list[datetime]) -> list[float]:
+    """The lag's p99 for the blocks ending in each minute of the run (where a backlog built up)."""
+    if not ends:
+        return []
+    first = min(ends)
+    minutes: dict[int, list[float]] = {}
+    for lag, end in zip(lags, ends, strict=True):
+        minutes.setdefault(int((end - first).total_seconds() // 60), []).append(lag)
+    return [round(_percentile(minutes.get(m, []), 0.99), 1) for m in range(max(minutes) + 1)]
 
 
 def _observe(
@@ -307,6 +323,8 @@ def _observe(
     judged: dict[tuple[str, str], int],
     phases: dict[tuple[str, str], str],
     lags: list[float],
+    *,
+    ends: list[datetime] | None = None,
 ) -> None:
     """Record, for every block a new look covered, the time from its end to that look."""
     meta, status = obj.get("metadata") or {}, obj.get("status") or {}
@@ -319,6 +337,8 @@ def _observe(
     for k in range(judged.get(key, 0), complete):
         end = started + timedelta(seconds=(k + 1) * interval)
         lags.append((looked - end).total_seconds())
+        if ends is not None:
+            ends.append(end)
     judged[key] = max(judged.get(key, 0), complete)
 
 
