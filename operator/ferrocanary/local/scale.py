@@ -227,10 +227,8 @@ def _create_canaries(state: _Run, api: rest.Rest) -> None:
     options = state.options
     items = [spec_object(state.sandbox, ns, name, options.interval_seconds) for ns, name in state.kinds]
     state.progress(f"creating {options.canaries} RustCanaries over {options.spread:g}s")
-    if options.spread <= 0:
-        fleet.create_all(api, items)
-        return
-    # A share every second, on a schedule (not a sleep after each POST), so the starts are even.
+    # A share every second, on a schedule (not a sleep after each POST), so the starts are even; a
+    # spread of 0 is one share, all at once.
     seconds = max(1, math.ceil(options.spread))
     began = time.monotonic()
     for second in range(seconds):
@@ -266,7 +264,7 @@ def _watch(state: _Run, api: rest.Rest, began: float) -> dict[str, Any]:
     # not counted: the first poll would date them all to the latest look, minutes late.
     state.lists += 1
     for obj in canaries.list_objects(api, None):
-        _observe(obj, interval, judged, phases, [])
+        _observe(obj, interval, judged, phases, [], ends=[])
     # Half a block between polls: a canary looks at most once between two, so each block's look is
     # the one the poll sees (a LIST of 1,000 canaries every 10 s was the bench's own load).
     every = min(POLL_SECONDS, max(5.0, interval / 2))
@@ -324,7 +322,7 @@ def _observe(
     phases: dict[tuple[str, str], str],
     lags: list[float],
     *,
-    ends: list[datetime] | None = None,
+    ends: list[datetime],
 ) -> None:
     """Record, for every block a new look covered, the time from its end to that look."""
     meta, status = obj.get("metadata") or {}, obj.get("status") or {}
@@ -337,8 +335,7 @@ def _observe(
     for k in range(judged.get(key, 0), complete):
         end = started + timedelta(seconds=(k + 1) * interval)
         lags.append((looked - end).total_seconds())
-        if ends is not None:
-            ends.append(end)
+        ends.append(end)
     judged[key] = max(judged.get(key, 0), complete)
 
 
