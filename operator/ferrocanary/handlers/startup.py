@@ -32,6 +32,7 @@ from ferrocanary.kube import client
 from ferrocanary.metrics import exposition, prometheus
 
 PREFIX = "ferrocanary.io"
+WORKERS = 32  # look threads unless FERROCANARY_WORKERS says otherwise (see configure)
 _serving: set[tuple[str, int]] = set()
 
 
@@ -80,7 +81,7 @@ def configure(settings: kopf.OperatorSettings, memo: Any, logger: kopf.Logger, *
     # Enough look threads that the looks one slow Prometheus ties up (its fetch slots and as many
     # waiters: 16 at the default 8 slots) leave as many free for every other canary. Waiting threads
     # cost no CPU; kopf's own handlers use the same number from its pool.
-    settings.execution.max_workers = int(os.environ.get("FERROCANARY_WORKERS", "32") or 32)
+    settings.execution.max_workers = int(os.environ.get("FERROCANARY_WORKERS", "") or WORKERS)
     quiet = QuietTicks()
     for handler in logging.getLogger().handlers:
         if not any(isinstance(f, QuietTicks) for f in handler.filters):
@@ -92,7 +93,7 @@ def configure(settings: kopf.OperatorSettings, memo: Any, logger: kopf.Logger, *
     )
     # The looks run on our own threads, served from one queue of due times (canary.Looks), not on
     # kopf's pool: kopf's handlers (watch events, deletion) only queue and release.
-    looks = memo["looks"] = canary.Looks(memo, workers=settings.execution.max_workers or 32)
+    looks = memo["looks"] = canary.Looks(memo, workers=settings.execution.max_workers or WORKERS)
     looks.scheduler.start()
     port = int(os.environ.get("FERROCANARY_METRICS_PORT", "0") or 0)
     address = os.environ.get("FERROCANARY_METRICS_ADDRESS", "0.0.0.0")
