@@ -45,10 +45,16 @@ def p99_ratio(judgement: decisions.Judgement, settings: analysis.AnalysisSetting
     ]
     for result in judgement.kpis:
         if result.name in names and result.estimate is not None:
-            low = "-inf" if result.lower is None else f"{result.lower:.2f}"
-            high = "inf" if result.upper is None else f"{result.upper:.2f}"
-            return f"{result.estimate:.2f} [{low}, {high}]"
+            low = "-inf" if result.lower is None else _ratio(result.lower)
+            high = "inf" if result.upper is None else _ratio(result.upper)
+            return f"{_ratio(result.estimate)} [{low}, {high}]"
     return None
+
+
+def _ratio(value: float) -> str:
+    """Two decimals, or two significant digits in exponent form from 1000 up: a first look's bound
+    can be 1e129, and 130 digits in a ``kubectl get`` column hide every other column."""
+    return f"{value:.2f}" if abs(value) < 1000 else f"{value:.2g}"
 
 
 def pricing_status(pricing: analysis.Pricing) -> dict[str, Any]:
