@@ -199,6 +199,31 @@ def test_the_timer_works_from_the_watched_body_or_its_own_newer_write_not_a_get_
     assert PATH not in read  # the canary itself was never read back
 
 
+def test_kept_objects_leave_out_managed_fields_which_were_half_their_size() -> None:
+    """The watched body and our own last write are kept per canary without ``managedFields``; what a
+    tick reads from them (its spec, status and resourceVersion) is unchanged."""
+    world = World(ModelSource(arms.PYTHON, arms.RUST_WIN))
+    memo = kopf.Memo(deps=world.deps)
+    looks = canary.Looks(memo, workers=1)
+    body = copy.deepcopy(world.kube.objects[PATH])
+    body["metadata"]["managedFields"] = [{"manager": "kubectl", "fieldsV1": {"f:spec": {}}}]
+    looks.seen((NS, NAME), body)
+    kept = looks._bodies[(NS, NAME)]
+    assert "managedFields" not in kept["metadata"]
+    assert kept["spec"] == body["spec"]
+    assert kept["metadata"]["resourceVersion"] == body["metadata"]["resourceVersion"]
+    assert "managedFields" in body["metadata"]  # the watch's own object is not changed
+    newer = str(int(body["metadata"]["resourceVersion"]) + 1)
+    meta = dict(body["metadata"], resourceVersion=newer)
+    written = dict(body, metadata=meta, status={"phase": "Progressing"})
+    result = reconcile.TickResult(wrote=True, written=written)
+    canary._written(memo).record((NS, NAME), result)
+    newest = canary._written(memo).newest((NS, NAME), kept)
+    assert newest is not None
+    assert newest["metadata"]["resourceVersion"] == newer  # our write, the newer one
+    assert "managedFields" not in newest["metadata"]
+
+
 def test_a_finished_canary_has_no_timer_until_an_action_or_a_new_spec_arrives() -> None:
     done = {"phase": "Promoted", "observedGeneration": 3}
     assert not canary._live(status=done, meta={"generation": 3}, annotations={})

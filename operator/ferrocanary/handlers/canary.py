@@ -123,6 +123,16 @@ def _live(
     return status.get("observedGeneration") != meta.get("generation")
 
 
+def _lean(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """A shallow copy of ``obj`` without ``metadata.managedFields``, which the operator never reads:
+    at 1,000 canaries they were half of every object it keeps (18 of 35 MB for one copy of each)."""
+    out = dict(obj)
+    meta = out.get("metadata")
+    if isinstance(meta, Mapping) and "managedFields" in meta:
+        out["metadata"] = {k: v for k, v in meta.items() if k != "managedFields"}
+    return out
+
+
 def _version(obj: Mapping[str, Any]) -> int:
     try:
         return int((obj.get("metadata") or {}).get("resourceVersion", ""))
@@ -158,7 +168,7 @@ class Written:
                 return
             self._stale.discard(key)
             if result.written:
-                self._objects[key] = dict(result.written)
+                self._objects[key] = _lean(result.written)
 
     def forget(self, key: tuple[str, str]) -> None:
         with self._lock:
@@ -210,7 +220,7 @@ class Looks:
 
     def seen(self, key: Key, body: Mapping[str, Any]) -> None:
         """A watch event: keep the body; look at once unless it is our own write coming back."""
-        raw = dict(body)
+        raw = _lean(body)
         with self._lock:
             self._bodies[key] = raw
         if not _written(self._memo).mine(key, raw):
@@ -218,7 +228,7 @@ class Looks:
 
     def own(self, key: Key, body: Mapping[str, Any], logger: _Logger) -> None:
         with self._lock:
-            self._bodies.setdefault(key, dict(body))
+            self._bodies.setdefault(key, _lean(body))
             self._loggers[key] = logger
         self.scheduler.add(key)
 
