@@ -94,6 +94,14 @@ def test_a_clear_win_ends_promoted_with_the_route_at_100_percent_rust(
             printed = sandbox.kubectl("-n", namespace, "get", "rustcanaries")
             assert "Promoted" in printed
             assert "Promote" in printed
+            # An SRE asking who owns the status is told ferrocanary, not the client library.
+            shown = json.loads(
+                sandbox.kubectl(
+                    "-n", namespace, "get", "rustcanary", "scorer", "-o", "json", "--show-managed-fields"
+                )
+            )
+            owners = {(m["manager"], m.get("subresource", "")) for m in shown["metadata"]["managedFields"]}
+            assert ("ferrocanary", "status") in owners, owners
             # The operator's own metrics, scraped by the real Prometheus.
             weight = wait_for(
                 lambda: prometheus_query(

@@ -119,6 +119,8 @@ class JsonApi(Protocol):
 
 
 RETRIES_429 = 4
+FIELD_MANAGER = "ferrocanary"
+_WRITES = frozenset({"POST", "PUT", "PATCH"})
 MAX_BACKOFF = 5.0
 
 
@@ -232,8 +234,16 @@ class Rest:
         headers = {"Accept": "application/json"}
         if body is not None:
             headers["Content-Type"] = content_type or "application/json"
+        # Writes name their field manager, so managedFields (and `kubectl get --show-managed-fields`)
+        # say which fields ferrocanary owns instead of the client library's "OpenAPI-Generator".
+        query = [("fieldManager", FIELD_MANAGER)] if method in _WRITES else None
         _, url, headers, payload, _ = self._client.param_serialize(
-            method=method, resource_path=path, header_params=headers, body=body, auth_settings=["BearerToken"]
+            method=method,
+            resource_path=path,
+            query_params=query,
+            header_params=headers,
+            body=body,
+            auth_settings=["BearerToken"],
         )
         for attempt in range(RETRIES_429 + 1):
             status, reason, text, retry_after = self._send(method, path, url, headers, payload)
