@@ -21,9 +21,15 @@ from tests.support.http import serving
 class _Crowded(BaseHTTPRequestHandler):
     refusals: ClassVar[int] = 0
     hits: ClassVar[int] = 0
+    paths: ClassVar[list[str]] = []
+
+    def do_PATCH(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.do_GET()
 
     def do_GET(self) -> None:
         _Crowded.hits += 1
+        _Crowded.paths.append(self.path)
         refuse = _Crowded.hits <= _Crowded.refusals
         body = b'{"message":"too many requests"}' if refuse else b'{"kind":"Thing"}'
         self.send_response(429 if refuse else 200)
@@ -41,7 +47,7 @@ class _Crowded(BaseHTTPRequestHandler):
 @pytest.fixture
 def crowded(monkeypatch: pytest.MonkeyPatch) -> Iterator[rest.Rest]:
     monkeypatch.setattr(rest, "MAX_BACKOFF", 0.2)
-    _Crowded.hits, _Crowded.refusals = 0, 0
+    _Crowded.hits, _Crowded.refusals, _Crowded.paths = 0, 0, []
     with serving(_Crowded) as where:
         yield rest.Rest(k8s.ApiClient(k8s.Configuration(host=f"http://{where}")), limit=rest.RateLimit(0, 1))
 
@@ -72,3 +78,13 @@ def test_the_rate_limit_spaces_calls_past_the_burst() -> None:
     for _ in range(1000):
         unlimited.take()
     assert time.monotonic() - began < 0.5
+
+
+def test_writes_name_ferrocanary_as_their_field_manager_and_reads_send_no_query(crowded: rest.Rest) -> None:
+    """managedFields then say which fields ferrocanary owns, not the client library's default name."""
+    crowded.patch("/api/v1/namespaces/shop/things/x/status", {"status": {}})
+    crowded.get("/api/v1/namespaces/shop/things/x")
+    assert _Crowded.paths == [
+        "/api/v1/namespaces/shop/things/x/status?fieldManager=ferrocanary",
+        "/api/v1/namespaces/shop/things/x",
+    ]
