@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler
@@ -49,6 +50,19 @@ def test_blocks_are_aligned_to_the_window_start_and_read_at_their_end() -> None:
     memory = next(c for c in canned.calls if "resident_memory" in c[0])
     assert memory[1:] == first_counter[1:]  # the same request: gauges are read at the block ends in it
     assert "[10s]" in memory[0]
+
+
+def test_the_latency_histograms_close_the_looks_one_query() -> None:
+    """Prometheus evaluates a chain of ``or`` from the left, carrying every series on the left through
+    each later ``or``: the histograms, nine in ten of a look's series, come last in the chain."""
+    answers = {**full_arm("baseline", {0: 100, 1: 110}), **full_arm("candidate", {0: 10, 1: 11})}
+    source, canned = source_with(answers)
+    rec = source.fetch(window(2))
+    assert [b.baseline.requests for b in rec.blocks] == [100, 110]  # every part still read back
+    parts = re.findall(r'"ferrocanary_part", "([\w.]+)"', canned.calls[0][0])
+    assert parts[-2:] == ["baseline.latency", "candidate.latency"]
+    assert len(parts) > 2
+    assert all(not p.endswith(".latency") for p in parts[:-2])
 
 
 def test_counters_reset_and_new_series_are_differenced_like_increase() -> None:
