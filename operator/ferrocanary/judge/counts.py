@@ -72,6 +72,11 @@ PRIOR_BLOCKS = 3.0
 PRIOR_PHI = 3.0
 
 
+def _before(x: Float) -> Float:
+    """Running sums over blocks 0..j-1 (0 at j = 0)."""
+    return np.concatenate(([0.0], np.cumsum(x)[:-1]))
+
+
 def dispersion(k_c: Float, k_b: Float, exposure_c: Float, exposure_b: Float) -> Float:
     """phi_j per block from blocks 0..j-1 only: the mean squared Pearson residual of the candidate's
     share of each block's events around the rate ratio fitted on those blocks, shrunk toward
@@ -88,8 +93,8 @@ def dispersion(k_c: Float, k_b: Float, exposure_c: Float, exposure_b: Float) -> 
         residual2 = (k_c - pi * total) ** 2 / (total * pi * (1.0 - pi))
     residual2 = np.where(usable & np.isfinite(residual2), residual2, 0.0)
     # block j may only see blocks < j: shift the running sums by one
-    seen = np.concatenate(([0.0], np.cumsum(usable.astype(np.float64))[:-1]))
-    squares = np.concatenate(([0.0], np.cumsum(residual2)[:-1]))
+    seen = _before(usable.astype(np.float64))
+    squares = _before(residual2)
     return np.maximum(1.0, (squares + PRIOR_PHI * PRIOR_BLOCKS) / (seen + PRIOR_BLOCKS))
 
 
@@ -115,11 +120,6 @@ def _cv2_prior() -> tuple[Float, Float]:
     high = grid >= 1.0
     prior = np.where(high, PRIOR_CV2_HIGH / high.sum(), (1.0 - PRIOR_CV2_HIGH) / (~high).sum())
     return grid[:, None], np.log(prior)[:, None]
-
-
-def _before(x: Float) -> Float:
-    """Running sums over blocks 0..j-1 (0 at j = 0)."""
-    return np.concatenate(([0.0], np.cumsum(x)[:-1]))
 
 
 def _arm_log_likelihood(k: Float, n: Float, grid: Float) -> tuple[Float, Float]:
@@ -261,14 +261,14 @@ def rate_dispersion(k: Float, n: Float, floor: float) -> Float:
     however large its blocks are; any predictable phi >= 1 keeps the e-process valid."""
     usable = n > 0
     kk, nn = np.where(usable, k, 0.0), np.where(usable, n, 0.0)
-    seen_k = np.concatenate(([0.0], np.cumsum(kk)[:-1]))
-    seen_n = np.concatenate(([0.0], np.cumsum(nn)[:-1]))
+    seen_k = _before(kk)
+    seen_n = _before(nn)
     with np.errstate(divide="ignore", invalid="ignore"):
         rate = (seen_k + 0.5) / (seen_n + 0.5 / floor)  # starts at the floor, then the observed rate
         residual2 = (kk - nn * rate) ** 2 / (nn * rate * (1.0 - rate))
     residual2 = np.where(usable & np.isfinite(residual2), residual2, 0.0)
-    seen = np.concatenate(([0.0], np.cumsum(usable.astype(np.float64))[:-1]))
-    squares = np.concatenate(([0.0], np.cumsum(residual2)[:-1]))
+    seen = _before(usable.astype(np.float64))
+    squares = _before(residual2)
     return np.maximum(1.0, (squares + PRIOR_PHI * PRIOR_BLOCKS) / (seen + PRIOR_BLOCKS))
 
 
