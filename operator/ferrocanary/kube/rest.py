@@ -119,9 +119,9 @@ class JsonApi(Protocol):
 
 
 RETRIES_429 = 4
+MAX_BACKOFF = 5.0
 FIELD_MANAGER = "ferrocanary"
 _WRITES = frozenset({"POST", "PUT", "PATCH"})
-MAX_BACKOFF = 5.0
 
 
 def _after_version(path: str) -> list[str]:
