@@ -38,7 +38,7 @@ from ferrocanary.model import metrics as metrics_spec
 from ferrocanary.model import spec as canary_spec
 from ferrocanary.model.decisions import Ending
 from ferrocanary.model.reasons import ConditionType, Reason
-from ferrocanary.policy import custom_kpis, figures, machine, report
+from ferrocanary.policy import claims, custom_kpis, figures, machine, report
 from ferrocanary.policy import state as policy_state
 from ferrocanary.policy.state import Phase
 from ferrocanary.routing import protocol as routing
@@ -97,6 +97,9 @@ class Deps:
     # version and skip re-exporting a status already exported: caches keyed by resourceVersion.
     parsed: dict[tuple[str, str], tuple[str, _Parsed]] = field(default_factory=dict)
     exported: dict[tuple[str, str], str] = field(default_factory=dict)
+    # The canaries of a namespace as this process's watch last saw them, for the start rule (None:
+    # no view now, LIST them). Without it (a test, a one-off run) every start LISTs its namespace.
+    claimants: Callable[[str], list[claims.Claimant] | None] | None = None
 
     def router(self, namespace: str, name: str, spec: canary_spec.CanarySpec) -> routing.TrafficRouter:
         if self.routers is not None:
@@ -455,37 +458,41 @@ def _ignore_action(t: _Tick, why: str) -> None:
 
 
 def _claimed_by_another(t: _Tick, spec: canary_spec.CanarySpec) -> str | None:
-    """Why this Pending canary may not start yet: another canary of the namespace that is running,
-    or Pending and older (creation time, then name: every canary reaches the same order), acts on
-    an object this one needs. Read from the RustCanaries themselves, so claiming needs no write
-    access to Deployments or routes."""
-    mine = canary_spec.claims(spec)
-    me = _seniority(t.obj)
+    """Why this Pending canary may not start yet (see policy/claims.py), read from the RustCanaries
+    themselves, so claiming needs no write access to Deployments or routes.
+
+    From the watch's view when the operator keeps one: a LIST of the namespace per start cost the API
+    server a whole namespace of objects each time (a hundred canaries' 1 MB per start). The view may
+    lag the API, so a canary it names is read fresh before this one waits on it (a canary deleted
+    while the watch was down can linger in the view; a finished one may not have reached it yet).
+    The view cannot miss an older canary this one must wait for: the watch delivered that canary's
+    creation before this one's, and kopf fills the view from its first listing before any look."""
+    wanted = canary_spec.claims(spec)
+    mine = claims.seniority(t.obj)
     try:
-        others = canaries.list_objects(t.deps.api, t.namespace)
+        viewed = t.deps.claimants(t.namespace) if t.deps.claimants is not None else None
+        if viewed is None:
+            listed = [claims.claimant(o) for o in canaries.list_objects(t.deps.api, t.namespace)]
+            found = claims.blocker(t.name, mine, wanted, listed)
+        else:
+            found = claims.blocker(t.name, mine, wanted, viewed)
+            while found is not None:
+                fresh = canaries.get(t.deps.api, t.namespace, found[0].name)
+                confirmed = claims.blocker(t.name, mine, wanted, [claims.claimant(fresh)] if fresh else [])
+                if confirmed is not None:
+                    found = confirmed
+                    break
+                viewed = [c for c in viewed if c.name != found[0].name]
+                found = claims.blocker(t.name, mine, wanted, viewed)
     except rest.KubeError as exc:
         return f"cannot check which objects other RustCanaries use: {exc}"
-    for other in others:
-        name = str((other.get("metadata") or {}).get("name", ""))
-        phase = policy_state.from_status(other.get("status")).phase
-        if name == t.name or phase.terminal or (phase is Phase.PENDING and _seniority(other) > me):
-            continue
-        try:
-            shared = mine & canary_spec.claims(canary_spec.parse_routing(other.get("spec") or {}))
-        except ValueError:
-            continue  # a refused spec never moves traffic
-        if shared:
-            kind, object_name = sorted(shared)[0]
-            return (
-                f"{kind} {t.namespace}/{object_name} is used by RustCanary {t.namespace}/{name} "
-                f"({phase.value}); this one starts when that one has finished"
-            )
-    return None
-
-
-def _seniority(obj: Mapping[str, Any]) -> tuple[str, str]:
-    meta = obj.get("metadata") or {}
-    return str(meta.get("creationTimestamp") or ""), str(meta.get("name", ""))
+    if found is None:
+        return None
+    other, (kind, object_name) = found
+    return (
+        f"{kind} {t.namespace}/{object_name} is used by RustCanary {t.namespace}/{other.name} "
+        f"({other.phase.value}); this one starts when that one has finished"
+    )
 
 
 def _finalize(t: _Tick) -> TickResult:

@@ -37,6 +37,11 @@ def test_no_timer_an_owning_daemon_a_watch_handler_and_a_delete_handler_are_regi
     assert spawning[0].selector.group == canaries.GROUP
     assert [h.id for h in registry._watching.get_all_handlers()] == ["seen"]
     assert [h.id for h in registry._changing.get_all_handlers()] == ["release"]
+    # every canary of the watched namespaces, whatever its shard, for the start rule (no LIST)
+    indexing = registry._indexing.get_all_handlers()
+    assert [h.id for h in indexing] == ["claimants"]
+    assert indexing[0].selector.any_name == canaries.PLURAL
+    assert not indexing[0].labels
     ours = [h.id for h in registry._activities.get_all_handlers() if not h._fallback]
     assert ours == ["login", "configure", "stop_looks"]  # our login replaces kopf's fallback ones
 
@@ -91,9 +96,10 @@ def kubeconfig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_startup_sets_our_finalizer_and_prefix_and_builds_the_dependencies(kubeconfig: Path) -> None:
     settings = kopf.OperatorSettings()
     memo = kopf.Memo()
-    startup.configure(settings=settings, memo=memo, logger=LOG)
+    startup.configure(settings=settings, memo=memo, logger=LOG, claimants={NS: []})
     startup.stop_looks(memo=memo)
     assert isinstance(memo["looks"], canary.Looks)
+    assert memo["deps"].claimants is not None and memo["deps"].claimants(NS) == []
     assert settings.persistence.finalizer == "ferrocanary.io/finalizer"
     assert isinstance(settings.persistence.progress_storage, kopf.AnnotationsProgressStorage)
     assert settings.posting.level == logging.WARNING

@@ -36,7 +36,7 @@ import kopf
 from ferrocanary import reconcile, scheduling
 from ferrocanary.kube import canaries
 from ferrocanary.model.reasons import Reason
-from ferrocanary.policy import machine, state
+from ferrocanary.policy import claims, machine, state
 
 log = logging.getLogger(__name__)
 
@@ -264,6 +264,35 @@ class Looks:
 def _looks(memo: Any) -> Looks | None:
     found = memo.get("looks")
     return found if isinstance(found, Looks) else None
+
+
+@kopf.index(canaries.GROUP, canaries.VERSION, canaries.PLURAL, id="claimants")
+async def claimants(body: kopf.Body, namespace: str | None, **_: Any) -> dict[str, claims.Claimant]:
+    """Every canary of the watched namespaces, for the start rule (reconcile._claimed_by_another).
+
+    No shard filter: a canary of another shard may hold a Deployment that one of ours needs. kopf
+    fills the index from its first listing before it runs any handler, so no look reads it half
+    full; a deleted canary leaves it."""
+    return {namespace or "": claims.claimant(body)}
+
+
+# A snapshot retried when the event loop changed the index during the copy (a RuntimeError).
+_SNAPSHOT_ATTEMPTS = 3
+
+
+def claimants_in(index: Mapping[str, Any], namespace: str) -> list[claims.Claimant] | None:
+    """The claimants of ``namespace`` in kopf's index, read from a look's thread; None: read none.
+
+    kopf updates the index on its event loop while looks read it on theirs: ``list()`` of a store
+    copies its dict's values in one call, which fails (never returns a torn copy) if the loop
+    changed the dict's size in between."""
+    for _ in range(_SNAPSHOT_ATTEMPTS):
+        try:
+            store = index.get(namespace)
+            return [] if store is None else [c for c in list(store) if isinstance(c, claims.Claimant)]
+        except RuntimeError:
+            continue
+    return None
 
 
 @kopf.on.event(canaries.GROUP, canaries.VERSION, canaries.PLURAL, id="seen", labels=LABELS or None)

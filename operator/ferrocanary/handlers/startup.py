@@ -70,7 +70,7 @@ def login(**_: Any) -> kopf.ConnectionInfo:
 
 
 @kopf.on.startup()
-def configure(settings: kopf.OperatorSettings, memo: Any, logger: kopf.Logger, **_: Any) -> None:
+def configure(settings: kopf.OperatorSettings, memo: Any, logger: kopf.Logger, **kwargs: Any) -> None:
     settings.persistence.finalizer = f"{PREFIX}/finalizer"
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
@@ -86,10 +86,13 @@ def configure(settings: kopf.OperatorSettings, memo: Any, logger: kopf.Logger, *
     for handler in logging.getLogger().handlers:
         if not any(isinstance(f, QuietTicks) for f in handler.filters):
             handler.addFilter(quiet)
+    # kopf passes every index by its id (canary.claimants); without it each start LISTs its namespace.
+    index: Mapping[str, Any] | None = kwargs.get("claimants")
     memo["deps"] = reconcile.Deps(
         api=client.connect(),
         token_policy=token_policy(os.environ),
         shared_templates_namespace=os.environ.get("FERROCANARY_SHARED_TEMPLATES_NAMESPACE", ""),
+        claimants=None if index is None else lambda namespace: canary.claimants_in(index, namespace),
     )
     # The looks run on our own threads, served from one queue of due times (canary.Looks), not on
     # kopf's pool: kopf's handlers (watch events, deletion) only queue and release.
