@@ -99,7 +99,8 @@ def test_startup_sets_our_finalizer_and_prefix_and_builds_the_dependencies(kubec
     startup.configure(settings=settings, memo=memo, logger=LOG, claimants={NS: []})
     startup.stop_looks(memo=memo)
     assert isinstance(memo["looks"], canary.Looks)
-    assert memo["deps"].claimants is not None and memo["deps"].claimants(NS) == []
+    assert memo["deps"].claimants is not None
+    assert memo["deps"].claimants(NS) == []
     assert settings.persistence.finalizer == "ferrocanary.io/finalizer"
     assert isinstance(settings.persistence.progress_storage, kopf.AnnotationsProgressStorage)
     assert settings.posting.level == logging.WARNING
