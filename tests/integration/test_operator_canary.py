@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 from kopf.testing import KopfRunner
 
-from ferrocanary.kube import rest
+from ferrocanary.kube import canaries, rest
 from ferrocanary.local.sandbox import Sandbox
 from tests.support import arms
 from tests.support.canary import Canary, assert_resumed_to_the_same_promotion, running
@@ -267,6 +267,48 @@ def test_manual_promote_pause_resume_and_abort(
         assert "by hand" in promoted["verdictReason"]
         assert gated.route_weights() == {"gated-python": 0, "gated-rust": 100}
         assert "WaitingPromotion" in gated.reasons()
+
+
+def test_a_second_canary_on_the_same_deployments_waits_for_the_first_then_starts(
+    sandbox: Sandbox, api: rest.Rest, namespace: str, operator: KopfRunner, tmp_path: Path
+) -> None:
+    """The start rule from the operator's watch (kopf's index) rather than a LIST of the namespace:
+    a canary created while another one runs on its Deployments waits, naming it, and starts when
+    that one has finished."""
+    first = Canary(sandbox, api, namespace, "scorer", "replicas", arms.RUST_WIN)
+    # The second names the same Deployments and reads the first's series: only the name differs.
+    second = Canary(sandbox, api, namespace, "scorer-again", "replicas", arms.RUST_WIN)
+    with running(first, tmp_path):
+        lists_before = _canary_lists()
+        first.apply()
+        first.wait(lambda s: s.get("phase") == "Progressing", 30, "Progressing")
+        body = {**first.obj, "metadata": {"name": second.name, "namespace": namespace}}
+        api.post(canaries.path(namespace), {k: body[k] for k in ("apiVersion", "kind", "metadata", "spec")})
+        try:
+
+            def claimed(status: dict[str, Any]) -> bool:
+                return any(c.get("reason") == "ClaimedByAnother" for c in status.get("conditions", []))
+
+            waiting = second.wait(claimed, 30, "ClaimedByAnother")
+            message = next(c["message"] for c in waiting["conditions"] if c["reason"] == "ClaimedByAnother")
+            assert f"is used by RustCanary {namespace}/scorer (Progressing)" in message, message
+            assert waiting.get("phase", "Pending") == "Pending"
+            ended = first.wait_terminal(300)
+            assert ended["phase"] == "Promoted", ended.get("verdictReason")
+            second.wait(lambda s: s.get("phase") == "Progressing", 30, "the second started")
+            assert "Started" in second.reasons()
+            second.annotate("abort")
+            assert second.wait_terminal(30)["phase"] == "RolledBack"
+            # Neither start LISTed the namespace (the operator runs in this process: same counter).
+            assert _canary_lists() == lists_before
+        finally:
+            second.delete()
+
+
+def _canary_lists() -> int:
+    """LISTs of RustCanaries sent from this process so far (rest.REQUESTS counts every request)."""
+    counts = rest.REQUESTS.snapshot()
+    return sum(n for (verb, resource, _), n in counts.items() if (verb, resource) == ("list", "rustcanaries"))
 
 
 @pytest.mark.usefixtures("crd", "operator_env")
