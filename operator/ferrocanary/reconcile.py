@@ -469,21 +469,24 @@ def _claimed_by_another(t: _Tick, spec: canary_spec.CanarySpec) -> str | None:
     creation before this one's, and kopf fills the view from its first listing before any look."""
     wanted = canary_spec.claims(spec)
     mine = claims.seniority(t.obj)
+
+    def blocker(others: list[claims.Claimant]) -> tuple[claims.Claimant, claims.Claimed] | None:
+        return claims.blocker(t.name, mine, wanted, others)
+
     try:
         viewed = t.deps.claimants(t.namespace) if t.deps.claimants is not None else None
         if viewed is None:
-            listed = [claims.claimant(o) for o in canaries.list_objects(t.deps.api, t.namespace)]
-            found = claims.blocker(t.name, mine, wanted, listed)
+            found = blocker([claims.claimant(o) for o in canaries.list_objects(t.deps.api, t.namespace)])
         else:
-            found = claims.blocker(t.name, mine, wanted, viewed)
-            while found is not None:
+            found = blocker(viewed)
+            while found is not None:  # the view's suspect, read fresh: it blocks, or the next one
                 fresh = canaries.get(t.deps.api, t.namespace, found[0].name)
-                confirmed = claims.blocker(t.name, mine, wanted, [claims.claimant(fresh)] if fresh else [])
+                confirmed = blocker([claims.claimant(fresh)] if fresh else [])
                 if confirmed is not None:
                     found = confirmed
                     break
                 viewed = [c for c in viewed if c.name != found[0].name]
-                found = claims.blocker(t.name, mine, wanted, viewed)
+                found = blocker(viewed)
     except rest.KubeError as exc:
         return f"cannot check which objects other RustCanaries use: {exc}"
     if found is None:
